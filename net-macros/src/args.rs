@@ -1,0 +1,276 @@
+//! The attributes' arguments: `#[net::connect("Tag", oneway, crate = path)]` and
+//! `#[net::flag("NAME", crate = path)]`.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Error, Ident, Lit, LitStr, Path, Token};
+
+use crate::errors::Errors;
+
+/// The arguments of `#[net::connect]`.
+pub(crate) struct ConnectArgs {
+    /// The custom tag, `"Tag"` or `tag = "Tag"`.
+    pub(crate) tag: Option<LitStr>,
+    /// `oneway`: callers get no reply.
+    pub(crate) oneway: bool,
+    /// The path of the runtime crate, `::net` unless `crate = path`.
+    pub(crate) krate: Path,
+}
+
+impl ConnectArgs {
+    /// Parses every argument; a bad one is recorded in `errors` and left at its default.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut tag = None;
+        let mut oneway = None;
+        let mut krate = None;
+        for entry in entries(args, errors) {
+            match entry {
+                Entry::Str(lit) => set_name(&mut tag, lit, "tag", errors),
+                Entry::Pair(key, value) if key == "tag" => {
+                    if let Some(lit) = errors.ok(syn::parse2(value)) {
+                        set_name(&mut tag, lit, "tag", errors);
+                    }
+                }
+                Entry::Word(key) if key == "tag" => errors.spanned(key, "expected `tag = \"...\"`"),
+                Entry::Word(key) if key == "oneway" => match oneway {
+                    Some(_) => errors.spanned(key, "`oneway` is given twice"),
+                    None => oneway = Some(key),
+                },
+                Entry::Pair(key, _) if key == "oneway" => {
+                    errors.spanned(key, "`oneway` takes no value: write `oneway`")
+                }
+                Entry::Pair(key, value) if key == "crate" => {
+                    set_crate(&mut krate, key, value, errors)
+                }
+                Entry::Word(key) if key == "crate" => {
+                    errors.spanned(key, "expected `crate = path`")
+                }
+                Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
+                    &key,
+                    format!(
+                        "unknown argument `{key}`; expected a tag string, `tag = \"...\"`, \
+                         `oneway` or `crate = path`"
+                    ),
+                ),
+            }
+        }
+        ConnectArgs {
+            tag,
+            oneway: oneway.is_some(),
+            krate: krate.unwrap_or_else(default_crate),
+        }
+    }
+}
+
+/// The arguments of `#[net::flag]`.
+pub(crate) struct FlagArgs {
+    /// The flag's name, `"NAME"` or `name = "NAME"`; `None` only after an error.
+    pub(crate) name: Option<LitStr>,
+    /// The path of the runtime crate, `::net` unless `crate = path`.
+    pub(crate) krate: Path,
+}
+
+impl FlagArgs {
+    /// Parses every argument; a bad one is recorded in `errors`, and so is a missing name.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut name = None;
+        let mut krate = None;
+        let mut named = false;
+        for entry in entries(args, errors) {
+            match entry {
+                Entry::Str(lit) => {
+                    named = true;
+                    set_name(&mut name, lit, "flag's name", errors);
+                }
+                Entry::Pair(key, value) if key == "name" => {
+                    named = true;
+                    if let Some(lit) = errors.ok(syn::parse2(value)) {
+                        set_name(&mut name, lit, "flag's name", errors);
+                    }
+                }
+                Entry::Pair(key, value) if key == "crate" => set_crate(&mut krate, key, value, errors),
+                Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
+                    &key,
+                    format!("unknown argument `{key}`; expected the flag's name as a string, e.g. `\"BUSY\"`"),
+                ),
+            }
+        }
+        if !named {
+            errors.push(Error::new(
+                Span::call_site(),
+                "#[net::flag] needs the flag's name: #[net::flag(\"NAME\")]",
+            ));
+        }
+        FlagArgs {
+            name,
+            krate: krate.unwrap_or_else(default_crate),
+        }
+    }
+}
+
+/// One comma-separated argument.
+enum Entry {
+    /// `"text"`
+    Str(LitStr),
+    /// `key`
+    Word(Ident),
+    /// `key = value`, the value not yet parsed.
+    Pair(Ident, TokenStream),
+}
+
+/// Splits `args` at its top-level commas and parses each piece on its own, so that one bad
+/// argument does not hide the others.
+fn entries(args: TokenStream, errors: &mut Errors) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut piece = TokenStream::new();
+    for token in args {
+        match &token {
+            TokenTree::Punct(comma) if comma.as_char() == ',' => {
+                let tokens = std::mem::take(&mut piece);
+                if tokens.is_empty() {
+                    errors.push(Error::new(comma.span(), "expected an argument before `,`"));
+                } else {
+                    entries.extend(errors.ok(entry.parse2(tokens)));
+                }
+            }
+            _ => piece.extend([token]),
+        }
+    }
+    if !piece.is_empty() {
+        entries.extend(errors.ok(entry.parse2(piece)));
+    }
+    entries
+}
+
+fn entry(input: ParseStream) -> syn::Result<Entry> {
+    if input.peek(Lit) {
+        return input.parse().map(Entry::Str);
+    }
+    let key = input.call(Ident::parse_any)?;
+    if input.is_empty() {
+        return Ok(Entry::Word(key));
+    }
+    input.parse::<Token![=]>()?;
+    let value: TokenStream = input.parse()?;
+    if value.is_empty() {
+        return Err(Error::new_spanned(key, "expected a value after `=`"));
+    }
+    Ok(Entry::Pair(key, value))
+}
+
+fn set_name(slot: &mut Option<LitStr>, lit: LitStr, what: &str, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.spanned(lit, format!("the {what} is given twice"));
+    } else if lit.value().is_empty() {
+        errors.spanned(lit, format!("the {what} must not be empty"));
+    } else {
+        *slot = Some(lit);
+    }
+}
+
+fn set_crate(slot: &mut Option<Path>, key: Ident, value: TokenStream, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.spanned(key, "`crate` is given twice");
+    } else {
+        *slot = errors.ok(Path::parse_mod_style.parse2(value));
+    }
+}
+
+fn default_crate() -> Path {
+    syn::parse_quote!(::net)
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::{quote, ToTokens};
+
+    use super::*;
+
+    fn connect(args: TokenStream) -> (ConnectArgs, Result<(), String>) {
+        let mut errors = Errors::default();
+        let parsed = ConnectArgs::parse(args, &mut errors);
+        (parsed, errors.finish().map_err(|e| error_text(&e)))
+    }
+
+    fn error_text(error: &Error) -> String {
+        error
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    fn tag(args: &ConnectArgs) -> Option<String> {
+        args.tag.as_ref().map(LitStr::value)
+    }
+
+    #[test]
+    fn no_arguments_means_default_tag_and_crate() {
+        let (args, result) = connect(quote!());
+        assert!(result.is_ok());
+        assert_eq!(tag(&args), None);
+        assert!(!args.oneway);
+        assert_eq!(args.krate.to_token_stream().to_string(), ":: net");
+    }
+
+    #[test]
+    fn every_documented_form_parses() {
+        for (tokens, want_tag, want_oneway) in [
+            (quote!("Tag"), Some("Tag"), false),
+            (quote!(oneway), None, true),
+            (quote!("Tag", oneway), Some("Tag"), true),
+            (quote!(tag = "Tag"), Some("Tag"), false),
+            (quote!(tag = "Tag", oneway,), Some("Tag"), true),
+        ] {
+            let (args, result) = connect(tokens.clone());
+            assert_eq!(result, Ok(()), "{tokens}");
+            assert_eq!(tag(&args).as_deref(), want_tag, "{tokens}");
+            assert_eq!(args.oneway, want_oneway, "{tokens}");
+        }
+    }
+
+    #[test]
+    fn crate_override() {
+        let (args, result) = connect(quote!(crate = renamed::inner, oneway));
+        assert!(result.is_ok());
+        assert_eq!(args.krate.to_token_stream().to_string(), "renamed :: inner");
+    }
+
+    #[test]
+    fn all_mistakes_are_reported_together() {
+        let (args, result) = connect(quote!("", color = 3, oneway, oneway, tag = "A", tag = "B"));
+        assert_eq!(
+            result.unwrap_err(),
+            "the tag must not be empty | unknown argument `color`; expected a tag string, \
+             `tag = \"...\"`, `oneway` or `crate = path` | `oneway` is given twice | \
+             the tag is given twice"
+        );
+        assert_eq!(tag(&args).as_deref(), Some("A"));
+        assert!(args.oneway);
+    }
+
+    #[test]
+    fn malformed_arguments() {
+        assert!(connect(quote!(42)).1.is_err());
+        assert!(connect(quote!(tag)).1.is_err());
+        assert!(connect(quote!(tag =)).1.is_err());
+        assert!(connect(quote!(oneway = true)).1.is_err());
+        assert!(connect(quote!("A",, oneway)).1.is_err());
+        assert!(connect(quote!(crate = "net")).1.is_err());
+    }
+
+    #[test]
+    fn flag_needs_a_non_empty_name() {
+        let mut errors = Errors::default();
+        let args = FlagArgs::parse(quote!("BUSY"), &mut errors);
+        assert!(errors.finish().is_ok());
+        assert_eq!(args.name.map(|n| n.value()).as_deref(), Some("BUSY"));
+
+        for tokens in [quote!(), quote!(""), quote!(crate = net), quote!(busy)] {
+            let mut errors = Errors::default();
+            FlagArgs::parse(tokens.clone(), &mut errors);
+            assert!(errors.finish().is_err(), "{tokens}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `#[net::connect]`: the caller-side function, the registry static and the handler.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, Meta, Path};
+
+use crate::args::ConnectArgs;
+use crate::errors::Errors;
+use crate::item::{is_cfg, is_lint, parse_fn, FnItem};
+use crate::signature::{analyze, Analysis, Param};
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    try_expand(args, item).unwrap_or_else(|error| error.to_compile_error())
+}
+
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = ConnectArgs::parse(args, &mut errors);
+    let item = match parse_fn(item, "connect") {
+        Ok(item) => item,
+        Err(error) => return Err(errors.with(error)),
+    };
+    let analysis = analyze(&item.sig, args.oneway, &mut errors);
+    errors.finish()?;
+    let expansion = Expansion::new(&args, &item, analysis);
+    let caller_fn = expansion.caller_fn();
+    let connection = expansion.connection();
+    let handler = expansion.handler();
+    Ok(quote! {
+        #caller_fn
+        #connection
+        #handler
+    })
+}
+
+/// A checked function and the names of the items generated from it.
+struct Expansion<'a> {
+    args: &'a ConnectArgs,
+    krate: &'a Path,
+    item: &'a FnItem,
+    analysis: Analysis<'a>,
+    /// `__NET_CONNECTION_<name>`: the registry entry, visible as the function is.
+    static_ident: Ident,
+    /// `__net_handler_<name>`: runs the user's function on decoded arguments.
+    handler_ident: Ident,
+}
+
+impl<'a> Expansion<'a> {
+    fn new(args: &'a ConnectArgs, item: &'a FnItem, analysis: Analysis<'a>) -> Self {
+        let name = item.sig.ident.unraw();
+        Expansion {
+            args,
+            krate: &args.krate,
+            item,
+            analysis,
+            static_ident: format_ident!("__NET_CONNECTION_{}", name),
+            handler_ident: format_ident!("__net_handler_{}", name),
+        }
+    }
+
+    fn is_async(&self) -> bool {
+        self.item.sig.asyncness.is_some()
+    }
+
+    /// `R` of `Call<R, K>`: the written return type, `()` without one.
+    fn return_type(&self) -> TokenStream {
+        match self.analysis.output {
+            Some(ty) => quote!(#ty),
+            None => quote!(()),
+        }
+    }
+
+    /// `K` of `Call<R, K>`.
+    fn kind(&self) -> TokenStream {
+        let krate = self.krate;
+        if self.is_async() {
+            quote!(#krate::__private::AsyncFn)
+        } else {
+            quote!(#krate::__private::SyncFn)
+        }
+    }
+
+    fn cfgs(&self) -> impl Iterator<Item = &'a Attribute> {
+        self.item.attrs.iter().filter(|attr| is_cfg(attr))
+    }
+
+    /// The function the user calls: same name, wire parameters only, returns a `Call`.
+    fn caller_fn(&self) -> TokenStream {
+        let FnItem {
+            attrs, vis, sig, ..
+        } = self.item;
+        let attrs = attrs.iter().map(allow_instead_of_expect);
+        let (fn_token, ident) = (&sig.fn_token, &sig.ident);
+        let (krate, ret, kind) = (self.krate, self.return_type(), self.kind());
+        let (idents, tys): (Vec<_>, Vec<_>) = self.analysis.wire().unzip();
+        let static_ident = &self.static_ident;
+        quote! {
+            #(#attrs)*
+            #vis #fn_token #ident(#(#idents: #tys),*) -> #krate::Call<#ret, #kind> {
+                #krate::__private::call::<#ret, #kind>(&#static_ident, (#(#idents,)*))
+            }
+        }
+    }
+
+    /// The registry entry, collected by linkme into `CONNECTIONS`.
+    fn connection(&self) -> TokenStream {
+        let FnItem { vis, sig, .. } = self.item;
+        let krate = self.krate;
+        let cfgs = self.cfgs();
+        let (static_ident, handler_ident) = (&self.static_ident, &self.handler_ident);
+        let name = sig.ident.unraw().to_string();
+        let params = self.param_names();
+        let tag = match &self.args.tag {
+            Some(tag) => quote!(::core::option::Option::Some(#tag)),
+            None => quote!(::core::option::Option::None),
+        };
+        let oneway = self.args.oneway;
+        let returns_result = self.analysis.returns_result;
+        let location = quote_spanned! {sig.ident.span()=>
+            ::core::concat!(::core::file!(), ":", ::core::line!())
+        };
+        let variant = if self.is_async() {
+            quote!(Async)
+        } else {
+            quote!(Sync)
+        };
+        // Naming the caller-side function here marks it used: a function that only remote
+        // peers call is not dead code.
+        let ident = &sig.ident;
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            #[#krate::__private::linkme::distributed_slice(#krate::__private::CONNECTIONS)]
+            #[linkme(crate = #krate::__private::linkme)]
+            #vis static #static_ident: #krate::__private::Connection = #krate::__private::Connection {
+                name: #name,
+                module_path: ::core::module_path!(),
+                custom_tag: #tag,
+                params: &[#(#params),*],
+                oneway: #oneway,
+                returns_result: #returns_result,
+                location: #location,
+                handler: {
+                    let _ = #ident;
+                    #krate::__private::Handler::#variant(#handler_ident)
+                },
+            };
+        }
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        self.analysis
+            .wire()
+            .map(|(ident, _)| ident.unraw().to_string())
+            .collect()
+    }
+
+    /// Decodes the arguments, runs the user's function (an inner item, body untouched) and
+    /// encodes what it returned.
+    fn handler(&self) -> TokenStream {
+        let FnItem {
+            attrs, sig, body, ..
+        } = self.item;
+        let krate = self.krate;
+        let cfgs = self.cfgs();
+        let lints = attrs.iter().filter(|attr| is_lint(attr));
+        let handler_ident = &self.handler_ident;
+        // The user's function is an item of an inner block that only names it, so that it
+        // cannot shadow the handler's own names (a function called `args` or `arg0`).
+        let args = Ident::new("args", Span::mixed_site());
+        let has_caller = self
+            .analysis
+            .params
+            .iter()
+            .any(|p| matches!(p, Param::Caller));
+        let caller = Ident::new(
+            if has_caller { "caller" } else { "_caller" },
+            Span::mixed_site(),
+        );
+        let locals: Vec<Ident> = (0..self.analysis.wire().count())
+            .map(|i| Ident::new(&format!("arg{i}"), Span::mixed_site()))
+            .collect();
+        let mut wire_locals = locals.iter();
+        let call_args = self.analysis.params.iter().map(|param| match param {
+            Param::Wire { .. } => wire_locals.next(),
+            Param::Caller => Some(&caller),
+        });
+        let tys: Vec<_> = self.analysis.wire().map(|(_, ty)| ty).collect();
+        let asserts = tys
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> #krate::__private::assert_arg::<#ty>();));
+        let assert_return = self
+            .analysis
+            .output
+            .map(|ty| quote_spanned!(ty.span()=> #krate::__private::assert_return::<#ty>();));
+        let names = self.param_names();
+        let encode = if self.analysis.returns_result {
+            quote!(result)
+        } else {
+            quote!(value)
+        };
+        let ident = &sig.ident;
+        let function = Ident::new("function", Span::mixed_site());
+        let call = quote!(#function(#(#call_args),*));
+
+        let (output, bad_args, run) = if self.is_async() {
+            let boxed = quote_spanned!(ident.span()=> #krate::__private::boxed);
+            (
+                quote!(#krate::__private::BoxFuture<#krate::__private::Outcome>),
+                quote! {
+                    #krate::__private::boxed(async move {
+                        #krate::__private::Outcome::BadArgs(error)
+                    })
+                },
+                quote! {
+                    #boxed(async move {
+                        #krate::__private::Outcome::#encode(&#call.await)
+                    })
+                },
+            )
+        } else {
+            (
+                quote!(#krate::__private::Outcome),
+                quote!(#krate::__private::Outcome::BadArgs(error)),
+                quote!(#krate::__private::Outcome::#encode(&#call)),
+            )
+        };
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            fn #handler_ident(
+                #args: #krate::__private::Args,
+                #caller: #krate::__private::Caller,
+            ) -> #output {
+                #(#asserts)*
+                #assert_return
+                let (#(#locals,)*): (#(#tys,)*) = match #args.decode(&[#(#names),*]) {
+                    ::core::result::Result::Ok(decoded) => decoded,
+                    ::core::result::Result::Err(error) => return #bad_args,
+                };
+                let #function = {
+                    #(#lints)*
+                    #sig #body
+                    #ident
+                };
+                #run
+            }
+        }
+    }
+}
+
+/// The caller-side function's copy of a user attribute. `#[expect(lint)]` becomes
+/// `#[allow(lint)]` there: the expectation is met (or not) by the body, which lives in the
+/// handler's copy.
+fn allow_instead_of_expect(attr: &Attribute) -> Attribute {
+    let mut attr = attr.clone();
+    if let Meta::List(list) = &mut attr.meta {
+        if list.path.is_ident("expect") {
+            list.path = Ident::new("allow", list.path.span()).into();
+        }
+    }
+    attr
+}

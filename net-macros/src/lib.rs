@@ -1,0 +1,34 @@
+//! The attribute macros of `net`; use them through the `net` crate, where they are documented.
+//!
+//! - `#[net::connect]` turns a free function into a remotely callable one: the function
+//!   keeps its name and now returns a `net::Call`, and a hidden `Connection` static
+//!   registers it with the runtime (see `net::connect`).
+//! - `#[net::flag("NAME")]` registers a function that runs when a call answers with the
+//!   named flag (see `net::flag`).
+//!
+//! Both expand into `::net::__private` only (or `path::__private` with `crate = path`),
+//! never into logic of their own. Mistakes are reported together, each at the token that is
+//! wrong.
+
+extern crate proc_macro;
+
+mod args;
+mod connect;
+mod errors;
+mod flag;
+mod item;
+mod signature;
+
+use proc_macro::TokenStream;
+
+/// Makes a function callable from other processes. Documented at `net::connect`.
+#[proc_macro_attribute]
+pub fn connect(args: TokenStream, item: TokenStream) -> TokenStream {
+    connect::expand(args.into(), item.into()).into()
+}
+
+/// Registers a handler for a named flag. Documented at `net::flag`.
+#[proc_macro_attribute]
+pub fn flag(args: TokenStream, item: TokenStream) -> TokenStream {
+    flag::expand(args.into(), item.into()).into()
+}

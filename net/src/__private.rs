@@ -1,0 +1,34 @@
+//! Items used only by the expansions of `#[net::connect]` and `#[net::flag]`: not part of
+//! the public API and not covered by semver (the macro crate is pinned to this version).
+
+pub use crate::call::{AsyncFn, SyncFn};
+pub use crate::caller::Caller;
+pub use crate::outcome::Outcome;
+pub use crate::registry::{Args, BoxFuture, Connection, FlagHandler, Handler, CONNECTIONS, FLAGS};
+pub use linkme;
+pub use serde;
+pub use serde_json;
+
+/// Builds the call value that an annotated function returns.
+pub fn call<R, K>(
+    connection: &'static Connection,
+    args: impl serde::Serialize,
+) -> crate::Call<R, K> {
+    crate::Call::new(connection, &args)
+}
+
+/// Compile-time check that a parameter type crosses the wire; spanned at the parameter's
+/// type so that rustc's error lands there.
+pub fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}
+
+/// Compile-time check that a return type crosses the wire; spanned at the return type.
+pub fn assert_return<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}
+
+/// Boxes an async handler's future; spanned at the function so that a non-`Send` future is
+/// reported on the user's code.
+pub fn boxed<F>(future: F) -> BoxFuture<Outcome>
+where
+    F: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    Box::pin(future)
+}

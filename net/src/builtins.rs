@@ -1,0 +1,110 @@
+//! The built-in functions every peer serves (app-net's defaults): `info`,
+//! `pass_through`, `null` and `connections`. They are ordinary `#[net::connect]`
+//! functions, callable like any other: `net::info().on(&peer).await?`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::caller::Caller;
+use crate::flags::{Flag, NULL};
+use crate::id::PeerId;
+use crate::peer::{self, Peer};
+use crate::registry::{self, Connection, Registry};
+
+/// The built-ins' registry entries, named so that they are linked whatever the linker
+/// does with the distributed slice of a dependency.
+pub(crate) static ALL: [&Connection; 4] = [
+    &__NET_CONNECTION_info,
+    &__NET_CONNECTION_pass_through,
+    &__NET_CONNECTION_null,
+    &__NET_CONNECTION_connections,
+];
+
+/// What `info` says about a peer: app-net's `friendly_id` fields, plus the protocol and
+/// crate versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Info {
+    /// The peer's id.
+    pub id: PeerId,
+    /// The host it advertises.
+    pub host: String,
+    /// The port it serves.
+    pub port: u16,
+    /// The user running it.
+    pub user: String,
+    /// The program running it.
+    pub executable: String,
+    /// Its group.
+    pub group: Option<String>,
+    /// Whether it is a hub.
+    pub hub: bool,
+    /// The tags of its functions, sorted.
+    pub connections: Vec<String>,
+    /// The events it subscribes to, sorted.
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    /// The flags it handles, sorted.
+    pub flags: Vec<String>,
+    /// The `net` crate version.
+    pub version: String,
+    /// The wire protocol version.
+    pub protocol: u32,
+}
+
+fn serving_peer(caller: &Caller) -> Peer {
+    match caller
+        .server()
+        .cloned()
+        .map(Ok)
+        .unwrap_or_else(peer::local_peer)
+    {
+        Ok(peer) => peer,
+        // Reported to the caller as a remote error with this message.
+        Err(e) => panic!("no local peer to describe: {e}"),
+    }
+}
+
+/// Describes the peer: id, address, user, program, group, hub, functions, flags.
+#[crate::connect("info")]
+pub fn info(caller: Caller) -> Info {
+    let peer = serving_peer(&caller);
+    let tags = Registry::get().map(|r| r.tags()).unwrap_or_default();
+    Info {
+        id: peer.id().clone(),
+        host: peer.id().host().to_string(),
+        port: peer.addr().port(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default(),
+        executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        group: peer.group().map(str::to_owned),
+        hub: peer.is_hub(),
+        connections: tags.into_keys().collect(),
+        subscriptions: Vec::new(),
+        flags: registry::flag_names(),
+        version: crate::VERSION.to_owned(),
+        protocol: crate::wire::PROTOCOL_VERSION,
+    }
+}
+
+/// Returns its argument unchanged: for testing what survives the trip.
+#[crate::connect("pass_through")]
+pub fn pass_through(value: serde_json::Value) -> serde_json::Value {
+    value
+}
+
+/// Answers with the `NULL` flag: a call of it returns `()` (or `None`).
+#[crate::connect("null")]
+pub fn null() -> Result<(), Flag> {
+    Err(Flag::new(NULL))
+}
+
+/// The peer's functions: every tag with the path of the function behind it.
+#[crate::connect("connections")]
+pub fn connections() -> BTreeMap<String, String> {
+    Registry::get().map(|r| r.tags()).unwrap_or_default()
+}

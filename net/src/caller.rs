@@ -1,0 +1,142 @@
+//! `net::Caller`: what a handler can learn about who called it, and the way to call that
+//! peer back over the same connection (Peers' reverse channel).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::conn::Conn;
+use crate::id::PeerId;
+use crate::peer::Peer;
+
+/// Who called. Add a parameter of this type to a `#[net::connect]` function to receive it;
+/// it is filled in by the peer, not sent by the caller.
+///
+/// ```
+/// #[net::connect]
+/// fn whoami(caller: net::Caller) -> String {
+///     match caller.addr() {
+///         Some(addr) => format!("you are {addr}"),
+///         None => "a local call".to_owned(),
+///     }
+/// }
+///
+/// assert_eq!(whoami().local().unwrap(), "a local call");
+/// ```
+///
+/// To call back, pass it as a target: `f(x).on(&caller)` travels over the connection the
+/// call came in on, so it works even when the caller serves no port of its own.
+#[derive(Clone)]
+pub struct Caller {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Local {
+        peer: Option<Peer>,
+    },
+    Remote {
+        conn: Arc<Conn>,
+        server: Peer,
+        cancel: CancellationToken,
+    },
+}
+
+impl Caller {
+    pub(crate) fn local(peer: Option<Peer>) -> Caller {
+        Caller {
+            kind: Kind::Local { peer },
+        }
+    }
+
+    pub(crate) fn remote(conn: Arc<Conn>, server: Peer, cancel: CancellationToken) -> Caller {
+        Caller {
+            kind: Kind::Remote {
+                conn,
+                server,
+                cancel,
+            },
+        }
+    }
+
+    /// True for `.local()` calls.
+    pub fn is_local(&self) -> bool {
+        matches!(self.kind, Kind::Local { .. })
+    }
+
+    /// The calling peer's id; `None` for local calls and for clients that serve nothing.
+    pub fn id(&self) -> Option<&PeerId> {
+        match &self.kind {
+            Kind::Remote { conn, .. } => conn.remote().id.as_ref(),
+            Kind::Local { .. } => None,
+        }
+    }
+
+    /// The calling socket's address; `None` for local calls.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match &self.kind {
+            Kind::Remote { conn, .. } => Some(conn.remote_addr()),
+            Kind::Local { .. } => None,
+        }
+    }
+
+    /// The calling peer's group.
+    pub fn group(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Remote { conn, .. } => conn.remote().group.as_deref(),
+            Kind::Local { .. } => None,
+        }
+    }
+
+    /// Whether the calling peer is a hub.
+    pub fn is_hub(&self) -> bool {
+        match &self.kind {
+            Kind::Remote { conn, .. } => conn.remote().hub,
+            Kind::Local { .. } => false,
+        }
+    }
+
+    /// The local peer serving this call (for local calls: the one given, if any).
+    pub fn server(&self) -> Option<&Peer> {
+        match &self.kind {
+            Kind::Remote { server, .. } => Some(server),
+            Kind::Local { peer } => peer.as_ref(),
+        }
+    }
+
+    /// True once the caller has given up (timeout, cancel, closed connection). A long
+    /// synchronous handler can check it and stop early; async handlers are simply dropped.
+    pub fn is_cancelled(&self) -> bool {
+        match &self.kind {
+            Kind::Remote { cancel, .. } => cancel.is_cancelled(),
+            Kind::Local { .. } => false,
+        }
+    }
+
+    /// Completes when the caller gives up; never, for local calls.
+    pub async fn cancelled(&self) {
+        match &self.kind {
+            Kind::Remote { cancel, .. } => cancel.cancelled().await,
+            Kind::Local { .. } => std::future::pending().await,
+        }
+    }
+
+    /// The connection back to the caller, for `.on(&caller)`.
+    pub(crate) fn conn(&self) -> Option<(&Arc<Conn>, &Peer)> {
+        match &self.kind {
+            Kind::Remote { conn, server, .. } => Some((conn, server)),
+            Kind::Local { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Local { .. } => f.write_str("Caller(local)"),
+            Kind::Remote { conn, .. } => write!(f, "Caller({})", conn.label()),
+        }
+    }
+}

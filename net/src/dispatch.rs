@@ -1,0 +1,132 @@
+//! Running a registered function for a caller, local or remote, and turning what it did
+//! into a wire outcome. Local and remote calls share this path so that they behave alike.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::caller::Caller;
+use crate::flags::INVALID_CONNECTION;
+use crate::outcome::Outcome;
+use crate::panic::{self, Caught};
+use crate::registry::{Args, Connection, Handler, Registry};
+use crate::wire::WireOutcome;
+
+/// Looks `tag` up and runs it; an unknown tag is app-net's `INVALID_CONNECTION` flag with
+/// the peer's tags as detail.
+pub(crate) async fn run_tag(
+    tag: &str,
+    args: Box<RawValue>,
+    kwargs: Option<Map<String, Value>>,
+    caller: Caller,
+) -> WireOutcome {
+    let registry = match Registry::get() {
+        Ok(registry) => registry,
+        Err(e) => {
+            return WireOutcome::Panic {
+                message: e.to_string(),
+                location: "registry".into(),
+            }
+        }
+    };
+    let Some(connection) = registry.lookup(tag) else {
+        return unknown_tag(registry);
+    };
+    run(
+        connection,
+        Args {
+            positional: args,
+            named: kwargs,
+        },
+        caller,
+    )
+    .await
+}
+
+fn unknown_tag(registry: &Registry) -> WireOutcome {
+    let available: Vec<Value> = registry
+        .tags()
+        .into_iter()
+        .map(|(tag, path)| Value::String(format!("{tag} ({path})")))
+        .collect();
+    WireOutcome::Flag {
+        name: INVALID_CONNECTION.to_owned(),
+        detail: Value::Array(available),
+    }
+}
+
+/// Runs a function for a remote caller: synchronous ones on the blocking pool so a slow
+/// one never stalls the async workers, async ones on this task.
+pub(crate) async fn run(
+    connection: &'static Connection,
+    args: Args,
+    caller: Caller,
+) -> WireOutcome {
+    let result = match connection.handler {
+        Handler::Sync(f) => {
+            match tokio::task::spawn_blocking(move || panic::catch(|| f(args, caller))).await {
+                Ok(result) => result,
+                Err(e) => Err(Caught {
+                    message: format!("the handler's thread failed: {e}"),
+                    location: None,
+                }),
+            }
+        }
+        Handler::Async(f) => panic::catch_async(f(args, caller)).await,
+    };
+    finish(connection, result)
+}
+
+/// Runs a function in this thread, for `.local()` of a synchronous function.
+pub(crate) fn run_inline(
+    connection: &'static Connection,
+    args: Args,
+    caller: Caller,
+) -> WireOutcome {
+    let result = match connection.handler {
+        Handler::Sync(f) => panic::catch(|| f(args, caller)),
+        Handler::Async(f) => {
+            // `.local()` of an async function is itself async; this arm is unreachable
+            // through the public API, and answers sensibly anyway.
+            let _ = f;
+            Err(Caught {
+                message: "an async function must be called with `.local().await`".into(),
+                location: None,
+            })
+        }
+    };
+    finish(connection, result)
+}
+
+/// Runs a function on this task, for `.local().await` of an async function.
+pub(crate) async fn run_here(
+    connection: &'static Connection,
+    args: Args,
+    caller: Caller,
+) -> WireOutcome {
+    let result = match connection.handler {
+        Handler::Sync(f) => panic::catch(|| f(args, caller)),
+        Handler::Async(f) => panic::catch_async(f(args, caller)).await,
+    };
+    finish(connection, result)
+}
+
+fn finish(connection: &'static Connection, result: Result<Outcome, Caught>) -> WireOutcome {
+    match result {
+        Ok(Outcome::Value(raw)) => WireOutcome::Ok(raw),
+        Ok(Outcome::Raised(raw)) => WireOutcome::Raised(raw),
+        Ok(Outcome::Flag { name, detail }) => WireOutcome::Flag { name, detail },
+        Ok(Outcome::BadArgs(message)) => WireOutcome::BadArgs { message },
+        Ok(Outcome::Panic { message, location }) => WireOutcome::Panic { message, location },
+        Ok(Outcome::Unencodable(message)) => WireOutcome::Panic {
+            message: format!("the return value cannot be encoded as JSON: {message}"),
+            location: format!("{} ({})", connection.path(), connection.location),
+        },
+        Err(caught) => WireOutcome::Panic {
+            message: caught.message,
+            location: match caught.location {
+                Some(at) => format!("{} at {at}", connection.path()),
+                None => format!("{} ({})", connection.path(), connection.location),
+            },
+        },
+    }
+}

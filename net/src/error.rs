@@ -1,0 +1,261 @@
+//! The one error type of the crate. Every variant names what went wrong, where, and what
+//! to do about it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// `Result` with [`net::Error`](Error).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a call, in start-up or in configuration.
+///
+/// A typed error returned by a remote function (`Result<T, E>`) is *not* one of these: it
+/// comes back as the `Err(E)` of the call's value, so `f(x).on(&peer).await` has the type
+/// `Result<Result<T, E>, net::Error>`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A `NET_*` environment variable or builder value is invalid.
+    #[error("invalid {var}={value:?}: {reason}")]
+    Config {
+        /// The variable (or builder method) that was wrong.
+        var: &'static str,
+        /// The value given.
+        value: String,
+        /// What is expected instead.
+        reason: String,
+    },
+
+    /// No port of the configured range could be bound.
+    #[error(
+        "no free port on {host} in {start}..={end} (NET_PORT={start}, NET_PORT_RANGE={range}): \
+         {reason}; stop another peer or set NET_PORT / NET_PORT_RANGE to a free range"
+    )]
+    NoFreePort {
+        /// The address the peer tried to bind.
+        host: String,
+        /// First port tried.
+        start: u16,
+        /// Last port tried (inclusive).
+        end: u16,
+        /// `NET_PORT_RANGE`.
+        range: u16,
+        /// The last bind error.
+        reason: String,
+    },
+
+    /// Two registered functions claim the same tag.
+    #[error(
+        "two functions claim the tag {tag:?}: {first} and {second}; give one of them another \
+         custom tag"
+    )]
+    DuplicateTag {
+        /// The contested tag.
+        tag: String,
+        /// The first function (path and location).
+        first: String,
+        /// The second function.
+        second: String,
+    },
+
+    /// The peer could not be reached.
+    #[error("cannot reach peer at {addr}: {reason}; is a net peer running there?")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// The connect error.
+        reason: String,
+    },
+
+    /// The call took longer than its timeout. The remote work was cancelled.
+    #[error(
+        "call to {tag} on {peer} timed out after {after:?}; the remote work was cancelled \
+         (raise it with .timeout() or NET_TIMEOUT)"
+    )]
+    Timeout {
+        /// The peer called.
+        peer: String,
+        /// The function's tag.
+        tag: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+
+    /// The peer has no function under this tag (app-net's INVALID_CONNECTION).
+    #[error(
+        "INVALID_CONNECTION: peer {peer} has no function tagged {tag:?}; it has {}",
+        list_tags(available)
+    )]
+    UnknownTag {
+        /// The peer called.
+        peer: String,
+        /// The tag asked for.
+        tag: String,
+        /// `tag (path)` of every function the peer has.
+        available: Vec<String>,
+    },
+
+    /// The remote function failed: it panicked or its result could not be encoded.
+    #[error("remote error in {tag} on {peer}: {message} (at {location})")]
+    Remote {
+        /// The peer called.
+        peer: String,
+        /// The function's tag.
+        tag: String,
+        /// The panic or failure message.
+        message: String,
+        /// Where it happened on the remote side (function and file:line).
+        location: String,
+    },
+
+    /// The arguments did not fit the remote function's parameters.
+    #[error("peer {peer} rejected the arguments for {tag}: {message}")]
+    BadArguments {
+        /// The peer called.
+        peer: String,
+        /// The function's tag.
+        tag: String,
+        /// What did not fit.
+        message: String,
+    },
+
+    /// The arguments could not be encoded as JSON on this side.
+    #[error("cannot encode the arguments for {tag}: {message}")]
+    Encode {
+        /// The function's tag.
+        tag: String,
+        /// serde_json's message.
+        message: String,
+    },
+
+    /// The reply did not decode into the function's return type: the two sides disagree
+    /// on the function's signature.
+    #[error(
+        "the reply of {tag} from {peer} does not fit the expected return type: {message}; do \
+         both sides run the same version of the function?"
+    )]
+    Decode {
+        /// The peer called.
+        peer: String,
+        /// The function's tag.
+        tag: String,
+        /// serde_json's message.
+        message: String,
+    },
+
+    /// The remote function answered with a flag that has no meaning as a value.
+    #[error("peer {peer} answered {tag} with the flag {name}")]
+    Flag {
+        /// The peer called.
+        peer: String,
+        /// The function's tag.
+        tag: String,
+        /// The flag's name.
+        name: String,
+    },
+
+    /// The peer speaks an incompatible protocol version.
+    #[error(
+        "peer {peer} speaks net protocol {theirs}, this peer speaks {ours}; upgrade the older \
+         side"
+    )]
+    Incompatible {
+        /// The peer.
+        peer: String,
+        /// Our protocol version.
+        ours: u32,
+        /// Theirs.
+        theirs: u32,
+    },
+
+    /// The peer broke the protocol (bad frame, unexpected message).
+    #[error("protocol error with {peer}: {message}")]
+    Protocol {
+        /// The peer.
+        peer: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A request or reply exceeds the frame size limit.
+    #[error(
+        "a {size}-byte frame exceeds the {max}-byte limit (NET_MAX_FRAME) of {side}; send \
+         less or raise NET_MAX_FRAME on both peers"
+    )]
+    FrameTooLarge {
+        /// The frame's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+        /// Whose limit: "this peer" or the remote peer.
+        side: String,
+    },
+
+    /// The connection closed before the reply came.
+    #[error("connection to {peer} closed: {reason}")]
+    ConnectionClosed {
+        /// The peer.
+        peer: String,
+        /// Why, as far as known.
+        reason: String,
+    },
+
+    /// The call target could not be understood.
+    #[error("invalid call target {target:?}: {reason}")]
+    InvalidTarget {
+        /// What was given.
+        target: String,
+        /// What is expected.
+        reason: String,
+    },
+
+    /// The local peer is shutting down or gone.
+    #[error("the local peer has shut down; start a new one")]
+    Shutdown,
+
+    /// The API was used in a way that cannot work.
+    #[error("{0}")]
+    Usage(String),
+
+    /// An I/O error outside any one call (binding, accepting).
+    #[error("{context}: {message}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+fn list_tags(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(", ")
+    }
+}
+
+impl Error {
+    /// True for errors where retrying the same call later may succeed (timeouts, a peer
+    /// that was unreachable or closed the connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout { .. } | Error::Unreachable { .. } | Error::ConnectionClosed { .. }
+        )
+    }
+
+    pub(crate) fn io(context: impl Into<String>, err: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn unreachable(addr: SocketAddr, reason: impl ToString) -> Error {
+        Error::Unreachable {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

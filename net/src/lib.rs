@@ -1,0 +1,113 @@
+//! Turn ordinary functions into functions any process on the LAN can call.
+//!
+//! ```
+//! #[net::connect]
+//! fn multiply(a: i64, b: i64) -> i64 {
+//!     a * b
+//! }
+//!
+//! # #[tokio::main] async fn main() -> net::Result<()> {
+//! // In-process, through the same registry entry a remote call uses:
+//! assert_eq!(multiply(5, 10).local()?, 50);
+//!
+//! // On another peer (here one started in this process; normally another program):
+//! let other = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+//! let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+//! assert_eq!(multiply(5, 10).on(&other).via(&me).await?, 50);
+//! # Ok(()) }
+//! ```
+//!
+//! # The tour
+//!
+//! - `#[net::connect]` registers a function at link time under a tag: base64 of its module
+//!   path and name, or a custom tag (`#[net::connect("MyTag")]`) that survives renames.
+//!   Arguments and results are serde types; `Result<T, E>` crosses the wire and the caller
+//!   gets its typed `E` back.
+//! - `f(args)` returns a [`Call`]: `.local()` runs it here, `.on(target)` returns a
+//!   [`RemoteCall`] to `.await` (default timeout `NET_TIMEOUT`), give a `.timeout(d)`,
+//!   block on with `.wait()` from synchronous code, hand callbacks with `.then(ok, err)`,
+//!   or send `.oneway()`.
+//! - A handler may take a [`Caller`] parameter to learn who called and call back over the
+//!   same connection.
+//! - Every peer serves the built-ins [`info`], [`pass_through`], [`null`] and
+//!   [`connections`]; `#[net::flag("NAME")]` handles named responses.
+//! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
+//!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine.
+//!
+//! # Layout
+//!
+//! `call` (the calling side) → `conn` (one TCP stream, many calls in flight both ways) →
+//! `wire` (frames, codec, handshake) → `server` (bind, accept) → `dispatch` (registry
+//! lookup, handler run, panics caught) → `registry` (link-time collection). The wire format
+//! is in `docs/PROTOCOL.md`.
+#![deny(missing_docs)]
+
+// Lets the built-ins use `#[net::connect]`, whose expansion names `::net`.
+extern crate self as net;
+
+mod builtins;
+mod call;
+mod caller;
+mod config;
+mod conn;
+mod dispatch;
+mod error;
+mod flags;
+mod id;
+mod logging;
+mod outcome;
+mod panic;
+mod peer;
+mod registry;
+mod server;
+mod target;
+mod wire;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use builtins::{connections, info, null, pass_through, Info};
+pub use call::{call_tag, ByTag, Call, RemoteCall};
+pub use caller::Caller;
+pub use config::{Config, DEFAULT_PORT};
+pub use error::{Error, Result};
+pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use id::PeerId;
+pub use peer::{local_peer, start, Peer};
+pub use target::Target;
+
+/// Registers a function so that peers can call it.
+///
+/// ```
+/// #[net::connect]                     // tag: base64 of its module path and name
+/// fn multiply(a: i64, b: i64) -> i64 { a * b }
+///
+/// #[net::connect("MyTaggedFunction")] // also answers to this tag, whatever its name
+/// async fn lookup(key: String) -> Result<String, String> { Err(key) }
+///
+/// #[net::connect(oneway)]             // callers never wait for a reply
+/// fn log_line(line: String) { eprintln!("{line}"); }
+///
+/// assert_eq!(multiply(6, 7).local().unwrap(), 42);
+/// ```
+///
+/// The function's name then returns a [`Call`] instead of running: `multiply(6, 7)` has
+/// the type `Call<i64>`. Arguments and the return value must be owned serde types; a
+/// parameter of type [`Caller`] is filled in by the peer and is not part of the call.
+/// `self`, generics, borrowed arguments and patterns are compile errors pointing at the
+/// offending part.
+pub use net_macros::connect;
+
+/// Registers a handler that runs on the calling side when a call's response is the named
+/// flag.
+///
+/// ```
+/// #[net::flag("BUSY")]
+/// fn on_busy(event: &net::FlagEvent) {
+///     eprintln!("{} is busy ({})", event.peer, event.tag);
+/// }
+/// ```
+pub use net_macros::flag;
+
+/// This crate's version, as `info` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,67 @@
+//! What running a registered function produced, before it becomes a reply frame or a
+//! local result: a value, a typed error, a flag, a panic, or arguments that did not fit.
+
+use std::any::Any;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::flags::Flag;
+
+/// The result of one handler run.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The function returned this value (JSON).
+    Value(Box<RawValue>),
+    /// The function returned `Err(e)`; this is `e` (JSON), decoded by the caller as its
+    /// typed error.
+    Raised(Box<RawValue>),
+    /// The function answered with a named flag (`NULL`, `INVALID_CONNECTION`, or a user's).
+    Flag {
+        /// The flag's name.
+        name: String,
+        /// Free-form detail for the flag's handler.
+        detail: serde_json::Value,
+    },
+    /// The function panicked.
+    Panic {
+        /// The panic message.
+        message: String,
+        /// Where: the function's path and the panic's file:line when known.
+        location: String,
+    },
+    /// The arguments did not decode into the function's parameters.
+    BadArgs(String),
+    /// The function's return value could not be encoded as JSON.
+    Unencodable(String),
+}
+
+impl Outcome {
+    /// Encodes a plain return value.
+    pub fn value<T: Serialize + ?Sized>(value: &T) -> Outcome {
+        match serde_json::value::to_raw_value(value) {
+            Ok(raw) => Outcome::Value(raw),
+            Err(e) => Outcome::Unencodable(e.to_string()),
+        }
+    }
+
+    /// Encodes a `Result<T, E>` return: `Ok` is a value, `Err` a typed error, and an
+    /// `Err(net::Flag)` the named flag.
+    pub fn result<T: Serialize, E: Serialize + 'static>(result: &Result<T, E>) -> Outcome {
+        match result {
+            Ok(value) => Outcome::value(value),
+            Err(error) => {
+                if let Some(flag) = (error as &dyn Any).downcast_ref::<Flag>() {
+                    return Outcome::Flag {
+                        name: flag.name.clone(),
+                        detail: flag.detail.clone(),
+                    };
+                }
+                match serde_json::value::to_raw_value(error) {
+                    Ok(raw) => Outcome::Raised(raw),
+                    Err(e) => Outcome::Unencodable(e.to_string()),
+                }
+            }
+        }
+    }
+}

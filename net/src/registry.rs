@@ -1,0 +1,252 @@
+//! The link-time registry of `#[net::connect]` functions and `#[net::flag]` handlers, and
+//! lookup by tag.
+//!
+//! Each annotated function becomes one [`Connection`] static in the [`CONNECTIONS`]
+//! distributed slice (linkme). The first lookup builds a tag index; two functions claiming
+//! one tag is a start-up error that names both, never a silent "last one wins".
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use linkme::distributed_slice;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::caller::Caller;
+use crate::error::Error;
+use crate::outcome::Outcome;
+
+/// Every `#[net::connect]` function of the program, collected by the linker.
+#[distributed_slice]
+pub static CONNECTIONS: [Connection];
+
+/// Every `#[net::flag]` handler of the program, collected by the linker.
+#[distributed_slice]
+pub static FLAGS: [FlagHandler];
+
+/// A boxed, sendable future, as async handlers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// How a registered function is run.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// A plain `fn`: run on the blocking pool when called remotely, so a slow one never
+    /// stalls the async workers.
+    Sync(fn(Args, Caller) -> Outcome),
+    /// An `async fn`: polled on the runtime, cancellable by aborting its task.
+    Async(fn(Args, Caller) -> BoxFuture<Outcome>),
+}
+
+/// One registered function: what the macro emits for each `#[net::connect]`.
+pub struct Connection {
+    /// The function's name as written.
+    pub name: &'static str,
+    /// `module_path!()` where it was defined; with `name` it makes the default tag.
+    pub module_path: &'static str,
+    /// The custom tag of `#[net::connect("Tag")]`; the function answers to both tags.
+    pub custom_tag: Option<&'static str>,
+    /// Parameter names in order (the `Caller` parameter left out), for keyword arguments.
+    pub params: &'static [&'static str],
+    /// `#[net::connect(oneway)]`: calls return once sent and never get a reply.
+    pub oneway: bool,
+    /// The function returns `Result<T, E>` (detected from the signature by the macro): the
+    /// calling side rebuilds `Ok(T)` from a value reply and `Err(E)` from a raised one.
+    pub returns_result: bool,
+    /// `file!():line!()` of the function, reported with remote panics.
+    pub location: &'static str,
+    /// Runs the function on decoded arguments.
+    pub handler: Handler,
+}
+
+impl Connection {
+    /// The default tag: base64 of `module::path::name`, as app-net tags functions by
+    /// module and name.
+    pub fn default_tag(&self) -> String {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}::{}", self.module_path, self.name))
+    }
+
+    /// The tag callers use: the custom tag when there is one (it survives renames), the
+    /// default tag otherwise.
+    pub fn tag(&self) -> String {
+        match self.custom_tag {
+            Some(tag) => tag.to_owned(),
+            None => self.default_tag(),
+        }
+    }
+
+    /// `module::path::name`, for messages.
+    pub fn path(&self) -> String {
+        format!("{}::{}", self.module_path, self.name)
+    }
+}
+
+/// One `#[net::flag("NAME")]` handler.
+pub struct FlagHandler {
+    /// The flag's name, e.g. `NULL`.
+    pub name: &'static str,
+    /// Runs on the calling side when a call's response is this flag.
+    pub handler: fn(&crate::flags::FlagEvent),
+}
+
+/// The arguments of one call: positional JSON array, plus keyword arguments when the
+/// caller used them (app-net's `kwargs`).
+#[derive(Debug)]
+pub struct Args {
+    /// A JSON array, kept raw so that the handler decodes it straight into its parameter
+    /// tuple without an intermediate `Value`.
+    pub positional: Box<RawValue>,
+    /// Named arguments, matched against [`Connection::params`].
+    pub named: Option<Map<String, Value>>,
+}
+
+impl Args {
+    /// Positional arguments only.
+    pub fn positional(positional: Box<RawValue>) -> Self {
+        Args {
+            positional,
+            named: None,
+        }
+    }
+
+    /// Decodes the arguments into the parameter tuple `T`. `params` names the parameters
+    /// so that keyword arguments land in the right place. The error says which argument
+    /// was wrong and how.
+    pub fn decode<T: DeserializeOwned>(self, params: &[&str]) -> Result<T, String> {
+        let named = match self.named {
+            Some(named) if !named.is_empty() => named,
+            _ => {
+                return serde_json::from_str(self.positional.get()).map_err(|e| {
+                    format!(
+                        "arguments {} do not fit the parameters ({}): {e}",
+                        truncate(self.positional.get()),
+                        params.join(", ")
+                    )
+                })
+            }
+        };
+        let mut values: Vec<Value> = serde_json::from_str(self.positional.get())
+            .map_err(|e| format!("positional arguments are not a JSON array: {e}"))?;
+        if values.len() > params.len() {
+            return Err(format!(
+                "{} positional arguments given, the function takes {} ({})",
+                values.len(),
+                params.len(),
+                params.join(", ")
+            ));
+        }
+        let mut named = named;
+        for name in &params[values.len()..] {
+            match named.remove(*name) {
+                Some(value) => values.push(value),
+                None => values.push(Value::Null),
+            }
+        }
+        if let Some(unknown) = named.keys().next() {
+            return Err(format!(
+                "unknown keyword argument `{unknown}`; the parameters are ({})",
+                params.join(", ")
+            ));
+        }
+        serde_json::from_value(Value::Array(values)).map_err(|e| {
+            format!(
+                "arguments do not fit the parameters ({}): {e}",
+                params.join(", ")
+            )
+        })
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// The tag index, built once from the linker's slice plus the built-ins.
+pub(crate) struct Registry {
+    by_tag: BTreeMap<String, &'static Connection>,
+}
+
+static REGISTRY: OnceLock<Result<Registry, Error>> = OnceLock::new();
+
+impl Registry {
+    /// The process's registry. The first call builds it and checks for duplicate tags.
+    pub(crate) fn get() -> Result<&'static Registry, Error> {
+        REGISTRY
+            .get_or_init(Registry::build)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build() -> Result<Registry, Error> {
+        let mut by_tag: BTreeMap<String, &'static Connection> = BTreeMap::new();
+        // The built-ins are named here as well as collected by the linker, so that they
+        // exist even where a linker drops unreferenced sections of a dependency.
+        let all = crate::builtins::ALL
+            .iter()
+            .copied()
+            .chain(CONNECTIONS.iter());
+        for conn in all {
+            let mut tags = vec![conn.default_tag()];
+            tags.extend(conn.custom_tag.map(str::to_owned));
+            for tag in tags {
+                match by_tag.get(&tag) {
+                    Some(existing) if std::ptr::eq(*existing, conn) => {}
+                    Some(existing) => {
+                        return Err(Error::DuplicateTag {
+                            tag,
+                            first: format!("{} ({})", existing.path(), existing.location),
+                            second: format!("{} ({})", conn.path(), conn.location),
+                        })
+                    }
+                    None => {
+                        by_tag.insert(tag, conn);
+                    }
+                }
+            }
+        }
+        Ok(Registry { by_tag })
+    }
+
+    /// The function registered under `tag`.
+    pub(crate) fn lookup(&self, tag: &str) -> Option<&'static Connection> {
+        self.by_tag.get(tag).copied()
+    }
+
+    /// Every tag with the function's path, sorted by tag: what `connections` returns and
+    /// what an unknown-tag error lists.
+    pub(crate) fn tags(&self) -> BTreeMap<String, String> {
+        self.by_tag
+            .iter()
+            .map(|(tag, conn)| (tag.clone(), conn.path()))
+            .collect()
+    }
+}
+
+/// The flag handlers registered under `name`.
+pub(crate) fn flag_handlers(name: &str) -> impl Iterator<Item = &'static FlagHandler> + '_ {
+    FLAGS.iter().filter(move |flag| flag.name == name)
+}
+
+/// Every registered flag name, sorted and without repeats.
+pub(crate) fn flag_names() -> Vec<String> {
+    let mut names: Vec<String> = crate::flags::BUILT_IN
+        .iter()
+        .map(|name| (*name).to_owned())
+        .chain(FLAGS.iter().map(|flag| flag.name.to_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

@@ -1,0 +1,24 @@
+//! Framing: a 4-byte big-endian length, then that many bytes of JSON. The limit is
+//! enforced on both reading and writing.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::codec::LengthDelimitedCodec;
+
+use super::Frame;
+
+/// The codec for one connection, refusing frames longer than `max_frame`.
+pub(crate) fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// Encodes a frame's JSON body (the codec adds the length).
+pub(crate) fn encode(frame: &Frame) -> Bytes {
+    let mut buf = BytesMut::with_capacity(128).writer();
+    // Frames hold only strings, numbers, JSON values and raw JSON: writing them into
+    // memory cannot fail.
+    let _ = serde_json::to_writer(&mut buf, frame);
+    buf.into_inner().freeze()
+}
