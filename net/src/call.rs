@@ -260,21 +260,22 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 after: budget,
             });
         }
-        match conn
+        let outcome = conn
             .call(&self.tag, args, self.kwargs, left, self.oneway)
-            .await?
-        {
+            .await
+            .map_err(|e| match e {
+                // Report the whole budget the caller gave, not what was left of it.
+                Error::Timeout { peer, tag, .. } => Error::Timeout {
+                    peer,
+                    tag,
+                    after: budget,
+                },
+                other => other,
+            })?;
+        match outcome {
             Some(outcome) => decode(outcome, conn.label(), &self.tag, self.returns_result),
             None => decode_json("null", conn.label(), &self.tag),
         }
-        .map_err(|e| match e {
-            Error::Timeout { peer, tag, .. } => Error::Timeout {
-                peer,
-                tag,
-                after: budget,
-            },
-            other => other,
-        })
     }
 
     /// Runs the call and blocks this thread until it ends: for plain synchronous code,

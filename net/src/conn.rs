@@ -299,7 +299,7 @@ impl Conn {
                 },
             );
         }
-        let caller = Caller::remote(self.clone(), local.clone(), cancel);
+        let caller = Caller::remote(self.clone(), local.clone(), cancel.clone());
         let conn = self.clone();
         let task = local.tracker().spawn(async move {
             let budget = call.timeout_ms.map(Duration::from_millis);
@@ -307,8 +307,10 @@ impl Conn {
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
-                    // The caller has given up too; nobody waits for a reply.
+                    // The caller has given up too; nobody waits for a reply. A synchronous
+                    // handler still running sees the cancel through its Caller.
                     Err(_) => {
+                        cancel.cancel();
                         lock(&conn.serving).remove(&id);
                         return;
                     }
