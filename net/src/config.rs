@@ -143,6 +143,9 @@ impl Config {
         }
         if let Some(v) = get("NET_MAX_FRAME") {
             config.max_frame = parse_size("NET_MAX_FRAME", &v)?;
+            if !(MIN_FRAME..=MAX_FRAME).contains(&config.max_frame) {
+                return Err(frame_range_error(v));
+            }
         }
         if let Some(v) = get("NET_PEERS") {
             config.seeds = v
@@ -166,11 +169,7 @@ impl Config {
             });
         }
         if !(MIN_FRAME..=MAX_FRAME).contains(&self.max_frame) {
-            return Err(Error::Config {
-                var: "NET_MAX_FRAME",
-                value: self.max_frame.to_string(),
-                reason: format!("must be between {MIN_FRAME} (1K) and {MAX_FRAME} (1G) bytes"),
-            });
+            return Err(frame_range_error(self.max_frame.to_string()));
         }
         if self.timeout.is_zero() {
             return Err(Error::Config {
@@ -264,6 +263,14 @@ impl Config {
     pub fn seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
         self.seeds = seeds.into_iter().map(Into::into).collect();
         self
+    }
+}
+
+fn frame_range_error(value: String) -> Error {
+    Error::Config {
+        var: "NET_MAX_FRAME",
+        value,
+        reason: format!("must be between {MIN_FRAME} (1K) and {MAX_FRAME} (1G) bytes"),
     }
 }
 
