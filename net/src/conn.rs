@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::caller::Caller;
 use crate::error::Error;
 use crate::peer::{Peer, PeerInner};
+use crate::registry::{Args, Handler};
 use crate::wire::{self, CallFrame, Frame, Hello, ReplyFrame, WireOutcome};
 
 /// How many encoded frames may wait for the writer before senders wait: enough for
@@ -282,7 +283,9 @@ impl Conn {
         }
     }
 
-    /// Runs a call from the other side on a task of its own and sends the reply.
+    /// Runs a call from the other side and sends the reply: a synchronous function on a
+    /// handler thread, which also sends the reply (no task, no timer); an async one on a
+    /// task of its own, within the caller's time budget.
     fn serve(self: &Arc<Self>, call: CallFrame) {
         let Some(local) = self.local.upgrade().map(Peer::from_inner) else {
             return;
@@ -300,17 +303,44 @@ impl Conn {
             );
         }
         let caller = Caller::remote(self.clone(), local.clone(), cancel.clone());
+        let budget = call.timeout_ms.map(Duration::from_millis);
+        if let Ok(connection) = crate::dispatch::lookup(&call.tag) {
+            if matches!(connection.handler, Handler::Sync(_)) {
+                let deadline = budget.map(|budget| Instant::now() + budget);
+                let late = move || deadline.is_some_and(|d| Instant::now() >= d);
+                let conn = self.clone();
+                // Counts as a task of the peer, so that shutdown waits for it.
+                let running = local.tracker().token();
+                let args = Args {
+                    positional: call.args,
+                    named: call.kwargs,
+                };
+                crate::dispatch::on_handler_thread(move || {
+                    let _running = running;
+                    // Given up on (cancel, timeout) before it could start: skip it.
+                    if cancel.is_cancelled() || late() {
+                        lock(&conn.serving).remove(&id);
+                        return;
+                    }
+                    let outcome = crate::dispatch::run_inline(connection, args, caller);
+                    // Only if still wanted: a cancel removed the entry; past the budget the
+                    // caller has stopped waiting.
+                    if oneway || lock(&conn.serving).remove(&id).is_none() || late() {
+                        return;
+                    }
+                    conn.reply(id, outcome, call.tag);
+                });
+                return;
+            }
+        }
         let conn = self.clone();
         let task = local.tracker().spawn(async move {
-            let budget = call.timeout_ms.map(Duration::from_millis);
             let work = crate::dispatch::run_tag(&call.tag, call.args, call.kwargs, caller);
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
-                    // The caller has given up too; nobody waits for a reply. A synchronous
-                    // handler still running sees the cancel through its Caller.
+                    // The caller has given up too; nobody waits for a reply.
                     Err(_) => {
-                        cancel.cancel();
                         lock(&conn.serving).remove(&id);
                         return;
                     }
@@ -321,27 +351,48 @@ impl Conn {
                 return;
             }
             lock(&conn.serving).remove(&id);
-            let mut frame = wire::encode(&Frame::Reply(ReplyFrame { id, outcome }));
-            if frame.len() > conn.max_out {
-                let message = format!(
-                    "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of the \
-                     caller",
-                    frame.len(),
-                    conn.max_out
-                );
-                frame = wire::encode(&Frame::Reply(ReplyFrame {
-                    id,
-                    outcome: WireOutcome::Panic {
-                        message,
-                        location: call.tag,
-                    },
-                }));
-            }
-            let _ = conn.out.send(frame).await;
+            conn.reply(id, outcome, call.tag);
         });
         if !oneway {
             if let Some(serving) = lock(&self.serving).get_mut(&id) {
                 serving.abort = Some(task.abort_handle());
+            }
+        }
+    }
+
+    /// Sends the reply to call `id` of function `tag`; one over the frame limit becomes a
+    /// panic outcome saying so. Works from any thread: a full queue hands the frame to a
+    /// task that waits for room.
+    fn reply(self: &Arc<Self>, id: u64, outcome: WireOutcome, tag: String) {
+        let mut frame = wire::encode(&Frame::Reply(ReplyFrame { id, outcome }));
+        if frame.len() > self.max_out {
+            let message = format!(
+                "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of the \
+                 caller",
+                frame.len(),
+                self.max_out
+            );
+            frame = wire::encode(&Frame::Reply(ReplyFrame {
+                id,
+                outcome: WireOutcome::Panic {
+                    message,
+                    location: tag,
+                },
+            }));
+        }
+        match self.out.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                let Some(local) = self.local.upgrade().map(Peer::from_inner) else {
+                    return;
+                };
+                let out = self.out.clone();
+                local.tracker().spawn_on(
+                    async move {
+                        let _ = out.send(frame).await;
+                    },
+                    local.runtime(),
+                );
             }
         }
     }

@@ -1,8 +1,12 @@
 //! Running a registered function for a caller, local or remote, and turning what it did
 //! into a wire outcome. Local and remote calls share this path so that they behave alike.
 
+mod pool;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use crate::caller::Caller;
 use crate::flags::INVALID_CONNECTION;
@@ -11,25 +15,32 @@ use crate::panic::{self, Caught};
 use crate::registry::{Args, Connection, Handler, Registry};
 use crate::wire::WireOutcome;
 
-/// Looks `tag` up and runs it; an unknown tag is app-net's `INVALID_CONNECTION` flag with
-/// the peer's tags as detail.
+/// The function registered under `tag`, or the outcome that tells the caller why there
+/// is none (an unknown tag is app-net's `INVALID_CONNECTION` flag with the peer's tags as
+/// detail).
+pub(crate) fn lookup(tag: &str) -> Result<&'static Connection, WireOutcome> {
+    let registry = match Registry::get() {
+        Ok(registry) => registry,
+        Err(e) => {
+            return Err(WireOutcome::Panic {
+                message: e.to_string(),
+                location: "registry".into(),
+            })
+        }
+    };
+    registry.lookup(tag).ok_or_else(|| unknown_tag(registry))
+}
+
+/// Looks `tag` up and runs it.
 pub(crate) async fn run_tag(
     tag: &str,
     args: Box<RawValue>,
     kwargs: Option<Map<String, Value>>,
     caller: Caller,
 ) -> WireOutcome {
-    let registry = match Registry::get() {
-        Ok(registry) => registry,
-        Err(e) => {
-            return WireOutcome::Panic {
-                message: e.to_string(),
-                location: "registry".into(),
-            }
-        }
-    };
-    let Some(connection) = registry.lookup(tag) else {
-        return unknown_tag(registry);
+    let connection = match lookup(tag) {
+        Ok(connection) => connection,
+        Err(outcome) => return outcome,
     };
     run(
         connection,
@@ -54,7 +65,7 @@ fn unknown_tag(registry: &Registry) -> WireOutcome {
     }
 }
 
-/// Runs a function for a remote caller: synchronous ones on the blocking pool so a slow
+/// Runs a function for a remote caller: synchronous ones on a handler thread so a slow
 /// one never stalls the async workers, async ones on this task.
 pub(crate) async fn run(
     connection: &'static Connection,
@@ -63,10 +74,14 @@ pub(crate) async fn run(
 ) -> WireOutcome {
     let result = match connection.handler {
         Handler::Sync(f) => {
-            match tokio::task::spawn_blocking(move || panic::catch(|| f(args, caller))).await {
+            let (tx, rx) = oneshot::channel();
+            on_handler_thread(move || {
+                let _ = tx.send(panic::catch(|| f(args, caller)));
+            });
+            match rx.await {
                 Ok(result) => result,
-                Err(e) => Err(Caught {
-                    message: format!("the handler's thread failed: {e}"),
+                Err(_) => Err(Caught {
+                    message: "the handler's thread failed".into(),
                     location: None,
                 }),
             }
@@ -74,6 +89,17 @@ pub(crate) async fn run(
         Handler::Async(f) => panic::catch_async(f(args, caller)).await,
     };
     finish(connection, result)
+}
+
+/// Runs `job` on a handler thread (see `pool`), never on an async worker, with the current
+/// runtime entered: a handler may use tokio there (`Handle::current`, `tokio::spawn`, a
+/// nested `.wait()`) as it could on tokio's blocking pool.
+pub(crate) fn on_handler_thread(job: impl FnOnce() + Send + 'static) {
+    let runtime = Handle::try_current().ok();
+    pool::run(Box::new(move || {
+        let _entered = runtime.as_ref().map(Handle::enter);
+        job();
+    }));
 }
 
 /// Runs a function in this thread, for `.local()` of a synchronous function.

@@ -1,0 +1,260 @@
+//! The threads that run synchronous handlers, off the async workers: a shared queue that
+//! busy threads drain one job after another, with more threads woken or started only
+//! when the running ones are stuck in slow handlers.
+//!
+//! Why not `tokio::task::spawn_blocking`: it hands every job to a thread of its own the
+//! moment no thread is idle, so a burst of 64 quick calls wakes or starts dozens of
+//! threads, and each job pays two thread switches. On the call benchmark that was most
+//! of the server's time. Here a thread that finishes a job takes the next one without
+//! sleeping; a sleeping thread is woken only when no thread is running, or when the
+//! running ones have made no progress for [`SLOW`] (a new job notices) or [`STALL`] (a
+//! watchdog notices, when no new job comes). A slow handler therefore delays the calls
+//! queued behind it by a fraction of a millisecond, and never blocks them.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A running job older than this is presumed slow: a new job then gets a thread of its
+/// own instead of waiting for it. Quick handlers take microseconds.
+const SLOW: Duration = Duration::from_micros(100);
+
+/// How often the watchdog checks for queued jobs that no thread is taking (every running
+/// thread stuck in a slow handler, and no new job arriving to notice).
+const STALL: Duration = Duration::from_millis(1);
+
+/// The watchdog sleeps until the next job after the pool has been idle this long.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Most threads the pool runs (as tokio's blocking pool); past it jobs wait in the queue.
+const MAX_THREADS: usize = 512;
+
+/// An idle thread exits after this long without work.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// A job: runs a handler and delivers its reply itself.
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs `job` on a handler thread.
+pub(crate) fn run(job: Job) {
+    pool().submit(job);
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            wakeups: 0,
+            starting: 0,
+            running: 0,
+            progress: Instant::now(),
+            watchdog: false,
+            watchdog_parked: false,
+        }),
+        work: Condvar::new(),
+        watch: Condvar::new(),
+    })
+}
+
+struct Pool {
+    state: Mutex<State>,
+    /// Idle threads wait here for jobs.
+    work: Condvar,
+    /// The watchdog waits here.
+    watch: Condvar,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    /// Threads alive: idle, on their way, or running a job.
+    threads: usize,
+    /// Threads waiting on `work` that nobody has woken yet.
+    idle: usize,
+    /// Wake-ups sent to idle threads and not yet taken: a woken thread will take a
+    /// queued job, so nobody else needs waking for it.
+    wakeups: usize,
+    /// Threads started that have not yet looked at the queue (likewise).
+    starting: usize,
+    /// Threads running a job; each looks at the queue again when its job ends.
+    running: usize,
+    /// When a job last started or ended: running threads that made no progress for
+    /// [`SLOW`] are presumed stuck.
+    progress: Instant,
+    /// The watchdog thread runs (it starts with the first thread and never ends).
+    watchdog: bool,
+    /// The watchdog sleeps until notified: the pool was idle for [`LINGER`].
+    watchdog_parked: bool,
+}
+
+impl State {
+    /// A queued job needs a thread woken or started: none is on its way, and none runs,
+    /// or the running ones are stuck.
+    fn needs_thread(&self, stuck_after: Duration) -> bool {
+        !self.queue.is_empty()
+            && self.wakeups == 0
+            && self.starting == 0
+            && (self.running == 0 || self.progress.elapsed() >= stuck_after)
+    }
+}
+
+impl Pool {
+    fn submit(&'static self, job: Job) {
+        let mut state = self.lock();
+        state.queue.push_back(job);
+        if state.needs_thread(SLOW) {
+            self.add_thread(&mut state);
+        }
+        if state.watchdog_parked {
+            state.watchdog_parked = false;
+            self.watch.notify_one();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Jobs run outside the lock; nothing under it panics.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes an idle thread, or starts one.
+    fn add_thread(&'static self, state: &mut State) {
+        if state.idle > 0 {
+            state.idle -= 1;
+            state.wakeups += 1;
+            self.work.notify_one();
+            return;
+        }
+        if state.threads >= MAX_THREADS {
+            return;
+        }
+        if !state.watchdog {
+            let started = std::thread::Builder::new()
+                .name("net-handler-watchdog".into())
+                .spawn(move || self.watchdog());
+            state.watchdog = started.is_ok();
+        }
+        let started = std::thread::Builder::new()
+            .name("net-handler".into())
+            .spawn(move || self.work());
+        // Out of threads: the queued jobs wait for a running thread instead.
+        if started.is_ok() {
+            state.threads += 1;
+            state.starting += 1;
+        }
+    }
+
+    /// A handler thread: takes jobs until none comes for [`KEEP_ALIVE`].
+    fn work(&self) {
+        let mut state = self.lock();
+        // Started by `add_thread`, which counted this thread as starting.
+        state.starting -= 1;
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                state.running += 1;
+                state.progress = Instant::now();
+                drop(state);
+                // Jobs catch their handler's panic; this guards the thread against one
+                // in the delivery of the reply.
+                let _ = catch_unwind(AssertUnwindSafe(job));
+                state = self.lock();
+                state.running -= 1;
+                state.progress = Instant::now();
+                continue;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .work
+                .wait_timeout(state, KEEP_ALIVE)
+                .unwrap_or_else(|p| p.into_inner());
+            state = next;
+            if state.wakeups > 0 {
+                // A wake-up from `add_thread`, which already took one thread off `idle`:
+                // this one, or another whose wake-up was spurious and which will take
+                // itself off below, so the count stays right either way.
+                state.wakeups -= 1;
+                continue;
+            }
+            // A spurious wake-up or a timeout: nobody took this thread off `idle`.
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                state.threads -= 1;
+                return;
+            }
+        }
+    }
+
+    /// Every [`STALL`] while the pool is in use, gives queued jobs a thread if no running
+    /// thread has made progress (all stuck in slow handlers) and no new job came to
+    /// notice it.
+    fn watchdog(&'static self) {
+        let mut state = self.lock();
+        loop {
+            if state.needs_thread(STALL) {
+                self.add_thread(&mut state);
+            }
+            let idle = state.queue.is_empty() && state.running == 0;
+            if idle && state.progress.elapsed() >= LINGER {
+                state.watchdog_parked = true;
+                while state.watchdog_parked {
+                    state = self.watch.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                continue;
+            }
+            state = self
+                .watch
+                .wait_timeout(state, STALL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    #[test]
+    fn a_burst_of_quick_jobs_all_run() {
+        let (tx, rx) = mpsc::channel();
+        for i in 0..1_000 {
+            let tx = tx.clone();
+            run(Box::new(move || {
+                let _ = tx.send(i);
+            }));
+        }
+        let mut got: Vec<i32> = (0..1_000).map(|_| rx.recv().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..1_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn slow_jobs_do_not_stall_quick_ones() {
+        // Several slow jobs at once: each needs a thread of its own, started as the
+        // earlier ones are seen to be stuck.
+        let slow = 4;
+        let (done, finished) = mpsc::channel();
+        for _ in 0..slow {
+            let done = done.clone();
+            run(Box::new(move || {
+                std::thread::sleep(Duration::from_millis(800));
+                let _ = done.send(());
+            }));
+        }
+        let started = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        run(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        rx.recv_timeout(Duration::from_millis(400))
+            .expect("a quick job waited for the slow ones");
+        assert!(started.elapsed() < Duration::from_millis(400));
+        for _ in 0..slow {
+            finished.recv().unwrap();
+        }
+    }
+}
