@@ -479,6 +479,10 @@ async fn write_loop(
         if sink.feed(first).await.is_err() {
             return;
         }
+        // The first frame of a burst wakes this task straight away (tokio runs a task
+        // woken by another next), before the other calls ready on this worker have
+        // queued theirs: step aside once so that they do, and go out in the same write.
+        tokio::task::yield_now().await;
         while let Ok(more) = queue.try_recv() {
             if sink.feed(more).await.is_err() {
                 return;
