@@ -2,9 +2,12 @@
 //! directions, matched to their replies by request id, with cancellation.
 //!
 //! Each connection runs two tasks on its local peer's runtime. The reader parses frames:
-//! calls from the other side are dispatched to the registry on tasks of their own, replies
-//! complete the waiting caller, cancels stop the work. The writer drains a queue of encoded
-//! frames and flushes once per burst, so many small replies share one write.
+//! calls from the other side go to a handler thread (synchronous functions) or a task of
+//! their own (async ones), replies complete the waiting caller, cancels stop the work.
+//! Outgoing frames collect in an [`Outbox`]: the writer task sends those of async code
+//! once per burst, a handler thread sends its replies itself.
+
+mod outbox;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,13 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -27,11 +29,8 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::peer::{Peer, PeerInner};
 use crate::registry::{Args, Handler};
-use crate::wire::{self, CallFrame, Frame, Hello, ReplyFrame, WireOutcome};
-
-/// How many encoded frames may wait for the writer before senders wait: enough for
-/// thousands of calls in flight, bounded so a stalled socket pushes back.
-const WRITE_QUEUE: usize = 4096;
+use crate::wire::{self, CallFrame, CallRef, Frame, Hello, Outgoing, ReplyFrame, WireOutcome};
+use outbox::{with_scratch, Flush, Outbox, HIGH_WATER};
 
 /// A reply, or why none will come.
 type ReplySlot = oneshot::Sender<Result<WireOutcome, Error>>;
@@ -44,8 +43,8 @@ pub(crate) struct Conn {
     remote: Hello,
     /// The other side's socket address.
     remote_addr: SocketAddr,
-    /// Encoded frames for the writer task; dropped with the connection to end it.
-    out: mpsc::Sender<Bytes>,
+    /// Frames on their way out, and the socket's write side.
+    outbox: Arc<Outbox>,
     /// Our calls waiting for replies, by request id.
     pending: Mutex<HashMap<u64, ReplySlot>>,
     /// Next request id for our calls on this connection.
@@ -80,6 +79,15 @@ impl Conn {
             .peer_addr()
             .map_err(|e| Error::io("reading a connection's address", e))?;
         let _ = stream.set_nodelay(true);
+        // A second handle on the socket, so the outbox can shut its write side down.
+        let stream = stream
+            .into_std()
+            .map_err(|e| Error::io("preparing a connection", e))?;
+        let shutdown = stream
+            .try_clone()
+            .map_err(|e| Error::io("preparing a connection", e))?;
+        let stream = TcpStream::from_std(stream)
+            .map_err(|e| Error::io("registering a connection with the runtime", e))?;
         let (read, write) = stream.into_split();
         let max_in = local.config().max_frame;
         let mut reader = FramedRead::new(read, wire::codec(max_in));
@@ -95,13 +103,13 @@ impl Conn {
             Some(id) => format!("{} ({})", id.addr(), id),
             None => remote_addr.to_string(),
         };
-        let (out, rx) = mpsc::channel(WRITE_QUEUE);
+        let outbox = Arc::new(Outbox::new(writer.into_inner(), shutdown));
         let conn = Arc::new(Conn {
             label,
             max_out: remote.max_frame.min(max_in),
             remote,
             remote_addr,
-            out,
+            outbox: outbox.clone(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             serving: Mutex::new(HashMap::new()),
@@ -110,7 +118,10 @@ impl Conn {
             local: Arc::downgrade(local.inner()),
         });
         let tracker = local.tracker();
-        tracker.spawn(write_loop(writer, rx, conn.closed.clone()));
+        let weak = Arc::downgrade(&conn);
+        // Batching pays only when several calls are in flight; a lone call goes at once.
+        let batch = move || weak.upgrade().is_some_and(|conn| conn.in_flight() > 1);
+        tracker.spawn(outbox.write_loop(conn.closed.clone(), batch));
         tracker.spawn(read_loop(conn.clone(), reader));
         tracing::debug!(peer = %conn.label, "connected");
         Ok(conn)
@@ -134,6 +145,11 @@ impl Conn {
     /// True while calls from the other side run here.
     pub(crate) fn is_serving(&self) -> bool {
         !lock(&self.serving).is_empty()
+    }
+
+    /// Calls in flight in both directions.
+    fn in_flight(&self) -> usize {
+        lock(&self.pending).len() + lock(&self.serving).len()
     }
 
     /// Completes when the connection has ended.
@@ -161,7 +177,7 @@ impl Conn {
             *slot = Some(reason.to_owned());
         }
         if let Some(frame) = last_words {
-            let _ = self.out.try_send(wire::encode(&frame));
+            self.push(&frame, Flush::Task);
         }
         self.closed.cancel();
         let waiting: Vec<ReplySlot> = lock(&self.pending).drain().map(|(_, tx)| tx).collect();
@@ -202,23 +218,16 @@ impl Conn {
             return Err(self.closed_error());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = wire::encode(&Frame::Call(CallFrame {
+        let frame = Outgoing::Call(CallRef {
             id,
-            tag: tag.to_owned(),
-            args,
-            kwargs,
+            tag,
+            args: &args,
+            kwargs: kwargs.as_ref(),
             timeout_ms: (!oneway).then(|| timeout.as_millis().min(u128::from(u64::MAX)) as u64),
             oneway,
-        }));
-        if frame.len() > self.max_out {
-            return Err(Error::FrameTooLarge {
-                size: frame.len(),
-                max: self.max_out,
-                side: format!("peer {}", self.label),
-            });
-        }
+        });
         if oneway {
-            self.send(frame).await?;
+            self.send(&frame).await?;
             return Ok(None);
         }
         let (tx, rx) = oneshot::channel();
@@ -228,7 +237,7 @@ impl Conn {
             id,
             armed: true,
         };
-        self.send(frame).await?;
+        self.send(&frame).await?;
         let result = tokio::time::timeout(timeout, rx).await;
         match result {
             Ok(Ok(reply)) => {
@@ -247,8 +256,36 @@ impl Conn {
         }
     }
 
-    async fn send(&self, frame: Bytes) -> Result<(), Error> {
-        self.out.send(frame).await.map_err(|_| self.closed_error())
+    /// Queues a call frame for the writer task, refusing one over the frame limit; waits
+    /// while the socket is backed up.
+    async fn send(&self, frame: &Outgoing<'_>) -> Result<(), Error> {
+        let queued = with_scratch(|buf| {
+            wire::encode_into(frame, buf);
+            if buf.len() > self.max_out {
+                return Err(Error::FrameTooLarge {
+                    size: buf.len(),
+                    max: self.max_out,
+                    side: format!("peer {}", self.label),
+                });
+            }
+            self.outbox
+                .push(buf, Flush::Task)
+                .map_err(|_| self.closed_error())
+        });
+        queued?;
+        if self.outbox.backlog() >= HIGH_WATER {
+            self.outbox.room().await;
+        }
+        Ok(())
+    }
+
+    /// Queues a frame of ours (cancel, goodbye, error), if the connection still takes
+    /// frames.
+    fn push(&self, frame: &Frame, flush: Flush) {
+        with_scratch(|buf| {
+            wire::encode_into(frame, buf);
+            let _ = self.outbox.push(buf, flush);
+        });
     }
 
     /// Handles one frame from the other side; `Err` ends the connection with that reason.
@@ -323,12 +360,14 @@ impl Conn {
                         return;
                     }
                     let outcome = crate::dispatch::run_inline(connection, args, caller);
-                    // Only if still wanted: a cancel removed the entry; past the budget the
-                    // caller has stopped waiting.
-                    if oneway || lock(&conn.serving).remove(&id).is_none() || late() {
+                    // Only if still wanted: a cancel removed the entry. (Past the budget
+                    // the caller drops the reply as late; checking costs a clock read.)
+                    if oneway || lock(&conn.serving).remove(&id).is_none() {
                         return;
                     }
-                    conn.reply(id, outcome, call.tag);
+                    conn.reply(id, outcome, call.tag, Flush::Caller);
+                    // Sent once this thread has no more queued calls, with their replies.
+                    conn.outbox.promise_flush(crate::dispatch::when_idle);
                 });
                 return;
             }
@@ -351,7 +390,7 @@ impl Conn {
                 return;
             }
             lock(&conn.serving).remove(&id);
-            conn.reply(id, outcome, call.tag);
+            conn.reply(id, outcome, call.tag, Flush::Task);
         });
         if !oneway {
             if let Some(serving) = lock(&self.serving).get_mut(&id) {
@@ -360,41 +399,28 @@ impl Conn {
         }
     }
 
-    /// Sends the reply to call `id` of function `tag`; one over the frame limit becomes a
-    /// panic outcome saying so. Works from any thread: a full queue hands the frame to a
-    /// task that waits for room.
-    fn reply(self: &Arc<Self>, id: u64, outcome: WireOutcome, tag: String) {
-        let mut frame = wire::encode(&Frame::Reply(ReplyFrame { id, outcome }));
-        if frame.len() > self.max_out {
-            let message = format!(
-                "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of the \
-                 caller",
-                frame.len(),
-                self.max_out
-            );
-            frame = wire::encode(&Frame::Reply(ReplyFrame {
-                id,
-                outcome: WireOutcome::Panic {
+    /// Queues the reply to call `id` of function `tag`; one over the frame limit becomes
+    /// a panic outcome saying so. Replies are never held back (the reader stops taking
+    /// calls instead while the socket is backed up).
+    fn reply(&self, id: u64, outcome: WireOutcome, tag: String, flush: Flush) {
+        with_scratch(|buf| {
+            wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
+            if buf.len() > self.max_out {
+                let message = format!(
+                    "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of \
+                     the caller",
+                    buf.len(),
+                    self.max_out
+                );
+                let outcome = WireOutcome::Panic {
                     message,
                     location: tag,
-                },
-            }));
-        }
-        match self.out.try_send(frame) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                let Some(local) = self.local.upgrade().map(Peer::from_inner) else {
-                    return;
                 };
-                let out = self.out.clone();
-                local.tracker().spawn_on(
-                    async move {
-                        let _ = out.send(frame).await;
-                    },
-                    local.runtime(),
-                );
+                wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
             }
-        }
+            // Refused only once the connection has ended: nobody to reply to.
+            let _ = self.outbox.push(buf, flush);
+        });
     }
 }
 
@@ -418,12 +444,8 @@ impl Drop for CancelGuard<'_> {
             return;
         }
         if lock(&self.conn.pending).remove(&self.id).is_some() {
-            // Best effort: a full queue means the connection is swamped; the callee's own
-            // deadline stops the work then.
-            let _ = self
-                .conn
-                .out
-                .try_send(wire::encode(&Frame::Cancel { id: self.id }));
+            // Best effort: once the connection has ended there is nothing to cancel.
+            self.conn.push(&Frame::Cancel { id: self.id }, Flush::Task);
         }
     }
 }
@@ -447,6 +469,13 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
                     if let Err(reason) = conn.receive(frame) {
                         break Some((reason, None));
                     }
+                    // Replies pile up unsent: take no more calls until they drain.
+                    if conn.outbox.backlog() >= HIGH_WATER {
+                        tokio::select! {
+                            _ = conn.outbox.room() => {}
+                            _ = conn.closed.cancelled() => break None,
+                        }
+                    }
                 }
                 Err(e) => {
                     let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
@@ -460,44 +489,6 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
         Some((reason, last_words)) => conn.shut(&reason, last_words),
         None => conn.shut("closed", None),
     }
-}
-
-/// Writes queued frames, one flush per burst, until the connection ends; then sends what
-/// is still queued (a goodbye or error frame) and closes the write side.
-async fn write_loop(
-    mut sink: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
-    mut queue: mpsc::Receiver<Bytes>,
-    closed: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            biased;
-            frame = queue.recv() => frame,
-            _ = closed.cancelled() => None,
-        };
-        let Some(first) = first else { break };
-        if sink.feed(first).await.is_err() {
-            return;
-        }
-        // The first frame of a burst wakes this task straight away (tokio runs a task
-        // woken by another next), before the other calls ready on this worker have
-        // queued theirs: step aside once so that they do, and go out in the same write.
-        tokio::task::yield_now().await;
-        while let Ok(more) = queue.try_recv() {
-            if sink.feed(more).await.is_err() {
-                return;
-            }
-        }
-        if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
-            return;
-        }
-    }
-    while let Ok(last) = queue.try_recv() {
-        if sink.feed(last).await.is_err() {
-            return;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), SinkExt::<Bytes>::close(&mut sink)).await;
 }
 
 /// Locks a mutex that only guards short, non-panicking sections; a poisoned lock still

@@ -91,6 +91,13 @@ pub(crate) async fn run(
     finish(connection, result)
 }
 
+/// Runs `f` once this handler thread has no queued call left to take (or has taken a
+/// good few), so that the replies of a burst of calls go out together; runs it at once
+/// anywhere else.
+pub(crate) fn when_idle(f: Box<dyn FnOnce()>) {
+    pool::when_idle(f);
+}
+
 /// Runs `job` on a handler thread (see `pool`), never on an async worker, with the current
 /// runtime entered: a handler may use tokio there (`Handle::current`, `tokio::spawn`, a
 /// nested `.wait()`) as it could on tokio's blocking pool.

@@ -11,6 +11,7 @@
 //! watchdog notices, when no new job comes). A slow handler therefore delays the calls
 //! queued behind it by a fraction of a millisecond, and never blocks them.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
@@ -33,8 +34,52 @@ const MAX_THREADS: usize = 512;
 /// An idle thread exits after this long without work.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// Jobs a thread takes in a row before it runs its deferred work anyway.
+const DEFER_AT_MOST: u32 = 32;
+
 /// A job: runs a handler and delivers its reply itself.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+thread_local! {
+    /// On handler threads: work deferred until the thread finds no job queued (see
+    /// [`when_idle`]). `None` on every other thread.
+    static DEFERRED: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` once this handler thread finds no job queued, or after [`DEFER_AT_MOST`]
+/// more; at once on any other thread. Replies to a burst of calls thus go out in one
+/// write.
+pub(crate) fn when_idle(f: Box<dyn FnOnce()>) {
+    let now = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(f);
+            None
+        }
+        None => Some(f),
+    });
+    if let Some(f) = now {
+        f();
+    }
+}
+
+/// Runs the work deferred on this thread.
+fn run_deferred() {
+    loop {
+        let list = DEFERRED.with(|deferred| {
+            deferred
+                .borrow_mut()
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+        });
+        if list.is_empty() {
+            return;
+        }
+        for f in list {
+            let _ = catch_unwind(AssertUnwindSafe(f));
+        }
+    }
+}
 
 /// Runs `job` on a handler thread.
 pub(crate) fn run(job: Job) {
@@ -148,9 +193,11 @@ impl Pool {
 
     /// A handler thread: takes jobs until none comes for [`KEEP_ALIVE`].
     fn work(&self) {
+        DEFERRED.with(|deferred| *deferred.borrow_mut() = Some(Vec::new()));
         let mut state = self.lock();
         // Started by `add_thread`, which counted this thread as starting.
         state.starting -= 1;
+        let mut in_a_row = 0;
         loop {
             if let Some(job) = state.queue.pop_front() {
                 state.running += 1;
@@ -159,9 +206,15 @@ impl Pool {
                 // Jobs catch their handler's panic; this guards the thread against one
                 // in the delivery of the reply.
                 let _ = catch_unwind(AssertUnwindSafe(job));
+                in_a_row += 1;
                 state = self.lock();
                 state.running -= 1;
-                state.progress = Instant::now();
+                if state.queue.is_empty() || in_a_row >= DEFER_AT_MOST {
+                    drop(state);
+                    run_deferred();
+                    in_a_row = 0;
+                    state = self.lock();
+                }
                 continue;
             }
             state.idle += 1;

@@ -14,6 +14,15 @@ pub(crate) fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Encodes a message's JSON body into `buf`, replacing what it held (the sender adds the
+/// length). Used with a reused buffer, so that sending allocates nothing per frame.
+pub(crate) fn encode_into(message: &impl serde::Serialize, buf: &mut Vec<u8>) {
+    buf.clear();
+    // Messages hold only strings, numbers, JSON values and raw JSON: writing them into
+    // memory cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, message);
+}
+
 /// Encodes a frame's JSON body (the codec adds the length).
 pub(crate) fn encode(frame: &Frame) -> Bytes {
     let mut buf = BytesMut::with_capacity(128).writer();

@@ -6,6 +6,8 @@ mod codec;
 mod frame;
 mod handshake;
 
-pub(crate) use codec::{codec, encode};
-pub(crate) use frame::{CallFrame, Frame, Hello, ReplyFrame, WireOutcome, PROTOCOL_VERSION};
+pub(crate) use codec::{codec, encode, encode_into};
+pub(crate) use frame::{
+    CallFrame, CallRef, Frame, Hello, Outgoing, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
+};
 pub(crate) use handshake::handshake;

@@ -1,0 +1,341 @@
+//! The frames waiting to go out on one connection, and the rule for who writes them: the
+//! connection's writer task for frames queued by async code, batched per burst; the
+//! handler thread itself for replies of synchronous handlers, once it has no more queued
+//! work, so that a reply neither waits for the async worker to wake nor costs it a
+//! thread switch.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Unsent bytes past which async senders wait, and the reader stops taking calls, until
+/// the socket drains: a stalled peer pushes back instead of growing the buffer.
+pub(crate) const HIGH_WATER: usize = 1 << 20;
+
+/// How long the last frames (goodbye, error) may take to go out when the connection ends.
+const LAST_WORDS: Duration = Duration::from_secs(1);
+
+/// One connection's outgoing frames.
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// The socket's write side: `try_write` works from any thread.
+    socket: OwnedWriteHalf,
+    /// A second handle on the socket, to shut its write side down from `&self` when the
+    /// connection ends (tokio's half needs `&mut` or to be dropped for that).
+    shutdown: std::net::TcpStream,
+    /// Wakes the writer task: it has been made responsible for the buffer.
+    wake: Notify,
+    /// Wakes senders waiting for the buffer to drop below [`HIGH_WATER`].
+    room: Notify,
+    /// A handler thread has promised to flush when it runs out of queued work.
+    flush_promised: AtomicBool,
+    /// `buf.len()`, readable without the lock, for back-pressure checks per frame.
+    queued: AtomicUsize,
+}
+
+struct State {
+    /// Length-prefixed frames not yet handed to the socket.
+    buf: BytesMut,
+    /// Who is responsible for writing `buf` out. Only they write, so frames never
+    /// interleave; they recheck `buf` before giving the responsibility up, so frames
+    /// appended meanwhile go out with theirs.
+    writer: Writer,
+    /// The connection ended: frames are refused.
+    closed: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Nobody: `buf` is empty, or holds frames a handler thread will flush.
+    Nobody,
+    /// The writer task (woken for it, or writing).
+    Task,
+    /// A thread in [`Outbox::flush_now`].
+    Thread,
+}
+
+/// The locked state; keeps [`Outbox::backlog`] up to date when released.
+struct Locked<'a> {
+    state: MutexGuard<'a, State>,
+    queued: &'a AtomicUsize,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.queued.store(self.state.buf.len(), Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+/// Who will write a frame just appended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// The writer task, woken now if nobody writes yet.
+    Task,
+    /// The calling handler thread, through [`Outbox::flush_now`] later.
+    Caller,
+}
+
+/// The connection ended before the frame could be queued.
+pub(crate) struct Closed;
+
+impl Outbox {
+    pub(crate) fn new(socket: OwnedWriteHalf, shutdown: std::net::TcpStream) -> Outbox {
+        Outbox {
+            state: Mutex::new(State {
+                buf: BytesMut::with_capacity(8 * 1024),
+                writer: Writer::Nobody,
+                closed: false,
+            }),
+            socket,
+            shutdown,
+            wake: Notify::new(),
+            room: Notify::new(),
+            flush_promised: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        // Only short, non-panicking sections run under it.
+        Locked {
+            state: self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            queued: &self.queued,
+        }
+    }
+
+    /// Bytes waiting to go out.
+    pub(crate) fn backlog(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Queues one frame's body (the length prefix is added here).
+    pub(crate) fn push(&self, body: &[u8], flush: Flush) -> Result<(), Closed> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Closed);
+        }
+        // Callers check bodies against the frame limit, which is below u32::MAX.
+        state.buf.reserve(4 + body.len());
+        state.buf.put_u32(body.len() as u32);
+        state.buf.put_slice(body);
+        if flush == Flush::Task && state.writer == Writer::Nobody {
+            state.writer = Writer::Task;
+            drop(state);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until the backlog is below [`HIGH_WATER`].
+    pub(crate) async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.buf.len() < HIGH_WATER || state.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Makes sure a frame queued with [`Flush::Caller`] goes out: `defer` is handed a
+    /// flush to run once the caller's current batch of work is done, unless one is
+    /// already promised.
+    pub(crate) fn promise_flush(self: &Arc<Self>, defer: impl FnOnce(Box<dyn FnOnce()>)) {
+        if !self.flush_promised.swap(true, Ordering::AcqRel) {
+            let outbox = self.clone();
+            defer(Box::new(move || {
+                outbox.flush_promised.store(false, Ordering::Release);
+                outbox.flush_now();
+            }));
+        }
+    }
+
+    /// Writes the buffer out from this thread, unless someone else is at it. What the
+    /// socket cannot take right now is left to the writer task.
+    pub(crate) fn flush_now(&self) {
+        let mut state = self.lock();
+        if state.writer != Writer::Nobody || state.buf.is_empty() || state.closed {
+            return;
+        }
+        state.writer = Writer::Thread;
+        loop {
+            let mut chunk = state.buf.split().freeze();
+            drop(state);
+            let result = write_some(&self.socket, &mut chunk);
+            state = self.lock();
+            match result {
+                Ok(()) if state.buf.is_empty() => {
+                    state.writer = Writer::Nobody;
+                    drop(state);
+                    self.room.notify_waiters();
+                    return;
+                }
+                Ok(()) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket is full: the rest goes first, by the writer task, which
+                    // can wait for room. The responsibility passes to it.
+                    let rest = std::mem::take(&mut state.buf);
+                    state.buf.reserve(chunk.len() + rest.len());
+                    state.buf.put(chunk);
+                    state.buf.put(rest);
+                    state.writer = Writer::Task;
+                    drop(state);
+                    self.wake.notify_one();
+                    return;
+                }
+                Err(e) => {
+                    // The socket failed; the reader sees it too and closes the connection.
+                    tracing::debug!(error = %e, "write failed");
+                    state.closed = true;
+                    state.buf.clear();
+                    state.writer = Writer::Nobody;
+                    drop(state);
+                    self.room.notify_waiters();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The writer task: writes the buffer whenever it is made responsible for it, until
+    /// the connection ends; then sends what is left (a goodbye or error frame) and shuts
+    /// the write side.
+    pub(crate) async fn write_loop(
+        self: Arc<Self>,
+        closed: CancellationToken,
+        batch: impl Fn() -> bool,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.wake.notified() => {}
+                _ = closed.cancelled() => break,
+            }
+            if batch() {
+                // A task woken by another runs next on tokio: the first frame of a burst
+                // wakes this one before the other calls ready on this worker have queued
+                // theirs. Step aside once so they do, and share the write.
+                tokio::task::yield_now().await;
+            }
+            if self.write_out().await.is_err() {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(LAST_WORDS, self.last_words()).await;
+        self.lock().closed = true;
+        let _ = self.shutdown.shutdown(std::net::Shutdown::Write);
+        self.room.notify_waiters();
+    }
+
+    /// Refuses further frames and writes out the rest, once a thread writing has let go.
+    async fn last_words(&self) {
+        loop {
+            {
+                let mut state = self.lock();
+                state.closed = true;
+                if state.writer != Writer::Thread {
+                    state.writer = Writer::Task;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = self.write_out().await;
+    }
+
+    /// Writes until the buffer is empty, waiting for the socket as needed; then gives up
+    /// the responsibility for it. Runs only while the task holds it.
+    async fn write_out(&self) -> io::Result<()> {
+        loop {
+            let mut chunk = {
+                let mut state = self.lock();
+                if state.writer != Writer::Task {
+                    // Not ours to write (cannot happen: the task is woken only when
+                    // given the responsibility); leave it to whoever holds it.
+                    return Ok(());
+                }
+                if state.buf.is_empty() {
+                    state.writer = Writer::Nobody;
+                    drop(state);
+                    self.room.notify_waiters();
+                    return Ok(());
+                }
+                state.buf.split().freeze()
+            };
+            while !chunk.is_empty() {
+                match write_some(&self.socket, &mut chunk) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.socket.writable().await?;
+                    }
+                    Err(e) => {
+                        let mut state = self.lock();
+                        state.closed = true;
+                        state.buf.clear();
+                        state.writer = Writer::Nobody;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes as much of `chunk` as the socket takes now, advancing it; `WouldBlock` when it
+/// took nothing more. `Ok` means all of it went.
+fn write_some(socket: &OwnedWriteHalf, chunk: &mut Bytes) -> io::Result<()> {
+    while !chunk.is_empty() {
+        match socket.try_write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => chunk.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Encodes into a reusable per-thread buffer and hands the bytes to `f`: no allocation
+/// per frame once warm.
+pub(crate) fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = f(&mut buf);
+            // Don't let one huge frame pin its memory to the thread.
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Re-entered (cannot happen with the callers here): a fresh buffer.
+        Err(_) => f(&mut Vec::new()),
+    })
+}
