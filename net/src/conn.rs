@@ -10,11 +10,13 @@
 mod outbox;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -29,8 +31,34 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::peer::{Peer, PeerInner};
 use crate::registry::{Args, Handler};
-use crate::wire::{self, CallFrame, CallRef, Frame, Hello, Outgoing, ReplyFrame, WireOutcome};
+use crate::wire::{
+    self, CallIn, CallRef, Frame, Hello, Incoming, Outgoing, ReplyFrame, WireOutcome,
+};
 use outbox::{with_scratch, Flush, Outbox, HIGH_WATER};
+
+/// Calls by request id. Ids are a counter, so a multiplication spreads them well enough;
+/// SipHash, the default, showed in the call benchmark.
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this keeps any other use correct.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// A reply, or why none will come.
 type ReplySlot = oneshot::Sender<Result<WireOutcome, Error>>;
@@ -46,11 +74,11 @@ pub(crate) struct Conn {
     /// Frames on their way out, and the socket's write side.
     outbox: Arc<Outbox>,
     /// Our calls waiting for replies, by request id.
-    pending: Mutex<HashMap<u64, ReplySlot>>,
+    pending: Mutex<IdMap<ReplySlot>>,
     /// Next request id for our calls on this connection.
     next_id: AtomicU64,
     /// The other side's calls running here, by their request id, so a cancel stops them.
-    serving: Mutex<HashMap<u64, Serving>>,
+    serving: Mutex<IdMap<Serving>>,
     /// Cancelled when the connection ends, which stops both tasks.
     closed: CancellationToken,
     /// Why it ended, for the errors of calls made afterwards.
@@ -110,9 +138,9 @@ impl Conn {
             remote,
             remote_addr,
             outbox: outbox.clone(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(IdMap::default()),
             next_id: AtomicU64::new(1),
-            serving: Mutex::new(HashMap::new()),
+            serving: Mutex::new(IdMap::default()),
             closed: local.shutdown_token().child_token(),
             close_reason: Mutex::new(None),
             local: Arc::downgrade(local.inner()),
@@ -288,14 +316,15 @@ impl Conn {
         });
     }
 
-    /// Handles one frame from the other side; `Err` ends the connection with that reason.
-    fn receive(self: &Arc<Self>, frame: Frame) -> Result<(), String> {
+    /// Handles one frame from the other side (`bytes` holds it); `Err` ends the
+    /// connection with that reason.
+    fn receive(self: &Arc<Self>, frame: Incoming<'_>, bytes: &Bytes) -> Result<(), String> {
         match frame {
-            Frame::Call(call) => {
-                self.serve(call);
+            Incoming::Call(call) => {
+                self.serve(call, bytes);
                 Ok(())
             }
-            Frame::Reply(ReplyFrame { id, outcome }) => {
+            Incoming::Reply(ReplyFrame { id, outcome }) => {
                 match lock(&self.pending).remove(&id) {
                     Some(tx) => {
                         let _ = tx.send(Ok(outcome));
@@ -305,7 +334,7 @@ impl Conn {
                 }
                 Ok(())
             }
-            Frame::Cancel { id } => {
+            Incoming::Cancel { id } => {
                 if let Some(serving) = lock(&self.serving).remove(&id) {
                     serving.cancel.cancel();
                     if let Some(abort) = serving.abort {
@@ -314,23 +343,28 @@ impl Conn {
                 }
                 Ok(())
             }
-            Frame::Error { message } => Err(format!("the peer reported an error: {message}")),
-            Frame::Goodbye => Err("the peer shut down".to_owned()),
-            Frame::Hello(_) => Err("a second hello on an open connection".to_owned()),
+            Incoming::Error { message } => Err(format!("the peer reported an error: {message}")),
+            Incoming::Goodbye => Err("the peer shut down".to_owned()),
+            Incoming::Hello(_) => Err("a second hello on an open connection".to_owned()),
         }
     }
 
     /// Runs a call from the other side and sends the reply: a synchronous function on a
     /// handler thread, which also sends the reply (no task, no timer); an async one on a
     /// task of its own, within the caller's time budget.
-    fn serve(self: &Arc<Self>, call: CallFrame) {
+    fn serve(self: &Arc<Self>, call: CallIn<'_>, bytes: &Bytes) {
         let Some(local) = self.local.upgrade().map(Peer::from_inner) else {
             return;
         };
-        let cancel = self.closed.child_token();
         let id = call.id;
         let oneway = call.oneway;
-        if !oneway {
+        let cancel = if oneway {
+            // Not in `serving`: only the connection's end can cancel it.
+            self.closed.child_token()
+        } else {
+            // Cancelled by a cancel frame or by `shut`, through `serving`; a token of its
+            // own avoids contending for the connection token's lock on every call.
+            let cancel = CancellationToken::new();
             lock(&self.serving).insert(
                 id,
                 Serving {
@@ -338,34 +372,49 @@ impl Conn {
                     abort: None,
                 },
             );
-        }
+            // `shut` may have drained `serving` just before the insert.
+            if self.closed.is_cancelled() {
+                cancel.cancel();
+            }
+            cancel
+        };
         let caller = Caller::remote(self.clone(), local.clone(), cancel.clone());
         let budget = call.timeout_ms.map(Duration::from_millis);
         if let Ok(connection) = crate::dispatch::lookup(&call.tag) {
-            if matches!(connection.handler, Handler::Sync(_)) {
+            if let Handler::Sync(_) = connection.handler {
                 let deadline = budget.map(|budget| Instant::now() + budget);
-                let late = move || deadline.is_some_and(|d| Instant::now() >= d);
                 let conn = self.clone();
                 // Counts as a task of the peer, so that shutdown waits for it.
                 let running = local.tracker().token();
-                let args = Args {
-                    positional: call.args,
-                    named: call.kwargs,
-                };
+                // The arguments stay in the frame's bytes (shared, not copied) until the
+                // handler thread copies them out: memory allocated and freed on one
+                // thread is much cheaper than memory passed between threads.
+                let args = bytes.slice_ref(call.args.get().as_bytes());
+                let named = call.kwargs;
                 crate::dispatch::on_handler_thread(move || {
                     let _running = running;
                     // Given up on (cancel, timeout) before it could start: skip it.
-                    if cancel.is_cancelled() || late() {
+                    let late = deadline.is_some_and(|d| Instant::now() >= d);
+                    if cancel.is_cancelled() || late {
                         lock(&conn.serving).remove(&id);
                         return;
                     }
-                    let outcome = crate::dispatch::run_inline(connection, args, caller);
+                    let outcome = match raw_args(&args) {
+                        Some(positional) => crate::dispatch::run_inline(
+                            connection,
+                            Args { positional, named },
+                            caller,
+                        ),
+                        None => WireOutcome::BadArgs {
+                            message: "the arguments are not JSON".into(),
+                        },
+                    };
                     // Only if still wanted: a cancel removed the entry. (Past the budget
                     // the caller drops the reply as late; checking costs a clock read.)
                     if oneway || lock(&conn.serving).remove(&id).is_none() {
                         return;
                     }
-                    conn.reply(id, outcome, call.tag, Flush::Caller);
+                    conn.reply(id, outcome, || connection.tag(), Flush::Caller);
                     // Sent once this thread has no more queued calls, with their replies.
                     conn.outbox.promise_flush(crate::dispatch::when_idle);
                 });
@@ -373,8 +422,11 @@ impl Conn {
             }
         }
         let conn = self.clone();
+        let tag = call.tag.into_owned();
+        let args = call.args.to_owned();
+        let named = call.kwargs;
         let task = local.tracker().spawn(async move {
-            let work = crate::dispatch::run_tag(&call.tag, call.args, call.kwargs, caller);
+            let work = crate::dispatch::run_tag(&tag, args, named, caller);
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
@@ -390,7 +442,7 @@ impl Conn {
                 return;
             }
             lock(&conn.serving).remove(&id);
-            conn.reply(id, outcome, call.tag, Flush::Task);
+            conn.reply(id, outcome, || tag, Flush::Task);
         });
         if !oneway {
             if let Some(serving) = lock(&self.serving).get_mut(&id) {
@@ -402,7 +454,7 @@ impl Conn {
     /// Queues the reply to call `id` of function `tag`; one over the frame limit becomes
     /// a panic outcome saying so. Replies are never held back (the reader stops taking
     /// calls instead while the socket is backed up).
-    fn reply(&self, id: u64, outcome: WireOutcome, tag: String, flush: Flush) {
+    fn reply(&self, id: u64, outcome: WireOutcome, tag: impl FnOnce() -> String, flush: Flush) {
         with_scratch(|buf| {
             wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
             if buf.len() > self.max_out {
@@ -414,7 +466,7 @@ impl Conn {
                 );
                 let outcome = WireOutcome::Panic {
                     message,
-                    location: tag,
+                    location: tag(),
                 };
                 wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
             }
@@ -464,31 +516,47 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
                 tracing::warn!(peer = %conn.label, %message, "closing connection");
                 break Some((message.clone(), Some(Frame::Error { message })));
             }
-            Some(Ok(bytes)) => match serde_json::from_slice::<Frame>(&bytes) {
-                Ok(frame) => {
-                    if let Err(reason) = conn.receive(frame) {
-                        break Some((reason, None));
-                    }
-                    // Replies pile up unsent: take no more calls until they drain.
-                    if conn.outbox.backlog() >= HIGH_WATER {
-                        tokio::select! {
-                            _ = conn.outbox.room() => {}
-                            _ = conn.closed.cancelled() => break None,
+            Some(Ok(bytes)) => {
+                let bytes = bytes.freeze();
+                // Checked as UTF-8 once here rather than string by string while parsing.
+                let parsed = std::str::from_utf8(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        serde_json::from_str::<Incoming>(text).map_err(|e| e.to_string())
+                    });
+                match parsed {
+                    Ok(frame) => {
+                        if let Err(reason) = conn.receive(frame, &bytes) {
+                            break Some((reason, None));
+                        }
+                        // Replies pile up unsent: take no more calls until they drain.
+                        if conn.outbox.backlog() >= HIGH_WATER {
+                            tokio::select! {
+                                _ = conn.outbox.room() => {}
+                                _ = conn.closed.cancelled() => break None,
+                            }
                         }
                     }
+                    Err(e) => {
+                        let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
+                        tracing::warn!(peer = %conn.label, %message, "closing connection");
+                        break Some((message.clone(), Some(Frame::Error { message })));
+                    }
                 }
-                Err(e) => {
-                    let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
-                    tracing::warn!(peer = %conn.label, %message, "closing connection");
-                    break Some((message.clone(), Some(Frame::Error { message })));
-                }
-            },
+            }
         }
     };
     match reason {
         Some((reason, last_words)) => conn.shut(&reason, last_words),
         None => conn.shut("closed", None),
     }
+}
+
+/// The arguments of a call, copied out of its frame.
+fn raw_args(bytes: &[u8]) -> Option<Box<RawValue>> {
+    // Already parsed as JSON when the frame was read; this only makes it owned.
+    let text = std::str::from_utf8(bytes).ok()?;
+    RawValue::from_string(text.to_owned()).ok()
 }
 
 /// Locks a mutex that only guards short, non-panicking sections; a poisoned lock still

@@ -1,5 +1,7 @@
 //! The messages peers exchange, one JSON object per frame.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -65,6 +67,50 @@ pub(crate) struct CallFrame {
     pub timeout_ms: Option<u64>,
     /// No reply is wanted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oneway: bool,
+}
+
+/// A frame as this side reads it: [`Frame`], with a call's tag and arguments borrowed
+/// from the frame's bytes, so that reading a call allocates nothing (the arguments are
+/// copied later, on the thread that runs the handler).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Incoming<'a> {
+    /// As [`Frame::Hello`]; only ever an error after the handshake, so not kept.
+    Hello(serde::de::IgnoredAny),
+    /// As [`Frame::Call`].
+    #[serde(borrow)]
+    Call(CallIn<'a>),
+    /// As [`Frame::Reply`].
+    Reply(ReplyFrame),
+    /// As [`Frame::Cancel`].
+    Cancel {
+        /// The call's id.
+        id: u64,
+    },
+    /// As [`Frame::Error`].
+    Error {
+        /// What was wrong.
+        message: String,
+    },
+    /// As [`Frame::Goodbye`].
+    Goodbye,
+}
+
+/// [`CallFrame`], borrowed from the frame's bytes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallIn<'a> {
+    pub id: u64,
+    /// Borrowed unless it holds escapes.
+    #[serde(borrow)]
+    pub tag: Cow<'a, str>,
+    #[serde(borrow)]
+    pub args: &'a RawValue,
+    #[serde(default)]
+    pub kwargs: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
     pub oneway: bool,
 }
 
@@ -165,6 +211,56 @@ mod tests {
                 serde_json::to_string(&borrowed).unwrap(),
                 serde_json::to_string(&owned).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn incoming_reads_what_frame_reads() {
+        let texts = [
+            r#"{"call":{"id":7,"tag":"bXVs","args":[5,10],"timeout_ms":500}}"#,
+            r#"{"call":{"id":8,"tag":"caf\u00e9","args":[],"kwargs":{"a":1},"oneway":true}}"#,
+            r#"{"reply":{"id":7,"outcome":{"ok":50}}}"#,
+            r#"{"cancel":{"id":7}}"#,
+            r#"{"error":{"message":"no"}}"#,
+            r#""goodbye""#,
+        ];
+        for text in texts {
+            let owned: Frame = serde_json::from_str(text).unwrap();
+            let borrowed: Incoming = serde_json::from_str(text).unwrap();
+            match (owned, borrowed) {
+                (Frame::Call(a), Incoming::Call(b)) => {
+                    assert_eq!(
+                        (
+                            a.id,
+                            a.tag.as_str(),
+                            a.args.get(),
+                            a.kwargs,
+                            a.timeout_ms,
+                            a.oneway
+                        ),
+                        (
+                            b.id,
+                            &*b.tag,
+                            b.args.get(),
+                            b.kwargs,
+                            b.timeout_ms,
+                            b.oneway
+                        )
+                    );
+                }
+                (Frame::Reply(a), Incoming::Reply(b)) => assert_eq!(a.id, b.id),
+                (Frame::Cancel { id: a }, Incoming::Cancel { id: b }) => assert_eq!(a, b),
+                (Frame::Error { message: a }, Incoming::Error { message: b }) => {
+                    assert_eq!(a, b)
+                }
+                (Frame::Goodbye, Incoming::Goodbye) => {}
+                (a, b) => panic!("{text}: {a:?} vs {b:?}"),
+            }
+        }
+        // The tag of a call with escapes is unescaped, not borrowed.
+        match serde_json::from_str::<Incoming>(texts[1]).unwrap() {
+            Incoming::Call(call) => assert_eq!(call.tag, "café"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -8,6 +8,6 @@ mod handshake;
 
 pub(crate) use codec::{codec, encode, encode_into};
 pub(crate) use frame::{
-    CallFrame, CallRef, Frame, Hello, Outgoing, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
+    CallIn, CallRef, Frame, Hello, Incoming, Outgoing, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
 };
 pub(crate) use handshake::handshake;
