@@ -31,9 +31,7 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::peer::{Peer, PeerInner};
 use crate::registry::{Args, Handler};
-use crate::wire::{
-    self, CallIn, CallRef, Frame, Hello, Incoming, Outgoing, ReplyFrame, WireOutcome,
-};
+use crate::wire::{self, CallIn, CallRef, Frame, Hello, Incoming, ReplyFrame, WireOutcome};
 use outbox::{with_scratch, Flush, Outbox, HIGH_WATER};
 
 /// Calls by request id. Ids are a counter, so a multiplication spreads them well enough;
@@ -246,14 +244,14 @@ impl Conn {
             return Err(self.closed_error());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = Outgoing::Call(CallRef {
+        let frame = CallRef {
             id,
             tag,
             args: &args,
             kwargs: kwargs.as_ref(),
             timeout_ms: (!oneway).then(|| timeout.as_millis().min(u128::from(u64::MAX)) as u64),
             oneway,
-        });
+        };
         if oneway {
             self.send(&frame).await?;
             return Ok(None);
@@ -286,9 +284,9 @@ impl Conn {
 
     /// Queues a call frame for the writer task, refusing one over the frame limit; waits
     /// while the socket is backed up.
-    async fn send(&self, frame: &Outgoing<'_>) -> Result<(), Error> {
+    async fn send(&self, frame: &CallRef<'_>) -> Result<(), Error> {
         let queued = with_scratch(|buf| {
-            wire::encode_into(frame, buf);
+            wire::encode_call(frame, buf);
             if buf.len() > self.max_out {
                 return Err(Error::FrameTooLarge {
                     size: buf.len(),
@@ -456,7 +454,7 @@ impl Conn {
     /// calls instead while the socket is backed up).
     fn reply(&self, id: u64, outcome: WireOutcome, tag: impl FnOnce() -> String, flush: Flush) {
         with_scratch(|buf| {
-            wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
+            wire::encode_reply(id, &outcome, buf);
             if buf.len() > self.max_out {
                 let message = format!(
                     "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of \
@@ -468,7 +466,7 @@ impl Conn {
                     message,
                     location: tag(),
                 };
-                wire::encode_into(&Frame::Reply(ReplyFrame { id, outcome }), buf);
+                wire::encode_reply(id, &outcome, buf);
             }
             // Refused only once the connection has ended: nobody to reply to.
             let _ = self.outbox.push(buf, flush);
@@ -521,9 +519,7 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
                 // Checked as UTF-8 once here rather than string by string while parsing.
                 let parsed = std::str::from_utf8(&bytes)
                     .map_err(|e| e.to_string())
-                    .and_then(|text| {
-                        serde_json::from_str::<Incoming>(text).map_err(|e| e.to_string())
-                    });
+                    .and_then(|text| wire::decode(text).map_err(|e| e.to_string()));
                 match parsed {
                     Ok(frame) => {
                         if let Err(reason) = conn.receive(frame, &bytes) {

@@ -114,8 +114,9 @@ pub(crate) struct CallIn<'a> {
     pub oneway: bool,
 }
 
-/// A frame as this side sends it, from borrowed parts: the same JSON as [`Frame`], so
-/// that a call goes out without copying its tag and arguments first.
+/// A call frame from borrowed parts, as serde writes it: the reference that
+/// `fast::encode_call` is tested against.
+#[cfg(test)]
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Outgoing<'a> {
@@ -123,7 +124,8 @@ pub(crate) enum Outgoing<'a> {
     Call(CallRef<'a>),
 }
 
-/// [`CallFrame`], borrowed.
+/// [`CallFrame`], borrowed: what a call is sent from, without copying its tag and
+/// arguments first.
 #[derive(Serialize)]
 pub(crate) struct CallRef<'a> {
     pub id: u64,

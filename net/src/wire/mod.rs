@@ -3,11 +3,16 @@
 //! in other languages.
 
 mod codec;
+mod fast;
 mod frame;
 mod handshake;
 
 pub(crate) use codec::{codec, encode, encode_into};
+pub(crate) use fast::{decode, encode_call, encode_reply};
 pub(crate) use frame::{
-    CallIn, CallRef, Frame, Hello, Incoming, Outgoing, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
+    CallIn, CallRef, Frame, Hello, Incoming, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
 };
 pub(crate) use handshake::handshake;
+
+#[cfg(test)]
+pub(crate) use frame::Outgoing;
