@@ -525,13 +525,6 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
                         if let Err(reason) = conn.receive(frame, &bytes) {
                             break Some((reason, None));
                         }
-                        // Replies pile up unsent: take no more calls until they drain.
-                        if conn.outbox.backlog() >= HIGH_WATER {
-                            tokio::select! {
-                                _ = conn.outbox.room() => {}
-                                _ = conn.closed.cancelled() => break None,
-                            }
-                        }
                     }
                     Err(e) => {
                         let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");

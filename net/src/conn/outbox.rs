@@ -14,8 +14,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Unsent bytes past which async senders wait, and the reader stops taking calls, until
-/// the socket drains: a stalled peer pushes back instead of growing the buffer.
+/// Unsent bytes past which callers wait until the socket drains: a stalled peer pushes
+/// back on new calls. (Replies are always queued: a reader that stopped reading while
+/// its replies wait could deadlock with a peer doing the same.)
 pub(crate) const HIGH_WATER: usize = 1 << 20;
 
 /// How long the last frames (goodbye, error) may take to go out when the connection ends.
