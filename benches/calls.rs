@@ -31,6 +31,13 @@ fn multiply(a: i64, b: i64) -> i64 {
     a * b
 }
 
+/// The same as an async fn, which runs on the server's async worker: measured beside the
+/// synchronous one to show what handing a call to a handler thread costs.
+#[net::connect]
+async fn multiply_async(a: i64, b: i64) -> i64 {
+    a * b
+}
+
 /// The raw echo's payload: about the size of a `multiply` call frame (~90 bytes), so both
 /// sides move similar bytes per round trip.
 const PAYLOAD: usize = 96;
@@ -130,6 +137,17 @@ fn main() {
         }
     );
 
+    // Other work on the machine slows both sides alike, but wake-ups the most: say how
+    // busy it was.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    match std::fs::read_to_string("/proc/loadavg") {
+        Ok(load) => println!(
+            "machine: {cores} cores, load average {} at start",
+            load.split_whitespace().next().unwrap_or("?")
+        ),
+        Err(_) => println!("machine: {cores} cores"),
+    }
+
     // The raw echo server, and the net peers: one server, four clients.
     let echo = run_on(&server_rt, spawn_echo_server()).expect("binding the echo server");
     let config = || net::Config::default().loopback(true).port(0);
@@ -147,6 +165,7 @@ fn main() {
     }
 
     let mut rtt = (Vec::new(), Vec::new());
+    let mut rtt_async = Vec::new();
     let mut one = (Vec::new(), Vec::new());
     let mut four = (Vec::new(), Vec::new());
     for _ in 0..plan.rounds {
@@ -155,9 +174,11 @@ fn main() {
                 .extend(run_on(&client_rt, raw_round_trips(echo, plan)));
         }
         if sides.net {
-            let (server, client) = (server.clone(), clients[0].clone());
-            rtt.0
-                .extend(run_on(&client_rt, net_round_trips(server, client, plan)));
+            for (sync, samples) in [(true, &mut rtt.0), (false, &mut rtt_async)] {
+                let (server, client) = (server.clone(), clients[0].clone());
+                let trips = net_round_trips(server, client, plan, sync);
+                samples.extend(run_on(&client_rt, trips));
+            }
         }
         if sides.raw {
             one.1
@@ -187,6 +208,7 @@ fn main() {
     server_rt.block_on(server.shutdown());
 
     let net_rtt = Latency::of(rtt.0);
+    let async_rtt = Latency::of(rtt_async);
     let raw_rtt = Latency::of(rtt.1);
     let (net_one, raw_one) = (median(one.0), median(one.1));
     let (net_four, raw_four) = (median(four.0), median(four.1));
@@ -212,6 +234,12 @@ fn main() {
     let p99 = |l: &Option<Latency>| l.as_ref().map(|l| micros(l.p99));
     row("round trip p50", p50(&net_rtt), p50(&raw_rtt), "us");
     row("round trip p99", p99(&net_rtt), p99(&raw_rtt), "us");
+    row(
+        "  (async fn) round trip p50",
+        p50(&async_rtt),
+        p50(&raw_rtt),
+        "us",
+    );
     row("calls/s, 64 in flight, 1 conn", net_one, raw_one, "/s");
     row("calls/s, 64 in flight x 4 conns", net_four, raw_four, "/s");
 
@@ -337,12 +365,21 @@ where
     (after - before) as f64 / elapsed.as_secs_f64()
 }
 
-async fn net_round_trips(server: net::Peer, client: net::Peer, plan: Plan) -> Vec<Duration> {
+async fn net_round_trips(
+    server: net::Peer,
+    client: net::Peer,
+    plan: Plan,
+    sync: bool,
+) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(plan.round_trips);
     for i in 0..plan.warmup + plan.round_trips {
         let n = i as i64;
         let start = Instant::now();
-        let product = multiply(n, 3).on(&server).via(&client).await;
+        let product = if sync {
+            multiply(n, 3).on(&server).via(&client).await
+        } else {
+            multiply_async(n, 3).on(&server).via(&client).await
+        };
         let took = start.elapsed();
         assert_eq!(product.expect("a call"), n * 3);
         if i >= plan.warmup {
