@@ -150,11 +150,15 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = self.lock();
         state.queue.push_back(job);
-        if state.needs_thread(SLOW) {
-            self.add_thread(&mut state);
+        let wake = state.needs_thread(SLOW) && self.add_thread(&mut state);
+        let watch = std::mem::take(&mut state.watchdog_parked);
+        // Notified after unlocking: a thread woken while the lock is held would wake only
+        // to wait for it, a second thread switch.
+        drop(state);
+        if wake {
+            self.work.notify_one();
         }
-        if state.watchdog_parked {
-            state.watchdog_parked = false;
+        if watch {
             self.watch.notify_one();
         }
     }
@@ -164,16 +168,16 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes an idle thread, or starts one.
-    fn add_thread(&'static self, state: &mut State) {
+    /// Starts a thread, or takes an idle one off `idle` and returns true: the caller
+    /// then wakes it with `work.notify_one()`.
+    fn add_thread(&'static self, state: &mut State) -> bool {
         if state.idle > 0 {
             state.idle -= 1;
             state.wakeups += 1;
-            self.work.notify_one();
-            return;
+            return true;
         }
         if state.threads >= MAX_THREADS {
-            return;
+            return false;
         }
         if !state.watchdog {
             let started = std::thread::Builder::new()
@@ -189,6 +193,7 @@ impl Pool {
             state.threads += 1;
             state.starting += 1;
         }
+        false
     }
 
     /// A handler thread: takes jobs until none comes for [`KEEP_ALIVE`].
@@ -245,8 +250,8 @@ impl Pool {
     fn watchdog(&'static self) {
         let mut state = self.lock();
         loop {
-            if state.needs_thread(STALL) {
-                self.add_thread(&mut state);
+            if state.needs_thread(STALL) && self.add_thread(&mut state) {
+                self.work.notify_one();
             }
             let idle = state.queue.is_empty() && state.running == 0;
             if idle && state.progress.elapsed() >= LINGER {
