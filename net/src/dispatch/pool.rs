@@ -6,27 +6,24 @@
 //! moment no thread is idle, so a burst of 64 quick calls wakes or starts dozens of
 //! threads, and each job pays two thread switches. On the call benchmark that was most
 //! of the server's time. Here a thread that finishes a job takes the next one without
-//! sleeping; a sleeping thread is woken only when no thread is running, or when the
-//! running ones have made no progress for [`SLOW`] (a new job notices) or [`STALL`] (a
-//! watchdog notices, when no new job comes). A slow handler therefore delays the calls
-//! queued behind it by a fraction of a millisecond, and never blocks them.
+//! sleeping; a sleeping thread is woken only when no thread is running, or when no job
+//! has started for a whole [`TICK`] of the pool's watchdog while some run: they are then
+//! stuck in slow handlers. A slow handler therefore delays the calls queued behind it by
+//! a millisecond or two, and never blocks them. (Ticks rather than clock reads: reading
+//! the clock on every job showed in the call benchmark.)
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A running job older than this is presumed slow: a new job then gets a thread of its
-/// own instead of waiting for it. Quick handlers take microseconds.
-const SLOW: Duration = Duration::from_micros(100);
+/// The watchdog's period while the pool is in use: it counts ticks, and gives queued
+/// jobs a thread when the running ones are stuck and no new job came to notice it.
+const TICK: Duration = Duration::from_millis(1);
 
-/// How often the watchdog checks for queued jobs that no thread is taking (every running
-/// thread stuck in a slow handler, and no new job arriving to notice).
-const STALL: Duration = Duration::from_millis(1);
-
-/// The watchdog sleeps until the next job after the pool has been idle this long.
-const LINGER: Duration = Duration::from_millis(50);
+/// Idle ticks after which the watchdog sleeps until the next job.
+const LINGER_TICKS: u32 = 50;
 
 /// Most threads the pool runs (as tokio's blocking pool); past it jobs wait in the queue.
 const MAX_THREADS: usize = 512;
@@ -96,7 +93,8 @@ fn pool() -> &'static Pool {
             wakeups: 0,
             starting: 0,
             running: 0,
-            progress: Instant::now(),
+            tick: 0,
+            started_at: 0,
             watchdog: false,
             watchdog_parked: false,
         }),
@@ -126,23 +124,25 @@ struct State {
     starting: usize,
     /// Threads running a job; each looks at the queue again when its job ends.
     running: usize,
-    /// When a job last started or ended: running threads that made no progress for
-    /// [`SLOW`] are presumed stuck.
-    progress: Instant,
+    /// Watchdog ticks so far (they stop while it sleeps, when nothing runs).
+    tick: u64,
+    /// The tick at which the last job started: if a whole tick has passed since, every
+    /// running thread has been in its job for at least that long.
+    started_at: u64,
     /// The watchdog thread runs (it starts with the first thread and never ends).
     watchdog: bool,
-    /// The watchdog sleeps until notified: the pool was idle for [`LINGER`].
+    /// The watchdog sleeps until notified: the pool was idle for [`LINGER_TICKS`].
     watchdog_parked: bool,
 }
 
 impl State {
     /// A queued job needs a thread woken or started: none is on its way, and none runs,
-    /// or the running ones are stuck.
-    fn needs_thread(&self, stuck_after: Duration) -> bool {
+    /// or the running ones are stuck (no job started for a whole tick).
+    fn needs_thread(&self) -> bool {
         !self.queue.is_empty()
             && self.wakeups == 0
             && self.starting == 0
-            && (self.running == 0 || self.progress.elapsed() >= stuck_after)
+            && (self.running == 0 || self.tick >= self.started_at + 2)
     }
 }
 
@@ -150,7 +150,7 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = self.lock();
         state.queue.push_back(job);
-        let wake = state.needs_thread(SLOW) && self.add_thread(&mut state);
+        let wake = state.needs_thread() && self.add_thread(&mut state);
         let watch = std::mem::take(&mut state.watchdog_parked);
         // Notified after unlocking: a thread woken while the lock is held would wake only
         // to wait for it, a second thread switch.
@@ -206,7 +206,7 @@ impl Pool {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 state.running += 1;
-                state.progress = Instant::now();
+                state.started_at = state.tick;
                 drop(state);
                 // Jobs catch their handler's panic; this guards the thread against one
                 // in the delivery of the reply.
@@ -244,28 +244,33 @@ impl Pool {
         }
     }
 
-    /// Every [`STALL`] while the pool is in use, gives queued jobs a thread if no running
-    /// thread has made progress (all stuck in slow handlers) and no new job came to
-    /// notice it.
+    /// Every [`TICK`] while the pool is in use: counts the tick and gives queued jobs a
+    /// thread if the running ones are stuck and no new job came to notice it.
     fn watchdog(&'static self) {
         let mut state = self.lock();
+        let mut idle_ticks = 0;
         loop {
-            if state.needs_thread(STALL) && self.add_thread(&mut state) {
+            state = self
+                .watch
+                .wait_timeout(state, TICK)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            state.tick += 1;
+            if state.needs_thread() && self.add_thread(&mut state) {
                 self.work.notify_one();
             }
-            let idle = state.queue.is_empty() && state.running == 0;
-            if idle && state.progress.elapsed() >= LINGER {
+            if !state.queue.is_empty() || state.running > 0 {
+                idle_ticks = 0;
+                continue;
+            }
+            idle_ticks += 1;
+            if idle_ticks >= LINGER_TICKS {
+                idle_ticks = 0;
                 state.watchdog_parked = true;
                 while state.watchdog_parked {
                     state = self.watch.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
-                continue;
             }
-            state = self
-                .watch
-                .wait_timeout(state, STALL)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
         }
     }
 }
