@@ -15,8 +15,9 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The watchdog's period while the pool is in use: it counts ticks, and gives queued
 /// jobs a thread when the running ones are stuck and no new job came to notice it.
@@ -89,7 +90,7 @@ fn pool() -> &'static Pool {
         state: Mutex::new(State {
             queue: VecDeque::new(),
             threads: 0,
-            idle: 0,
+            idle: Vec::new(),
             wakeups: 0,
             starting: 0,
             running: 0,
@@ -98,25 +99,30 @@ fn pool() -> &'static Pool {
             watchdog: false,
             watchdog_parked: false,
         }),
-        work: Condvar::new(),
         watch: Condvar::new(),
     })
 }
 
 struct Pool {
     state: Mutex<State>,
-    /// Idle threads wait here for jobs.
-    work: Condvar,
     /// The watchdog waits here.
     watch: Condvar,
+}
+
+/// An idle handler thread, parked until a job needs it.
+struct Sleeper {
+    thread: std::thread::Thread,
+    /// Set (under the pool's lock) when `add_thread` takes it off `idle`.
+    woken: AtomicBool,
 }
 
 struct State {
     queue: VecDeque<Job>,
     /// Threads alive: idle, on their way, or running a job.
     threads: usize,
-    /// Threads waiting on `work` that nobody has woken yet.
-    idle: usize,
+    /// Threads parked waiting for work that nobody has woken yet, the most recently
+    /// idle last.
+    idle: Vec<Arc<Sleeper>>,
     /// Wake-ups sent to idle threads and not yet taken: a woken thread will take a
     /// queued job, so nobody else needs waking for it.
     wakeups: usize,
@@ -150,13 +156,16 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = self.lock();
         state.queue.push_back(job);
-        let wake = state.needs_thread() && self.add_thread(&mut state);
+        let wake = match state.needs_thread() {
+            true => self.add_thread(&mut state),
+            false => None,
+        };
         let watch = std::mem::take(&mut state.watchdog_parked);
-        // Notified after unlocking: a thread woken while the lock is held would wake only
-        // to wait for it, a second thread switch.
+        // Woken after unlocking: a thread woken while the lock is held would wake only to
+        // wait for it, a second thread switch.
         drop(state);
-        if wake {
-            self.work.notify_one();
+        if let Some(sleeper) = wake {
+            sleeper.thread.unpark();
         }
         if watch {
             self.watch.notify_one();
@@ -168,16 +177,16 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a thread, or takes an idle one off `idle` and returns true: the caller
-    /// then wakes it with `work.notify_one()`.
-    fn add_thread(&'static self, state: &mut State) -> bool {
-        if state.idle > 0 {
-            state.idle -= 1;
+    /// Starts a thread, or takes the most recently idle one off `idle` (its cache is the
+    /// warmest) and returns it: the caller unparks it once the lock is released.
+    fn add_thread(&'static self, state: &mut State) -> Option<Arc<Sleeper>> {
+        if let Some(sleeper) = state.idle.pop() {
+            sleeper.woken.store(true, Ordering::Release);
             state.wakeups += 1;
-            return true;
+            return Some(sleeper);
         }
         if state.threads >= MAX_THREADS {
-            return false;
+            return None;
         }
         if !state.watchdog {
             let started = std::thread::Builder::new()
@@ -193,12 +202,16 @@ impl Pool {
             state.threads += 1;
             state.starting += 1;
         }
-        false
+        None
     }
 
     /// A handler thread: takes jobs until none comes for [`KEEP_ALIVE`].
     fn work(&self) {
         DEFERRED.with(|deferred| *deferred.borrow_mut() = Some(Vec::new()));
+        let me = Arc::new(Sleeper {
+            thread: std::thread::current(),
+            woken: AtomicBool::new(false),
+        });
         let mut state = self.lock();
         // Started by `add_thread`, which counted this thread as starting.
         state.starting -= 1;
@@ -222,22 +235,25 @@ impl Pool {
                 }
                 continue;
             }
-            state.idle += 1;
-            let (next, timeout) = self
-                .work
-                .wait_timeout(state, KEEP_ALIVE)
-                .unwrap_or_else(|p| p.into_inner());
-            state = next;
-            if state.wakeups > 0 {
-                // A wake-up from `add_thread`, which already took one thread off `idle`:
-                // this one, or another whose wake-up was spurious and which will take
-                // itself off below, so the count stays right either way.
+            me.woken.store(false, Ordering::Relaxed);
+            state.idle.push(me.clone());
+            drop(state);
+            let until = Instant::now() + KEEP_ALIVE;
+            loop {
+                std::thread::park_timeout(until.saturating_duration_since(Instant::now()));
+                if me.woken.load(Ordering::Acquire) || Instant::now() >= until {
+                    break;
+                }
+            }
+            state = self.lock();
+            if me.woken.load(Ordering::Acquire) {
+                // Taken off `idle` by `add_thread`.
                 state.wakeups -= 1;
                 continue;
             }
-            // A spurious wake-up or a timeout: nobody took this thread off `idle`.
-            state.idle -= 1;
-            if timeout.timed_out() && state.queue.is_empty() {
+            // Timed out with nobody taking it: leave, unless work came meanwhile.
+            state.idle.retain(|sleeper| !Arc::ptr_eq(sleeper, &me));
+            if state.queue.is_empty() {
                 state.threads -= 1;
                 return;
             }
@@ -256,8 +272,10 @@ impl Pool {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
             state.tick += 1;
-            if state.needs_thread() && self.add_thread(&mut state) {
-                self.work.notify_one();
+            if state.needs_thread() {
+                if let Some(sleeper) = self.add_thread(&mut state) {
+                    sleeper.thread.unpark();
+                }
             }
             if !state.queue.is_empty() || state.running > 0 {
                 idle_ticks = 0;
