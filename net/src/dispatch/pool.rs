@@ -38,16 +38,19 @@ const DEFER_AT_MOST: u32 = 32;
 /// A job: runs a handler and delivers its reply itself.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Work a handler thread runs once it finds no job queued.
+type Deferred = Box<dyn FnOnce()>;
+
 thread_local! {
     /// On handler threads: work deferred until the thread finds no job queued (see
     /// [`when_idle`]). `None` on every other thread.
-    static DEFERRED: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+    static DEFERRED: RefCell<Option<Vec<Deferred>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` once this handler thread finds no job queued, or after [`DEFER_AT_MOST`]
 /// more; at once on any other thread. Replies to a burst of calls thus go out in one
 /// write.
-pub(crate) fn when_idle(f: Box<dyn FnOnce()>) {
+pub(crate) fn when_idle(f: Deferred) {
     let now = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
         Some(list) => {
             list.push(f);
