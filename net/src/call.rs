@@ -63,10 +63,16 @@ pub struct Call<R, K = SyncFn> {
 impl<R, K> Call<R, K> {
     pub(crate) fn new(connection: &'static Connection, args: &impl Serialize) -> Self {
         let tag = connection.tag();
-        let args = serde_json::value::to_raw_value(args).map_err(|e| Error::Encode {
-            tag: tag.clone(),
-            message: e.to_string(),
-        });
+        // No arguments (`()`) encode as null; the wire always carries an array.
+        let args = serde_json::value::to_raw_value(args)
+            .and_then(|raw| match raw.get() {
+                "null" => RawValue::from_string("[]".into()),
+                _ => Ok(raw),
+            })
+            .map_err(|e| Error::Encode {
+                tag: tag.clone(),
+                message: e.to_string(),
+            });
         Call {
             tag,
             connection: Some(connection),

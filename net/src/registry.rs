@@ -120,13 +120,18 @@ impl Args {
         let named = match self.named {
             Some(named) if !named.is_empty() => named,
             _ => {
-                return serde_json::from_str(self.positional.get()).map_err(|e| {
+                // `()` (no parameters) decodes from JSON null, but the wire sends `[]`.
+                let text = match self.positional.get() {
+                    "[]" if params.is_empty() => "null",
+                    text => text,
+                };
+                return serde_json::from_str(text).map_err(|e| {
                     format!(
                         "arguments {} do not fit the parameters ({}): {e}",
                         truncate(self.positional.get()),
                         params.join(", ")
                     )
-                })
+                });
             }
         };
         let mut values: Vec<Value> = serde_json::from_str(self.positional.get())
