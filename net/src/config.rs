@@ -59,7 +59,7 @@ pub struct Config {
 
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
-const MIN_FRAME: usize = 1024;
+pub(crate) const MIN_FRAME: usize = 1024;
 // A frame's 4-byte big-endian length must never start with `{` (0x7B), which marks an
 // app-net JSON request on the same port: 1 GiB keeps the first byte at most 0x40.
 const MAX_FRAME: usize = 1 << 30;

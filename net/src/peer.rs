@@ -193,7 +193,14 @@ impl Peer {
             conns.push(Arc::downgrade(conn));
         }
         if incoming {
-            if let Some(id) = &conn.remote().id {
+            // Only an id whose host is where the connection comes from: otherwise any
+            // client could claim another peer's address and receive calls meant for it.
+            let claimed = conn
+                .remote()
+                .id
+                .as_ref()
+                .filter(|id| id.host() == conn.remote_addr().ip());
+            if let Some(id) = claimed {
                 let mut pool = lock(&self.inner.pool);
                 let fresh = pool
                     .get(&id.addr())

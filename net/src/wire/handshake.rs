@@ -41,7 +41,7 @@ where
         }
         Ok(None) => return Err(closed("closed during the handshake".into())),
         Ok(Some(Err(e))) => {
-            let message = format!("unreadable first frame: {e}");
+            let message = super::codec::describe_read_error(&e, ours.max_frame);
             let _ = writer
                 .send(encode(&Frame::Error {
                     message: message.clone(),
