@@ -56,6 +56,9 @@ const MAX_BITS: u64 = 4096;
 /// This node's peers in the herd.
 static PEERS: Mutex<BTreeSet<PeerId>> = Mutex::new(BTreeSet::new());
 
+// In these bodies `self::get_random(..)` and friends are the remote calls: inside its own
+// body a function's bare name is the function itself, as anywhere in Rust.
+
 /// A random `bits`-bit number (its top bit set).
 #[net::connect("numbers.get_random")]
 fn get_random(bits: u64) -> Result<String, OperationFailed> {
@@ -79,10 +82,9 @@ fn get_prime(bits: u64) -> Result<String, OperationFailed> {
 /// Whether `x` is a (probable) prime.
 #[net::connect("numbers.is_prime")]
 fn is_prime(x: String) -> Result<bool, OperationFailed> {
-    let forward = x.clone();
     herd(
         "is_prime",
-        |peer| self::is_prime(forward.clone()).on(peer).wait(),
+        |peer| self::is_prime(x.clone()).on(peer).wait(),
         || {
             let x = number("is_prime", "x", &x)?;
             Ok(x.sign() == Sign::Plus && probably_prime(x.magnitude()))
@@ -93,10 +95,9 @@ fn is_prime(x: String) -> Result<bool, OperationFailed> {
 /// The greatest common divisor of `x` and `y`.
 #[net::connect("numbers.gcd")]
 fn gcd(x: String, y: String) -> Result<String, OperationFailed> {
-    let (fx, fy) = (x.clone(), y.clone());
     herd(
         "gcd",
-        |peer| self::gcd(fx.clone(), fy.clone()).on(peer).wait(),
+        |peer| self::gcd(x.clone(), y.clone()).on(peer).wait(),
         || {
             let (x, y) = (number("gcd", "x", &x)?, number("gcd", "y", &y)?);
             Ok(x.gcd(&y).to_string())
@@ -107,10 +108,9 @@ fn gcd(x: String, y: String) -> Result<String, OperationFailed> {
 /// The inverse of `u` modulo `v`: the `z` in `0..v` with `(z * u) % v == 1`.
 #[net::connect("numbers.inverse")]
 fn inverse(u: String, v: String) -> Result<String, OperationFailed> {
-    let (fu, fv) = (u.clone(), v.clone());
     herd(
         "inverse",
-        |peer| self::inverse(fu.clone(), fv.clone()).on(peer).wait(),
+        |peer| self::inverse(u.clone(), v.clone()).on(peer).wait(),
         || {
             let (u, v) = (number("inverse", "u", &u)?, number("inverse", "v", &v)?);
             if v.sign() != Sign::Plus {
@@ -136,10 +136,16 @@ fn inverse(u: String, v: String) -> Result<String, OperationFailed> {
 /// each side learns the other.
 #[net::connect("numbers.add_peer")]
 fn add_peer(caller: net::Caller) -> Option<PeerId> {
-    if let Some(id) = caller.id() {
-        if common::lock(&PEERS).insert(id.clone()) {
-            say!("added peer at {}", id.addr());
+    match caller.id() {
+        Some(id) => {
+            if common::lock(&PEERS).insert(id.clone()) {
+                say!("added peer at {}", id.addr());
+            }
         }
+        None => say!(
+            "ignored add_peer from {:?}: it serves no port",
+            caller.addr()
+        ),
     }
     caller.server().map(|me| me.id().clone())
 }
