@@ -202,6 +202,24 @@ impl Config {
         self
     }
 
+    /// Listens on exactly `addr`: its host (`NET_HOST`), its port (`NET_PORT`) and no
+    /// further ports (`NET_PORT_RANGE=0`). A loopback address also turns on
+    /// [`Config::loopback`].
+    ///
+    /// ```
+    /// let config = net::Config::default().listen("127.0.0.1:5000".parse().unwrap());
+    /// assert_eq!((config.port, config.port_range, config.loopback), (5000, 0, true));
+    /// ```
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.host = addr.ip();
+        self.port = addr.port();
+        self.port_range = 0;
+        if addr.ip().is_loopback() {
+            self.loopback = true;
+        }
+        self
+    }
+
     /// `NET_PORT_RANGE`: how many further ports to try.
     pub fn port_range(mut self, range: u16) -> Self {
         self.port_range = range;
