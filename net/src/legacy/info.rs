@@ -148,15 +148,21 @@ pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
         });
         json::to_ascii_json(&info)
     };
-    // Most peers fit at once; otherwise find the longest prefix that does.
-    let all = build(&candidates);
+    longest_fitting(&candidates, build)
+}
+
+/// `build` of the longest prefix of `tags` whose encoding fits app-net's one read (all of
+/// them, for most peers).
+fn longest_fitting(tags: &[String], build: impl Fn(&[String]) -> Vec<u8>) -> Vec<u8> {
+    let all = build(tags);
     if all.len() <= PYTHON_READ_LIMIT {
         return all;
     }
-    let (mut lo, mut hi) = (0, candidates.len());
+    // Binary search: the encoding only grows with more tags.
+    let (mut lo, mut hi) = (0, tags.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        if build(&candidates[..mid]).len() <= PYTHON_READ_LIMIT {
+        if build(&tags[..mid]).len() <= PYTHON_READ_LIMIT {
             lo = mid;
         } else {
             hi = mid - 1;
@@ -164,10 +170,10 @@ pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
     }
     tracing::debug!(
         listed = lo,
-        total = candidates.len(),
+        total = tags.len(),
         "app-net info cut to fit app-net's 1024-byte read"
     );
-    build(&candidates[..lo])
+    build(&tags[..lo])
 }
 
 #[cfg(test)]
@@ -195,6 +201,22 @@ mod tests {
         grouped["group"] = json!("render");
         let info = AppNetInfo::recognise(&grouped).unwrap();
         assert_eq!(info.group.as_deref(), Some("render"));
+    }
+
+    #[test]
+    fn info_is_cut_to_one_app_net_read() {
+        let tags: Vec<String> = (0..100)
+            .map(|i| format!("module.function_{i:03}"))
+            .collect();
+        let build = |tags: &[String]| json::to_ascii_json(&json!({"connections": tags}));
+        let fitted = longest_fitting(&tags, build);
+        assert!(fitted.len() <= PYTHON_READ_LIMIT);
+        let listed: Value = serde_json::from_slice(&fitted).unwrap();
+        let listed = listed["connections"].as_array().unwrap().len();
+        assert!(listed > 30 && listed < 100, "{listed}");
+        // One more tag would not have fitted.
+        assert!(build(&tags[..listed + 1]).len() > PYTHON_READ_LIMIT);
+        assert_eq!(longest_fitting(&tags[..3], build), build(&tags[..3]));
     }
 
     #[test]
