@@ -1,6 +1,7 @@
 //! Python app-net 0.6.2 and our peers calling each other, with real processes: Python →
 //! Rust calls, Rust → Python calls, and discovery both ways. Needs the virtualenv that
-//! `bash tests/python/setup.sh` makes; without it every test prints a loud SKIP line.
+//! `bash tests/python/setup.sh` makes; without it every test prints a loud SKIP line (or
+//! fails, with `NET_REQUIRE_APPNET=1`, as CI should set).
 //!
 //! Every app-net process is confined to 127.0.0.1 by tests/python/appnet_loopback.py.
 
@@ -76,6 +77,13 @@ fn python(test: &str) -> Option<PathBuf> {
     let python = root().join("target/appnet-venv/bin/python");
     if python.exists() {
         return Some(python);
+    }
+    if std::env::var_os("NET_REQUIRE_APPNET").is_some_and(|v| v == "1") {
+        panic!(
+            "NET_REQUIRE_APPNET=1 but there is no app-net venv at {}; run `bash \
+             tests/python/setup.sh`",
+            python.display()
+        );
     }
     let _ = writeln!(
         std::io::stderr(),
@@ -186,6 +194,11 @@ impl Py {
     }
 
     fn send(&mut self, command: Value) -> Value {
+        self.send_line(&command.to_string())
+    }
+
+    /// Sends a command as text, for what serde_json cannot write (Python's `NaN`).
+    fn send_line(&mut self, command: &str) -> Value {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{command}").unwrap();
         stdin.flush().unwrap();
@@ -353,6 +366,16 @@ fn python_calls_rust() {
     // A request far over app-net's own 1,024-byte read arrives whole (item 5).
     let text = "é".repeat(500_000);
     assert_eq!(py.ok(call("rust.length", json!([text]))), json!(1_000_000));
+
+    // app-net's own limits, as docs/APPNET.md states them. Its client reads one
+    // 1,024-byte chunk of the reply: a longer value arrives cut and comes back as raw text.
+    let cut = py.ok(call("rust.echo", json!(["x".repeat(2000)])));
+    let cut = cut.as_str().unwrap();
+    assert_eq!((cut.len(), &cut[..3]), (1024, "\"xx"));
+    // Python writes NaN, which is not JSON: a clear error, not a crash.
+    let err = py.send_line(r#"{"op": "call", "tag": "rust.echo", "args": [NaN]}"#);
+    let err = err["error"].as_str().unwrap();
+    assert!(err.contains("not valid JSON"), "{err}");
 
     drop(py);
     rt.block_on(peer.shutdown());
