@@ -100,8 +100,9 @@ pub(crate) async fn call(
         }
     };
     match outcome {
-        Some(WireOutcome::Flag { name, .. }) if name == INVALID_CONNECTION => {
-            // app-net's flag says nothing about what the peer has; its info does.
+        // app-net's flag says nothing about what the peer has; its info does (unless info
+        // itself is what the peer lacks).
+        Some(WireOutcome::Flag { name, .. }) if name == INVALID_CONNECTION && tag != INFO_TAG => {
             let left = budget
                 .saturating_sub(started.elapsed())
                 .min(LIST_TAGS_BUDGET);
