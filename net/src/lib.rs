@@ -54,6 +54,7 @@ mod dispatch;
 mod error;
 mod flags;
 mod id;
+mod legacy;
 mod logging;
 mod outcome;
 mod panic;
@@ -73,6 +74,7 @@ pub use config::{Config, DEFAULT_PORT};
 pub use error::{Error, Result};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
+pub use legacy::AppNetInfo;
 pub use peer::{local_peer, start, start_on, Peer};
 pub use target::Target;
 

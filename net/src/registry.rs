@@ -120,12 +120,14 @@ impl Args {
         let named = match self.named {
             Some(named) if !named.is_empty() => named,
             _ => {
-                // `()` (no parameters) decodes from JSON null, but the wire sends `[]`.
-                let text = match self.positional.get() {
+                // A function without parameters decodes `()`, which serde reads only from
+                // `null`; the wire carries an empty array (from our callers, other
+                // languages and app-net alike).
+                let positional = match self.positional.get().trim() {
                     "[]" if params.is_empty() => "null",
                     text => text,
                 };
-                return serde_json::from_str(text).map_err(|e| {
+                return serde_json::from_str(positional).map_err(|e| {
                     format!(
                         "arguments {} do not fit the parameters ({}): {e}",
                         truncate(self.positional.get()),
