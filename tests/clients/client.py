@@ -9,6 +9,7 @@ output; the functions it calls besides the built-ins are defined in that test.
 """
 
 import base64
+import ipaddress
 import json
 import socket
 import struct
@@ -30,9 +31,13 @@ def default_tag(path):
 
 
 def decode_peer_id(peer_id):
-    """Section 13: URL-safe base64 without padding of {"host", "port", "group"}."""
-    padded = peer_id + "=" * (-len(peer_id) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded))
+    """Section 13: URL-safe base64 without padding of port, family, address, group."""
+    raw = base64.urlsafe_b64decode(peer_id + "=" * (-len(peer_id) % 4))
+    port, family = struct.unpack(">HB", raw[:3])
+    size = 4 if family == 4 else 16
+    host = str(ipaddress.ip_address(raw[3 : 3 + size]))
+    group = raw[3 + size :].decode() or None
+    return {"host": host, "port": port, "group": group}
 
 
 class Client:
