@@ -50,6 +50,7 @@ mod call;
 mod caller;
 mod config;
 mod conn;
+mod discovery;
 mod dispatch;
 mod error;
 mod flags;
@@ -67,9 +68,14 @@ mod wire;
 pub mod __private;
 
 pub use builtins::{connections, info, null, pass_through, Info};
+pub use builtins::{known_peers, KnownPeer};
 pub use call::{call_tag, ByTag, Call, RemoteCall};
 pub use caller::Caller;
-pub use config::{Config, DEFAULT_PORT};
+pub use config::{Config, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
+pub use discovery::{
+    membership, peer_group, peers, Discovery, DiscoveryPaths, Membership, PathReport, PeerInfo,
+    Peers, Report,
+};
 pub use error::{Error, Result};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
