@@ -24,6 +24,8 @@ pub struct TestPeer {
     pub addr: SocketAddr,
     /// When it was ready (ms since the epoch, its clock = ours).
     pub ready_ms: u64,
+    /// Its process id as it reported it (inside a namespace too).
+    pub ready_pid: u32,
 }
 
 /// The command for a loopback-confined peer binding the first free port of
@@ -75,11 +77,13 @@ impl TestPeer {
             id: net::PeerId::new("127.0.0.1".parse().unwrap(), 0, None),
             addr: "127.0.0.1:0".parse().unwrap(),
             ready_ms: 0,
+            ready_pid: 0,
         };
         let ready: Value = peer.expect("READY", Duration::from_secs(20));
         peer.id = serde_json::from_value(ready["id"].clone()).expect("READY has an id");
         peer.addr = serde_json::from_value(ready["addr"].clone()).expect("READY has an addr");
         peer.ready_ms = ready["ms"].as_u64().expect("READY has ms");
+        peer.ready_pid = ready["pid"].as_u64().expect("READY has pid") as u32;
         peer
     }
 
@@ -165,7 +169,13 @@ impl TestPeer {
 
     /// The OS process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.ready_pid
+    }
+
+    /// `touch ADDR`: one TCP connect from inside the peer's host, to fill neighbour tables.
+    pub fn touch(&mut self, addr: SocketAddr) {
+        self.send(&format!("touch {addr}"));
+        self.expect("TOUCHED", Duration::from_secs(10));
     }
 
     /// Kills it at once (no goodbye).

@@ -204,6 +204,6 @@ fn warn_nothing_found(peer: &Peer, reports: &[PathReport]) {
     };
     tracing::warn!(id = %peer.id(), "{report}");
     if !tracing::dispatcher::has_been_set() {
-        eprintln!("net: peer {} discovery: {report}", peer.addr());
+        eprintln!("net: peer {} discovery: {report}", peer.id().addr());
     }
 }
