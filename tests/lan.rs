@@ -80,12 +80,23 @@ fn mdns_finds_every_host_and_calls_cross_hosts() {
         }
     }
 
+    // A late joiner (a second peer on host 0) is seen by every browser, and sees them all.
+    let mut late = lan_peer(&lab, 0, &env);
+    for peer in peers.iter_mut() {
+        let (_, seen) = peer.until(4, "", Duration::from_secs(5));
+        assert!(seen.iter().any(|p| p.id == late.id), "{seen:?}");
+    }
+    let (_, seen) = late.until(4, "", Duration::from_secs(5));
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    late.quit();
+
     // Calls cross hosts, and reach the process on the other host.
     let target = SocketAddr::new(IpAddr::V4(lab.hosts[3].ip), PORT);
     let (pid, id) = peers[0].call(target);
     assert_eq!((pid, id), (peers[3].pid(), peers[3].id.clone()));
 
-    // A clean shutdown says goodbye: the others drop it without being asked to refresh.
+    // A clean shutdown says goodbye: the others drop it without being asked to refresh
+    // (the late joiner's goodbye above has been seen by then, or is on its way).
     let leaving = peers.pop().expect("four peers");
     leaving.quit();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -123,13 +134,14 @@ fn arp_neighbour_scan_finds_every_host() {
     assert!(report.contains("no live entry"), "{report}");
 
     // Any unicast fills them: one connect to a closed port of every other host.
-    for i in 0..4 {
-        for j in 0..4 {
+    for (i, peer) in peers.iter_mut().enumerate() {
+        for (j, host) in lab.hosts.iter().enumerate() {
             if i != j {
-                peers[i].touch(SocketAddr::new(IpAddr::V4(lab.hosts[j].ip), 9));
+                peer.touch(SocketAddr::new(IpAddr::V4(host.ip), 9));
             }
         }
     }
+
     for (i, peer) in peers.iter_mut().enumerate() {
         let (_, seen) = peer.until(3, "refresh", Duration::from_secs(10));
         assert_eq!(host_ips(&seen), others(&lab, i), "as seen from host {i}");

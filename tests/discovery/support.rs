@@ -116,15 +116,24 @@ impl TestPeer {
     /// since the epoch) and the list, or panics with the peer's discovery report.
     pub fn until(&mut self, n: usize, args: &str, timeout: Duration) -> (u64, Vec<net::PeerInfo>) {
         self.send(&format!("until {n} timeout={} {args}", timeout.as_millis()));
+        self.seen(timeout + Duration::from_secs(30))
+    }
+
+    /// The answer to an `until` sent earlier: when it was reached (ms since the epoch).
+    pub fn expect_seen(&mut self) -> u64 {
+        self.seen(Duration::from_secs(60)).0
+    }
+
+    fn seen(&mut self, timeout: Duration) -> (u64, Vec<net::PeerInfo>) {
         let line = self
             .lines
-            .recv_timeout(timeout + Duration::from_secs(30))
+            .recv_timeout(timeout)
             .expect("an answer to until");
         if let Some(report) = line.strip_prefix("TIMEOUT ") {
             let report: String = serde_json::from_str(report).unwrap_or_default();
             panic!(
-                "{} knew fewer than {n} peers after {timeout:?}:\n{report}",
-                self.addr
+                "{} did not see enough peers in time:\n{report}",
+                self.id.addr()
             );
         }
         let rest = line

@@ -13,8 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mdns_sd::{DaemonEvent, IfKind, ResolvedService, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{
+    DaemonEvent, IfKind, Receiver, ResolvedService, ServiceDaemon, ServiceEvent, ServiceInfo,
+};
 
+use super::mdns_query;
 use super::probe::{probe, Probe};
 use super::report::PathReport;
 use super::{addrs, Discovery};
@@ -23,15 +26,15 @@ use crate::id::PeerId;
 use crate::peer::Peer;
 use crate::wire::PROTOCOL_VERSION;
 
-/// When, after start-up, to send the browse query again: mdns-sd alone sends one query
-/// and then waits 1 s, 2 s, 4 s..., so one lost packet costs a second or more. These
-/// re-queries make a lost one cost a fraction of that; after them mdns-sd's own back-off
-/// takes over.
+/// When, after start-up, to send the start-up query again (it goes out at once, too):
+/// early and often, so a lost packet costs a fraction of a second; afterwards newcomers
+/// announce themselves to our browser.
 const REQUERY_AT_MS: [u64; 5] = [150, 400, 900, 2000, 4000];
 
-/// How long the first discovery round lets mDNS answer before reporting: a peer already
-/// running answers the first query (sent 20-120 ms after start) within milliseconds.
-const SETTLE: Duration = Duration::from_millis(300);
+/// How long the first discovery round lets mDNS answer before reporting: the start-up
+/// query goes out at once and running peers answer it by unicast within milliseconds;
+/// this also covers the re-query at 150 ms, should the first packet be lost.
+const SETTLE: Duration = Duration::from_millis(200);
 
 /// How long the goodbye may take at shutdown.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -97,11 +100,14 @@ pub(crate) fn start(peer: &Peer) -> MdnsState {
         );
     }
     match Mdns::start(peer, &ifaces) {
-        Ok(mdns) => {
+        Ok((mdns, events)) => {
             let mdns = Arc::new(mdns);
             let runtime = peer.runtime().clone();
-            let browse = browse_loop(peer.clone(), mdns.clone());
+            let browse = browse_loop(peer.clone(), mdns.clone(), events);
             peer.tracker().spawn_on(browse, &runtime);
+            let ips = ifaces.iter().map(|i| i.ip).collect();
+            let queries = startup_queries(peer.clone(), mdns.clone(), ips);
+            peer.tracker().spawn_on(queries, &runtime);
             if let Ok(monitor) = mdns.daemon.monitor() {
                 let watch = watch_daemon(mdns.clone(), monitor, peer.shutdown_token().clone());
                 peer.tracker().spawn_on(watch, &runtime);
@@ -116,7 +122,10 @@ pub(crate) fn start(peer: &Peer) -> MdnsState {
 }
 
 impl Mdns {
-    fn start(peer: &Peer, ifaces: &[addrs::Iface]) -> Result<Mdns, String> {
+    fn start(
+        peer: &Peer,
+        ifaces: &[addrs::Iface],
+    ) -> Result<(Mdns, Receiver<ServiceEvent>), String> {
         let config = peer.config();
         let daemon = ServiceDaemon::new().map_err(|e| format!("the mDNS daemon: {e}"))?;
         // Loopback addresses are useless to other hosts, and a bridge's only when nothing
@@ -137,6 +146,17 @@ impl Mdns {
         daemon
             .disable_interface(off)
             .map_err(|e| format!("choosing interfaces: {e}"))?;
+        // Keep announcements that arrive before (or between) our queries: a peer starting
+        // at the same moment announces before our browser exists, and mdns-sd would drop
+        // that announcement, leaving us to wait for its next one a second later.
+        daemon
+            .accept_unsolicited(true)
+            .map_err(|e| format!("accepting announcements: {e}"))?;
+
+        // Browse before advertising, so the browser exists when the others answer.
+        let events = daemon
+            .browse(&config.mdns_service)
+            .map_err(|e| format!("browsing {}: {e}", config.mdns_service))?;
 
         let first = ifaces[0].ip;
         let port = peer.addr().port();
@@ -178,7 +198,7 @@ impl Mdns {
             .register(info)
             .map_err(|e| format!("advertising {fullname}: {e}"))?;
         tracing::debug!(%fullname, ?ips, "mDNS advertising");
-        Ok(Mdns {
+        let mdns = Mdns {
             daemon,
             service: config.mdns_service.clone(),
             fullname,
@@ -189,7 +209,8 @@ impl Mdns {
             resolved: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             notes: Mutex::new(Vec::new()),
-        })
+        };
+        Ok((mdns, events))
     }
 
     fn note(&self, note: String) {
@@ -272,35 +293,12 @@ fn dedup(names: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// Browses until the peer shuts down, re-querying at start-up (see `REQUERY_AT_MS`).
-async fn browse_loop(peer: Peer, mdns: Arc<Mdns>) {
+/// Handles the browser's events until the peer shuts down.
+async fn browse_loop(peer: Peer, mdns: Arc<Mdns>, mut events: Receiver<ServiceEvent>) {
     let shutdown = peer.shutdown_token().clone();
-    let mut events = match mdns.daemon.browse(&mdns.service) {
-        Ok(events) => events,
-        Err(e) => return mdns.note(format!("browsing failed: {e}")),
-    };
-    let mut requeries = REQUERY_AT_MS
-        .iter()
-        .map(|ms| mdns.started + Duration::from_millis(*ms));
-    let mut next_requery = requeries.next();
     loop {
-        let requery = async {
-            match next_requery {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = requery => {
-                // Browsing again restarts mdns-sd's query schedule (and replays its cache
-                // to the new receiver, which the instance map makes cheap).
-                match mdns.daemon.browse(&mdns.service) {
-                    Ok(fresh) => events = fresh,
-                    Err(e) => mdns.note(format!("re-query failed: {e}")),
-                }
-                next_requery = requeries.next();
-            }
             event = events.recv_async() => match event {
                 Ok(event) => handle(&peer, &mdns, event),
                 // The daemon stopped (shutdown) or dropped us for falling behind.
@@ -318,9 +316,81 @@ async fn browse_loop(peer: Peer, mdns: Arc<Mdns>) {
     }
 }
 
+/// Sends the start-up queries (see `REQUERY_AT_MS` and `mdns_query`) from a port of our
+/// own on each advertised address, and learns the peers in the unicast answers.
+async fn startup_queries(peer: Peer, mdns: Arc<Mdns>, ips: Vec<IpAddr>) {
+    let shutdown = peer.shutdown_token().clone();
+    let mut sockets = Vec::new();
+    for ip in ips.into_iter().filter(IpAddr::is_ipv4) {
+        // Bound to the interface's address, the kernel sends the multicast out of that
+        // interface, even on a host without any route (a test namespace).
+        match tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+            Ok(socket) => sockets.push(Arc::new(socket)),
+            Err(e) => mdns.note(format!("start-up query socket on {ip}: {e}")),
+        }
+    }
+    for socket in &sockets {
+        let (peer2, mdns, socket) = (peer.clone(), mdns.clone(), socket.clone());
+        let read = async move {
+            let mut buf = vec![0u8; 9000];
+            loop {
+                let Ok((len, from)) = socket.recv_from(&mut buf).await else {
+                    break;
+                };
+                for txt in mdns_query::parse_txt(&buf[..len], &mdns.service) {
+                    let port = txt
+                        .get("id")
+                        .and_then(|id| id.parse::<PeerId>().ok())
+                        .map_or(0, |id| id.port());
+                    learned(&peer2, &mdns, &txt.instance, &txt, vec![from.ip()], port);
+                }
+            }
+        };
+        let stop = shutdown.clone();
+        peer.tracker().spawn_on(
+            async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = read => {}
+                }
+            },
+            peer.runtime(),
+        );
+    }
+    let query = mdns_query::build_query(&mdns.service, 0);
+    for ms in std::iter::once(0).chain(REQUERY_AT_MS) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until((mdns.started + Duration::from_millis(ms)).into()) => {}
+        }
+        for socket in &sockets {
+            if let Err(e) = socket.send_to(&query, mdns_query::GROUP).await {
+                mdns.note(format!("start-up query: {e}"));
+            }
+        }
+    }
+}
+
 fn handle(peer: &Peer, mdns: &Arc<Mdns>, event: ServiceEvent) {
     match event {
-        ServiceEvent::ServiceResolved(service) => resolved(peer, mdns, *service),
+        ServiceEvent::ServiceResolved(service) => {
+            let ResolvedService {
+                fullname,
+                addresses,
+                port,
+                txt_properties,
+                ..
+            } = *service;
+            let txt = mdns_query::TxtAnswer {
+                instance: fullname.clone(),
+                entries: txt_properties
+                    .iter()
+                    .map(|p| (p.key().to_owned(), p.val_str().to_owned()))
+                    .collect(),
+            };
+            let ips = addresses.iter().map(|a| a.to_ip_addr()).collect();
+            learned(peer, mdns, &fullname, &txt, ips, port);
+        }
         ServiceEvent::ServiceRemoved(_, fullname) => {
             let known = lock(&mdns.instances).remove(&fullname);
             if let Some((id, _)) = known {
@@ -333,55 +403,55 @@ fn handle(peer: &Peer, mdns: &Arc<Mdns>, event: ServiceEvent) {
     }
 }
 
-fn resolved(peer: &Peer, mdns: &Arc<Mdns>, service: ResolvedService) {
-    let txt = |key: &str| service.get_property_val_str(key).map(str::to_owned);
-    let Some(Ok(id)) = txt("id").map(|s| s.parse::<PeerId>()) else {
-        return mdns.note(format!("{} advertises no valid peer id", service.fullname));
+/// An instance seen by the browser or in a start-up answer: checks its TXT, then probes
+/// it (in the background) and adds it to the table.
+fn learned(
+    peer: &Peer,
+    mdns: &Arc<Mdns>,
+    fullname: &str,
+    txt: &mdns_query::TxtAnswer,
+    seen_at: Vec<IpAddr>,
+    port: u16,
+) {
+    let Some(Ok(id)) = txt.get("id").map(str::parse::<PeerId>) else {
+        return mdns.note(format!("{fullname} advertises no valid peer id"));
     };
     if &id == peer.id() {
         mdns.heard_self.store(true, Ordering::Release);
         return;
     }
-    let proto = txt("proto").and_then(|p| p.parse::<u32>().ok());
+    let proto = txt.get("proto").and_then(|p| p.parse::<u32>().ok());
     if proto != Some(PROTOCOL_VERSION) {
         let note = format!(
-            "{} speaks net protocol {}, this peer {PROTOCOL_VERSION}: ignored; upgrade the \
-             older side",
-            service.fullname,
+            "{fullname} speaks net protocol {}, this peer {PROTOCOL_VERSION}: ignored; upgrade \
+             the older side",
             proto.map_or_else(|| "?".to_owned(), |p| p.to_string())
         );
         tracing::warn!(%note, "incompatible peer on mDNS");
         return mdns.note(note);
     }
-    let mut ips: Vec<IpAddr> = service
-        .get_addresses()
-        .iter()
-        .map(|a| a.to_ip_addr())
-        .filter(|ip| !ip.is_loopback() && ip.is_ipv4() == peer.addr().is_ipv4())
-        .collect();
-    ips.sort();
     // The id's host first: it is the address the peer itself considers its own.
-    if let Some(pos) = ips.iter().position(|ip| *ip == id.host()) {
-        ips.swap(0, pos);
-    }
-    let unchanged = lock(&mdns.instances)
-        .get(&service.fullname)
-        .is_some_and(|(known, known_ips)| *known == id && *known_ips == ips);
-    if unchanged && peer.discovery().table.get(&id).is_some() {
+    let mut ips: Vec<IpAddr> = vec![id.host()];
+    ips.extend(seen_at);
+    ips.retain(|ip| !ip.is_loopback() && ip.is_ipv4() == peer.addr().is_ipv4());
+    ips.dedup();
+    let known = lock(&mdns.instances)
+        .get(fullname)
+        .map(|(known, _)| known == &id);
+    if known == Some(true) && peer.discovery().table.get(&id).is_some() {
         return;
     }
-    lock(&mdns.instances).insert(service.fullname.clone(), (id.clone(), ips.clone()));
+    lock(&mdns.instances).insert(fullname.to_owned(), (id.clone(), ips.clone()));
     mdns.resolved.fetch_add(1, Ordering::AcqRel);
     mdns.in_flight.fetch_add(1, Ordering::AcqRel);
     let (peer2, mdns2) = (peer.clone(), mdns.clone());
-    let port = service.port;
     let task = async move {
         let timeout = peer2.config().probe_timeout;
         let mut last = String::from("no usable address");
         for ip in ips {
             match probe(&peer2, SocketAddr::new(ip, port), timeout, Discovery::Mdns).await {
                 Probe::Found(info) => {
-                    peer2.discovery().table.upsert(info);
+                    peer2.discovery().table.upsert(*info);
                     last.clear();
                     break;
                 }
@@ -399,7 +469,7 @@ fn resolved(peer: &Peer, mdns: &Arc<Mdns>, service: ResolvedService) {
 /// Keeps the daemon's errors for the report.
 async fn watch_daemon(
     mdns: Arc<Mdns>,
-    events: mdns_sd::Receiver<DaemonEvent>,
+    events: Receiver<DaemonEvent>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {

@@ -15,6 +15,7 @@
 //! | `scan.rs` | the on-host scan of the port range |
 //! | `arp.rs` | the neighbour table and the neighbour scan |
 //! | `mdns.rs` | advertising and browsing through mdns-sd |
+//! | `mdns_query.rs` | start-up queries answered by unicast, and reading their TXT answers |
 //! | `seeds.rs` | `NET_PEERS` and peer exchange (`known_peers`) |
 //! | `addrs.rs` | this host's addresses: advertised, scanned, own |
 //! | `report.rs` | what each path did, and why nothing was found |
@@ -22,6 +23,7 @@
 mod addrs;
 mod arp;
 mod mdns;
+mod mdns_query;
 mod paths;
 mod probe;
 mod query;
@@ -179,12 +181,12 @@ async fn verify(peer: &Peer, confirmed: &BTreeSet<crate::id::PeerId>) {
     .await;
     for (known, result) in stale.iter().zip(probes) {
         match result {
-            Probe::Found(info) if info.id == known.id => state.table.upsert(info),
+            Probe::Found(info) if info.id == known.id => state.table.upsert(*info),
             Probe::Found(other) => {
                 state
                     .table
                     .remove(&known.id, "another peer now answers at its address");
-                state.table.upsert(other);
+                state.table.upsert(*other);
             }
             gone => {
                 let reason = format!("it stopped answering ({gone:?})");

@@ -22,8 +22,8 @@ const INFO_TAG: &str = "info";
 /// What probing one address showed.
 #[derive(Debug)]
 pub(crate) enum Probe {
-    /// A net peer answered.
-    Found(PeerInfo),
+    /// A net peer answered (boxed: the other outcomes are small and far more common).
+    Found(Box<PeerInfo>),
     /// The address is this very peer.
     Myself,
     /// Nothing listens there (refused at once).
@@ -67,7 +67,7 @@ pub(crate) async fn probe(
     match result {
         Err(_) => Probe::Silent,
         Ok(Ok(info)) if &info.id == peer.id() => Probe::Myself,
-        Ok(Ok(info)) => Probe::Found(PeerInfo::new(addr, info, rtt, found_by)),
+        Ok(Ok(info)) => Probe::Found(Box::new(PeerInfo::new(addr, info, rtt, found_by))),
         Ok(Err(e)) => classify(e),
     }
 }
@@ -223,7 +223,7 @@ pub(crate) async fn probe_all(
     for probe in probes {
         tally.count(&probe);
         if let Probe::Found(info) = probe {
-            by_id.entry(info.id.clone()).or_default().push(info);
+            by_id.entry(info.id.clone()).or_default().push(*info);
         }
     }
     let table = &peer.discovery().table;

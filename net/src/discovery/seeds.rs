@@ -82,7 +82,7 @@ async fn first_answer(
             continue;
         }
         if let Probe::Found(info) = probe(peer, addr, timeout, Discovery::Seeds).await {
-            return Some(info);
+            return Some(*info);
         }
     }
     None
