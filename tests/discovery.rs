@@ -170,7 +170,7 @@ async fn nothing_found_says_which_paths_ran_and_why() {
     // Everything asked for, but confined: nothing leaves loopback.
     let config = confined(21410, 2)
         .discovery(net::DiscoveryPaths::all())
-        .seeds(["10.1.2.3:3010", "127.0.0.1:21419"]);
+        .seeds(["10.1.2.3:3010", "127.0.0.1:21419", "seed.example:3010"]);
     let boxed = net::Peer::start(config).await.unwrap();
     let report = boxed.peers().report().await.unwrap();
     let text = report.to_string();
@@ -179,6 +179,8 @@ async fn nothing_found_says_which_paths_ran_and_why() {
     let seeds = report.path(net::Discovery::Seeds).unwrap();
     assert!(seeds.detail.contains("1 skipped (NET_LOOPBACK"), "{text}");
     assert!(seeds.detail.contains("1 closed"), "{text}");
+    // A name is not even looked up: a DNS query would leave the machine.
+    assert!(seeds.detail.contains("only loopback seeds"), "{text}");
     assert!(report
         .path(net::Discovery::Mdns)
         .unwrap()

@@ -264,15 +264,16 @@ impl Mdns {
             format!("browsing {on}: peers answered but none could be reached")
         } else if self.heard_self.load(Ordering::Acquire) {
             format!(
-                "browsing {on}: multicast works here (our own announcement came back) but no \
-                 other peer answered; other hosts may run another NET_MDNS_SERVICE, have mDNS \
-                 off, or sit outside this broadcast domain (use NET_PEERS)"
+                "browsing {on}: our own advertisement is visible here, but no other peer \
+                 answered; multicast may not cross this network (a firewall dropping UDP \
+                 5353, a switch or Wi-Fi without multicast), or the others use another \
+                 NET_MDNS_SERVICE or have mDNS off; NET_PEERS reaches them regardless"
             )
         } else {
             format!(
-                "browsing {on}: not even our own announcement came back, so multicast looks \
-                 blocked here (a firewall dropping UDP 5353, or a network without multicast); \
-                 use NET_PEERS or the scan"
+                "browsing {on}: not even our own advertisement came back, so multicast looks \
+                 blocked on this host (a firewall dropping UDP 5353?); use NET_PEERS or the \
+                 scan"
             )
         };
         let notes = lock(&self.notes);

@@ -122,7 +122,7 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
     let mut problems = Vec::new();
     let mut addrs = Vec::new();
     for seed in &config.seeds {
-        match resolve(seed).await {
+        match resolve(seed, config.loopback).await {
             Ok(addr) => addrs.push(addr),
             Err(why) => problems.push(format!("seed {seed:?}: {why}")),
         }
@@ -190,8 +190,9 @@ async fn ask(peer: &Peer, other: &PeerInfo, timeout: Duration) -> crate::Result<
         .await
 }
 
-/// `host:port` to an address; a bare host gets the default port.
-async fn resolve(seed: &str) -> Result<SocketAddr, String> {
+/// `host:port` to an address; a bare host gets the default port. A confined peer resolves
+/// no names but `localhost`: a DNS lookup would leave the machine.
+async fn resolve(seed: &str, confined: bool) -> Result<SocketAddr, String> {
     if let Ok(addr) = seed.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -200,6 +201,18 @@ async fn resolve(seed: &str) -> Result<SocketAddr, String> {
     } else {
         format!("{seed}:{}", crate::config::DEFAULT_PORT)
     };
+    if confined {
+        let port = with_port
+            .strip_prefix("localhost:")
+            .and_then(|p| p.parse::<u16>().ok());
+        return port
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .ok_or_else(|| {
+                "skipped: NET_LOOPBACK allows only loopback seeds (127.0.0.1:port or \
+                 localhost:port)"
+                    .to_owned()
+            });
+    }
     let mut found = tokio::net::lookup_host(&with_port)
         .await
         .map_err(|e| format!("not a reachable host:port ({e})"))?;

@@ -170,3 +170,52 @@ impl Table {
         self.events.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(port: u16, hub: bool) -> PeerInfo {
+        let id = PeerId::new("127.0.0.1".parse().unwrap(), port, None);
+        let info = Info {
+            id: id.clone(),
+            host: "127.0.0.1".into(),
+            port,
+            user: String::new(),
+            executable: String::new(),
+            group: None,
+            hub,
+            connections: Vec::new(),
+            subscriptions: Vec::new(),
+            flags: Vec::new(),
+            version: crate::VERSION.into(),
+            protocol: 1,
+        };
+        PeerInfo::new(id.addr(), info, Duration::from_millis(1), Discovery::Scan)
+    }
+
+    #[test]
+    fn joined_updated_left_and_nothing_for_a_mere_re_probe() {
+        let table = Table::new();
+        let mut events = table.subscribe();
+        table.upsert(info(4000, false));
+        let mut again = info(4000, false);
+        again.rtt = Duration::from_millis(9);
+        again.found_by = Discovery::Mdns;
+        table.upsert(again);
+        table.upsert(info(4000, true));
+        let gone = table.remove(&info(4000, true).id, "test");
+        assert!(gone.is_some_and(|p| p.hub && p.found_by == Discovery::Scan));
+        assert!(table.remove(&info(4000, true).id, "twice").is_none());
+
+        assert!(matches!(events.try_recv(), Ok(Membership::Joined(p)) if !p.hub));
+        assert!(matches!(events.try_recv(), Ok(Membership::Updated(p)) if p.hub));
+        assert!(
+            matches!(events.try_recv(), Ok(Membership::Left { reason, .. }) if reason == "test")
+        );
+        assert!(
+            events.try_recv().is_err(),
+            "the re-probe and the second remove are silent"
+        );
+    }
+}
