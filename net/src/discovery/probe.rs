@@ -11,13 +11,9 @@ use tokio::net::TcpStream;
 use super::table::PeerInfo;
 use super::Discovery;
 use crate::builtins::Info;
-use crate::call::decode;
 use crate::conn::Conn;
 use crate::error::Error;
 use crate::peer::Peer;
-
-/// The custom tag of the `info` built-in.
-const INFO_TAG: &str = "info";
 
 /// What probing one address showed.
 #[derive(Debug)]
@@ -72,35 +68,31 @@ pub(crate) async fn probe(
     }
 }
 
+/// Connects (unless a pooled connection is open) and hands the connection to the pool, so
+/// that the `info` call below, an ordinary call, uses it and later calls reuse it. The
+/// connect and handshake run here, inside the caller's timeout, rather than in the pool's
+/// own connect task, which outlives a dropped caller.
 async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<Info, Error> {
-    let (conn, spare) = match peer.pooled(addr) {
-        Some(conn) => (conn, false),
+    let spare = match peer.pooled(addr) {
+        Some(_) => None,
         None => {
             let stream = TcpStream::connect(addr)
                 .await
                 .map_err(|e| Error::unreachable(addr, e))?;
             let conn = Conn::start(stream, peer).await?;
             peer.adopt(&conn, false);
-            let pooled = peer.offer(addr, &conn);
-            (conn, !pooled)
+            (!peer.offer(addr, &conn)).then_some(conn)
         }
     };
-    // Encoded as `#[net::connect]` encodes a call without arguments: `()`.
-    let args = serde_json::value::to_raw_value(&()).map_err(|e| Error::Encode {
-        tag: INFO_TAG.into(),
-        message: e.to_string(),
-    })?;
-    let outcome = conn.call(INFO_TAG, args, None, timeout, false).await;
-    if spare {
+    let result = crate::builtins::info()
+        .on(addr)
+        .via(peer)
+        .timeout(timeout)
+        .await;
+    if let Some(conn) = spare {
         conn.close("a discovery probe is done and another connection is pooled");
     }
-    match outcome? {
-        Some(outcome) => decode(outcome, conn.label(), INFO_TAG, false),
-        None => Err(Error::Protocol {
-            peer: conn.label().to_owned(),
-            message: "no reply to info".into(),
-        }),
-    }
+    result
 }
 
 fn classify(error: Error) -> Probe {
