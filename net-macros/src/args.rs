@@ -1,5 +1,4 @@
-//! The attributes' arguments: `#[net::connect("Tag", oneway, crate = path)]` and
-//! `#[net::flag("NAME", crate = path)]`.
+//! The attributes' arguments: `"Tag"`, `oneway`, `crate = path`, each checked on its own.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;

@@ -1,7 +1,7 @@
 //! `#[net::connect]`: the caller-side function, the registry static and the handler.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Meta, Path};
@@ -28,10 +28,12 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let caller_fn = expansion.caller_fn();
     let connection = expansion.connection();
     let handler = expansion.handler();
+    // The handler goes first: rustc then reports an argument type that does not cross the
+    // wire at the spanned check on the user's type before anywhere else.
     Ok(quote! {
-        #caller_fn
-        #connection
         #handler
+        #connection
+        #caller_fn
     })
 }
 
@@ -126,9 +128,6 @@ impl<'a> Expansion<'a> {
         } else {
             quote!(Sync)
         };
-        // Naming the caller-side function here marks it used: a function that only remote
-        // peers call is not dead code.
-        let ident = &sig.ident;
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
@@ -143,10 +142,7 @@ impl<'a> Expansion<'a> {
                 oneway: #oneway,
                 returns_result: #returns_result,
                 location: #location,
-                handler: {
-                    let _ = #ident;
-                    #krate::__private::Handler::#variant(#handler_ident)
-                },
+                handler: #krate::__private::Handler::#variant(#handler_ident),
             };
         }
     }
@@ -168,8 +164,7 @@ impl<'a> Expansion<'a> {
         let cfgs = self.cfgs();
         let lints = attrs.iter().filter(|attr| is_lint(attr));
         let handler_ident = &self.handler_ident;
-        // The user's function is an item of an inner block that only names it, so that it
-        // cannot shadow the handler's own names (a function called `args` or `arg0`).
+        // The handler's own locals are mixed-site: no user token can name them.
         let args = Ident::new("args", Span::mixed_site());
         let has_caller = self
             .analysis
@@ -203,11 +198,21 @@ impl<'a> Expansion<'a> {
             quote!(value)
         };
         let ident = &sig.ident;
+        // The user's function is an item of an inner block that only names it, so that it
+        // cannot shadow the handler's locals (a function called `args` or `arg0`).
         let function = Ident::new("function", Span::mixed_site());
         let call = quote!(#function(#(#call_args),*));
 
-        let (output, bad_args, run) = if self.is_async() {
-            let boxed = quote_spanned!(ident.span()=> #krate::__private::boxed);
+        let (output, bad_args, run) = if let Some(async_token) = &sig.asyncness {
+            // Spanned at the user's `async`, path included, so that a future that is not
+            // `Send` is reported there rather than at the attribute.
+            let span = async_token.span;
+            let boxed_krate = respan(krate.to_token_stream(), span);
+            let run = quote_spanned! {span=>
+                #boxed_krate::__private::boxed(async move {
+                    #krate::__private::Outcome::#encode(&#call.await)
+                })
+            };
             (
                 quote!(#krate::__private::BoxFuture<#krate::__private::Outcome>),
                 quote! {
@@ -215,11 +220,7 @@ impl<'a> Expansion<'a> {
                         #krate::__private::Outcome::BadArgs(error)
                     })
                 },
-                quote! {
-                    #boxed(async move {
-                        #krate::__private::Outcome::#encode(&#call.await)
-                    })
-                },
+                run,
             )
         } else {
             (
@@ -253,6 +254,17 @@ impl<'a> Expansion<'a> {
     }
 }
 
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
 /// The caller-side function's copy of a user attribute. `#[expect(lint)]` becomes
 /// `#[allow(lint)]` there: the expectation is met (or not) by the body, which lives in the
 /// handler's copy.
@@ -264,4 +276,71 @@ fn allow_instead_of_expect(attr: &Attribute) -> Attribute {
         }
     }
     attr
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    fn expand_to_string(args: TokenStream, item: TokenStream) -> String {
+        let tokens = expand(args, item);
+        syn::parse2::<syn::File>(tokens.clone()).expect("the expansion parses as items");
+        tokens.to_string()
+    }
+
+    #[test]
+    fn sync_function() {
+        let out = expand_to_string(
+            quote!(),
+            quote!(
+                pub fn multiply(a: i64, mut b: i64) -> i64 {
+                    b *= a;
+                    b
+                }
+            ),
+        );
+        assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn >"));
+        assert!(out.contains("pub static __NET_CONNECTION_multiply"));
+        assert!(out.contains("params : & [\"a\" , \"b\"]"));
+        assert!(out.contains("Handler :: Sync (__net_handler_multiply)"));
+        assert!(out.contains("fn multiply (a : i64 , mut b : i64) -> i64 { b *= a ; b }"));
+        assert!(out.contains("Outcome :: value"));
+    }
+
+    #[test]
+    fn async_result_function_with_caller() {
+        let out = expand_to_string(
+            quote!("Lookup", crate = renamed),
+            quote!(
+                async fn lookup(who: Caller, key: String) -> Result<String, E> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(out.contains(
+            "fn lookup (key : String) -> renamed :: Call < Result < String , E > , renamed :: __private :: AsyncFn >"
+        ));
+        assert!(out.contains("custom_tag : :: core :: option :: Option :: Some (\"Lookup\")"));
+        assert!(out.contains("returns_result : true"));
+        assert!(out.contains("Handler :: Async (__net_handler_lookup)"));
+        assert!(out.contains("Outcome :: result"));
+        assert!(!out.contains(":: net ::"));
+    }
+
+    #[test]
+    fn errors_replace_the_expansion() {
+        let out = expand(
+            quote!(oneway),
+            quote!(
+                fn f(&self, x: &str) -> u8 {
+                    0
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        assert!(!out.contains("__NET_CONNECTION"));
+    }
 }

@@ -55,3 +55,40 @@ pub(crate) fn is_lint(attr: &Attribute) -> bool {
         .iter()
         .any(|lint| attr.path().is_ident(lint))
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::{quote, ToTokens};
+
+    use super::*;
+
+    #[test]
+    fn the_body_is_kept_as_written() {
+        let item = parse_fn(quote!(pub async fn f(a: u8) -> u8 { a + }), "connect").unwrap();
+        assert_eq!(item.sig.ident, "f");
+        assert_eq!(item.body.to_token_stream().to_string(), "{ a + }");
+    }
+
+    #[test]
+    fn anything_but_a_function_is_refused() {
+        let error = parse_fn(
+            quote!(
+                struct S;
+            ),
+            "connect",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "#[net::connect] applies to functions only"
+        );
+        assert!(parse_fn(
+            quote!(
+                fn f();
+            ),
+            "flag"
+        )
+        .is_err());
+    }
+}

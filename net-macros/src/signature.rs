@@ -1,5 +1,4 @@
-//! Checks a connected function's signature and sorts its parameters into wire arguments
-//! and the `Caller`.
+//! Checks a connected function's signature and sorts its parameters: wire ones, `Caller`.
 
 use syn::visit::Visit;
 use syn::{

@@ -73,7 +73,7 @@ pub const DEFAULT_MDNS_SERVICE: &str = "_netpeer._tcp.local.";
 
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
-const MIN_FRAME: usize = 1024;
+pub(crate) const MIN_FRAME: usize = 1024;
 // A frame's 4-byte big-endian length must never start with `{` (0x7B), which marks an
 // app-net JSON request on the same port: 1 GiB keeps the first byte at most 0x40.
 const MAX_FRAME: usize = 1 << 30;
@@ -160,6 +160,9 @@ impl Config {
         }
         if let Some(v) = get("NET_MAX_FRAME") {
             config.max_frame = parse_size("NET_MAX_FRAME", &v)?;
+            if !(MIN_FRAME..=MAX_FRAME).contains(&config.max_frame) {
+                return Err(frame_range_error(v));
+            }
         }
         if let Some(v) = get("NET_PEERS") {
             config.seeds = v
@@ -195,11 +198,7 @@ impl Config {
             });
         }
         if !(MIN_FRAME..=MAX_FRAME).contains(&self.max_frame) {
-            return Err(Error::Config {
-                var: "NET_MAX_FRAME",
-                value: self.max_frame.to_string(),
-                reason: format!("must be between {MIN_FRAME} (1K) and {MAX_FRAME} (1G) bytes"),
-            });
+            return Err(frame_range_error(self.max_frame.to_string()));
         }
         if self.timeout.is_zero() {
             return Err(Error::Config {
@@ -237,6 +236,24 @@ impl Config {
     /// `NET_PORT`: the first port to try (0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Listens on exactly `addr`: its host (`NET_HOST`), its port (`NET_PORT`) and no
+    /// further ports (`NET_PORT_RANGE=0`). A loopback address also turns on
+    /// [`Config::loopback`].
+    ///
+    /// ```
+    /// let config = net::Config::default().listen("127.0.0.1:5000".parse().unwrap());
+    /// assert_eq!((config.port, config.port_range, config.loopback), (5000, 0, true));
+    /// ```
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.host = addr.ip();
+        self.port = addr.port();
+        self.port_range = 0;
+        if addr.ip().is_loopback() {
+            self.loopback = true;
+        }
         self
     }
 
@@ -354,6 +371,14 @@ fn check_mdns_service(service: &str) -> Result<()> {
                      hyphens"
                 .into(),
         })
+    }
+}
+
+fn frame_range_error(value: String) -> Error {
+    Error::Config {
+        var: "NET_MAX_FRAME",
+        value,
+        reason: format!("must be between {MIN_FRAME} (1K) and {MAX_FRAME} (1G) bytes"),
     }
 }
 

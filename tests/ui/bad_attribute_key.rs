@@ -1,0 +1,4 @@
+#[net::connect("", timeout = 5, oneway, oneway)]
+fn ping() {}
+
+fn main() {}

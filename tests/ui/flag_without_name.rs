@@ -1,0 +1,6 @@
+#[net::flag]
+fn on_busy(event: &net::FlagEvent) {
+    let _ = event;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[net::connect]
+fn echo<T: serde::Serialize>(value: T) -> T {
+    value
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[net::connect(oneway)]
+fn log(line: String) -> usize {
+    line.len()
+}
+
+fn main() {}

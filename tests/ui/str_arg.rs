@@ -1,0 +1,6 @@
+#[net::connect]
+fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+fn main() {}
