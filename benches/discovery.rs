@@ -16,7 +16,6 @@ mod netns;
 #[path = "../tests/discovery/support.rs"]
 mod support;
 
-use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -87,11 +86,18 @@ async fn in_process(n: usize, base: u16) -> Duration {
         );
     }
     let started = Instant::now();
-    let queries: Vec<_> = peers.iter().map(|p| p.peers().into_future()).collect();
+    let queries: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let p = p.clone();
+            async move { p.peers().report().await }
+        })
+        .collect();
     let seen = join_all(queries).await;
     let took = started.elapsed();
-    for list in seen {
-        assert_eq!(list.expect("peers()").len(), n - 1);
+    for report in seen {
+        let report = report.expect("peers()");
+        assert_eq!(report.peers.len(), n - 1, "{report}");
     }
     for peer in peers {
         peer.shutdown().await;

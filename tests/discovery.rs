@@ -283,3 +283,27 @@ async fn probes_in_flight_never_exceed_the_thread_limit() {
     );
     peer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_probing_each_other_at_the_same_moment_all_succeed() {
+    // Each pair probes both ways at once, so each side may pool the other's connection
+    // first; neither may close a connection the other is calling over.
+    let mut peers = Vec::new();
+    for _ in 0..10 {
+        peers.push(net::Peer::start(confined(21700, 10)).await.unwrap());
+    }
+    let rounds: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let p = p.clone();
+            tokio::spawn(async move { p.peers().report().await.unwrap() })
+        })
+        .collect();
+    for round in rounds {
+        let report = round.await.unwrap();
+        assert_eq!(report.peers.len(), 9, "{report}");
+    }
+    for peer in peers {
+        peer.shutdown().await;
+    }
+}

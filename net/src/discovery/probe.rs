@@ -72,27 +72,26 @@ pub(crate) async fn probe(
 /// that the `info` call below, an ordinary call, uses it and later calls reuse it. The
 /// connect and handshake run here, inside the caller's timeout, rather than in the pool's
 /// own connect task, which outlives a dropped caller.
+///
+/// When two peers probe each other at the same moment, each may find the other's incoming
+/// connection pooled first and keep its own as a spare. The spare stays open: the other
+/// side may have pooled it and be calling over it right now, and closing it would fail
+/// that call (a goodbye closes both directions). It costs one idle socket per such pair
+/// and closes with either peer.
 async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<Info, Error> {
-    let spare = match peer.pooled(addr) {
-        Some(_) => None,
-        None => {
-            let stream = TcpStream::connect(addr)
-                .await
-                .map_err(|e| Error::unreachable(addr, e))?;
-            let conn = Conn::start(stream, peer).await?;
-            peer.adopt(&conn, false);
-            (!peer.offer(addr, &conn)).then_some(conn)
-        }
-    };
-    let result = crate::builtins::info()
+    if peer.pooled(addr).is_none() {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::unreachable(addr, e))?;
+        let conn = Conn::start(stream, peer).await?;
+        peer.adopt(&conn, false);
+        peer.offer(addr, &conn);
+    }
+    crate::builtins::info()
         .on(addr)
         .via(peer)
         .timeout(timeout)
-        .await;
-    if let Some(conn) = spare {
-        conn.close("a discovery probe is done and another connection is pooled");
-    }
-    result
+        .await
 }
 
 fn classify(error: Error) -> Probe {
