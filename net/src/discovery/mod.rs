@@ -14,8 +14,9 @@
 //! | `probe.rs` | one probe (connect + `info`), bounded batches, their tally |
 //! | `scan.rs` | the on-host scan of the port range |
 //! | `arp.rs` | the neighbour table and the neighbour scan |
-//! | `mdns.rs` | advertising and browsing through mdns-sd |
-//! | `mdns_query.rs` | start-up queries answered by unicast, and reading their TXT answers |
+//! | `mdns/mod.rs` | mDNS: starting mdns-sd, advertising, goodbye, its report |
+//! | `mdns/browse.rs` | what the browser and start-up queries hear, into the table |
+//! | `mdns/query.rs` | start-up queries answered by unicast, and reading their TXT |
 //! | `seeds.rs` | `NET_PEERS` and peer exchange (`known_peers`) |
 //! | `addrs.rs` | this host's addresses: advertised, scanned, own |
 //! | `report.rs` | what each path did, and why nothing was found |
@@ -23,7 +24,6 @@
 mod addrs;
 mod arp;
 mod mdns;
-mod mdns_query;
 mod paths;
 mod probe;
 mod query;

@@ -36,8 +36,11 @@ pub struct Peers {
     peer: Option<Peer>,
     /// Keep peers of any of these groups (empty: every group).
     groups: Vec<String>,
+    /// Keep hubs only.
     hubs_only: bool,
+    /// Keep peers on this machine only.
     on_host: bool,
+    /// Run a new discovery round instead of answering from the table.
     refresh: bool,
 }
 
