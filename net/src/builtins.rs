@@ -14,11 +14,12 @@ use crate::registry::{self, Connection, Registry};
 
 /// The built-ins' registry entries, named so that they are linked whatever the linker
 /// does with the distributed slice of a dependency.
-pub(crate) static ALL: [&Connection; 4] = [
+pub(crate) static ALL: [&Connection; 5] = [
     &__NET_CONNECTION_info,
     &__NET_CONNECTION_pass_through,
     &__NET_CONNECTION_null,
     &__NET_CONNECTION_connections,
+    &__NET_CONNECTION_known_peers,
 ];
 
 /// What `info` says about a peer: app-net's `friendly_id` fields, plus the protocol and
@@ -129,4 +130,15 @@ pub fn null() -> Result<(), Flag> {
 #[crate::connect("connections")]
 pub fn connections() -> BTreeMap<String, String> {
     Registry::get().map(|r| r.tags()).unwrap_or_default()
+}
+
+pub use crate::discovery::KnownPeer;
+
+/// The peers this peer knows (its discovery table), for peer exchange: a peer joining
+/// through a seed (`NET_PEERS`) asks it, and then asks the peers it learns of. The asker,
+/// if new, is probed and added to this peer's table.
+#[crate::connect("known_peers")]
+pub async fn known_peers(caller: Caller) -> Vec<KnownPeer> {
+    let peer = serving_peer(&caller);
+    crate::discovery::answer_known_peers(&peer, &caller).await
 }

@@ -73,6 +73,8 @@ pub(crate) struct PeerInner {
     accepting: CancellationToken,
     /// Every task the peer spawned, so `shutdown` can wait for them.
     tracker: TaskTracker,
+    /// Its known peers, probe permits and mDNS advertiser (discovery/).
+    discovery: crate::discovery::State,
 }
 
 impl Peer {
@@ -92,6 +94,7 @@ impl Peer {
             .map_err(|e| Error::io("reading the bound address", e))?;
         let host = advertised_host(&config);
         let id = PeerId::new(host, addr.port(), config.group.clone());
+        let discovery = crate::discovery::State::new(&config);
         let peer = Peer {
             inner: Arc::new(PeerInner {
                 config,
@@ -103,6 +106,7 @@ impl Peer {
                 accepting: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                discovery,
             }),
         };
         let listener = {
@@ -112,6 +116,7 @@ impl Peer {
         };
         peer.tracker()
             .spawn_on(crate::server::accept_loop(listener, peer.clone()), &runtime);
+        crate::discovery::start(&peer);
         tracing::info!(id = %peer.id(), addr = %addr, "peer started");
         Ok(peer)
     }
@@ -170,6 +175,10 @@ impl Peer {
 
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    pub(crate) fn discovery(&self) -> &crate::discovery::State {
+        &self.inner.discovery
     }
 
     pub(crate) fn hello(&self) -> Hello {
@@ -239,6 +248,28 @@ impl Peer {
         ))
     }
 
+    /// The open pooled connection to `addr`, if there is one (discovery probes reuse it).
+    pub(crate) fn pooled(&self, addr: SocketAddr) -> Option<Arc<Conn>> {
+        let cell = lock(&self.inner.pool).get(&addr).cloned()?;
+        cell.get().filter(|c| c.is_open()).cloned()
+    }
+
+    /// Offers a connection opened elsewhere (a discovery probe) to the pool, so later
+    /// calls reuse it; false when `addr` already has one.
+    pub(crate) fn offer(&self, addr: SocketAddr, conn: &Arc<Conn>) -> bool {
+        let mut pool = lock(&self.inner.pool);
+        if let Some(cell) = pool.get(&addr) {
+            let open = cell.get().is_some_and(|c| c.is_open());
+            // A connect in progress holds a clone of the cell: let it win.
+            let connecting = cell.get().is_none() && Arc::strong_count(cell) > 1;
+            if open || connecting {
+                return false;
+            }
+        }
+        pool.insert(addr, Arc::new(OnceCell::new_with(Some(conn.clone()))));
+        true
+    }
+
     fn forget(&self, addr: SocketAddr, cell: &Arc<OnceCell<Arc<Conn>>>) {
         let mut pool = lock(&self.inner.pool);
         if pool.get(&addr).is_some_and(|c| Arc::ptr_eq(c, cell)) {
@@ -275,6 +306,8 @@ impl Peer {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
+        // The mDNS goodbye first, while the peer still answers.
+        crate::discovery::stop(self).await;
         self.inner.accepting.cancel();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let conns: Vec<Arc<Conn>> = lock(&self.inner.conns)
@@ -324,6 +357,8 @@ fn advertised_host(config: &Config) -> IpAddr {
             socket.local_addr()
         })
         .map(|addr| addr.ip())
+        // No route (a host or namespace without a default gateway): an interface address.
+        .or_else(|_| crate::discovery::fallback_host(config).ok_or(()))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
