@@ -43,11 +43,26 @@ fn serve(extra_env: &[(&str, &str)]) -> Served {
 }
 
 fn net(args: &[&str]) -> Output {
-    Command::new(NET)
-        .args(args)
-        .env("NET_LOOPBACK", "1")
-        .output()
-        .unwrap()
+    net_with(args, &[])
+}
+
+fn net_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(NET);
+    command.args(args).env("NET_LOOPBACK", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// A range of `n` free ports for one test, so parallel tests never see each other's peers.
+fn free_range(n: u16) -> u16 {
+    (42_000u16..60_000)
+        .step_by(17)
+        .find(|base| {
+            (*base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        })
+        .expect("some free ports")
 }
 
 fn stdout(output: &Output) -> String {
@@ -150,4 +165,69 @@ fn help_lists_every_subcommand_with_examples() {
     }
     let out = net(&["call", "--help"]);
     assert!(stdout(&out).contains("Examples:"));
+}
+
+#[test]
+fn peers_lists_served_peers_as_a_table_and_json() {
+    let base = free_range(4);
+    let range = [
+        ("NET_PORT", base.to_string()),
+        ("NET_PORT_RANGE", "3".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let plain = serve(&env);
+    let mut lab_env = env.clone();
+    lab_env.push(("NET_GROUP", "lab"));
+    lab_env.push(("NET_IS_HUB", "1"));
+    let lab = serve(&lab_env);
+
+    let out = net_with(&["peers"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("ID"), "{table}");
+    for addr in [&plain.addr, &lab.addr] {
+        assert!(table.contains(addr.as_str()), "{addr} missing:\n{table}");
+    }
+    assert!(table.contains("scan"), "{table}");
+
+    let out = net_with(&["peers", "--group", "lab", "--hubs", "--json"], &env);
+    let peers: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let peers = peers.as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["addr"], lab.addr.as_str());
+    assert_eq!(peers[0]["hub"], true);
+
+    // A unique prefix of an id names the peer.
+    let id = peers[0]["id"].as_str().unwrap();
+    let out = net_with(&["info", &id[..6], "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["id"], id);
+    let out = net_with(&["info", "zzzz"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no peer's id starts with"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn doctor_explains_an_empty_network() {
+    let base = free_range(3).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
+    let out = net_with(&["doctor"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("ports {base}..=")), "{text}");
+    assert!(text.contains("scan   found nothing"), "{text}");
+    assert!(text.contains("nothing listening"), "{text}");
+    assert!(text.contains("NET_LOOPBACK"), "{text}");
+    assert!(text.contains("0 peer(s) in all"), "{text}");
+    assert!(text.contains("hint: start one with `net serve`"), "{text}");
+    // An empty `net peers` says why on stderr, and prints nothing on stdout.
+    let out = net_with(&["peers"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("no peers found"), "{}", stderr(&out));
 }

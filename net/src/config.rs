@@ -56,6 +56,11 @@ pub struct Config {
     /// `NET_PEERS`: seed addresses (`host:port,...`) of peers outside this broadcast domain.
     /// Default none.
     pub seeds: Vec<String>,
+    /// Listen on any free port instead of one of `NET_PORT..=NET_PORT+NET_PORT_RANGE`,
+    /// while discovery still scans that range: for tools and scripts that call peers but
+    /// must not take a port of the range from a real one (the `net` command line). Default
+    /// false.
+    pub client: bool,
     /// `NET_DISCOVERY`: the discovery paths, e.g. `scan,mdns,seeds` (the default) or
     /// `all` to add the ARP-neighbour port scan. `NET_MDNS=0` takes mDNS out. With
     /// [`Config::loopback`] mDNS and ARP probing stay off whatever this says.
@@ -92,6 +97,7 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             max_frame: 16 << 20,
             seeds: Vec::new(),
+            client: false,
             discovery: DiscoveryPaths::default(),
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
@@ -317,6 +323,13 @@ impl Config {
     /// `NET_PEERS`: seed addresses.
     pub fn seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
         self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Listens on any free port while discovery scans the configured range (see
+    /// [`Config::client`](Config#structfield.client)).
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
         self
     }
 

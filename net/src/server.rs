@@ -19,9 +19,9 @@ use crate::peer::Peer;
 const MAX_CONNECTIONS: usize = 1024;
 
 /// Binds the first free port of `NET_PORT..=NET_PORT+NET_PORT_RANGE` on `NET_HOST` (port
-/// 0: any free port).
+/// 0, or a client peer: any free port).
 pub(crate) fn bind(config: &Config) -> Result<StdListener> {
-    let (start, end) = if config.port == 0 {
+    let (start, end) = if config.port == 0 || config.client {
         (0, 0)
     } else {
         (config.port, config.port.saturating_add(config.port_range))

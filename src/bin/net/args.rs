@@ -21,6 +21,16 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// List the peers discovery finds: id, address, group, hub, functions, path, round trip.
+    #[command(
+        after_help = "Examples:\n  net peers\n  net peers --group render --hubs\n  net \
+                            peers --on-host --json\n  net peers --arp   # also probe the \
+                            neighbours' ports (LAN only)"
+    )]
+    Peers(PeersArgs),
+    /// Run every discovery path and say what each found, or why it found nothing.
+    #[command(after_help = "Examples:\n  net doctor\n  NET_GROUP=render net doctor")]
+    Doctor(DoctorArgs),
     /// Show a peer's info: id, address, group, user, program, functions, flags.
     #[command(
         after_help = "Examples:\n  net info 127.0.0.1:3010\n  net info 127.0.0.1:3010 --json"
@@ -42,8 +52,37 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct PeersArgs {
+    /// Keep peers of this group (repeat for several).
+    #[arg(long = "group", value_name = "G")]
+    pub groups: Vec<String>,
+    /// Keep hubs only.
+    #[arg(long)]
+    pub hubs: bool,
+    /// Keep peers on this machine only.
+    #[arg(long)]
+    pub on_host: bool,
+    /// Discover afresh (the command always starts fresh; kept for app-net's vocabulary).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Also probe the ARP neighbours' ports (what intrusion detection may flag).
+    #[arg(long)]
+    pub arp: bool,
+    /// Print the peers as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// Skip the ARP-neighbour port scan.
+    #[arg(long)]
+    pub no_arp: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
-    /// The peer: its id, host:port, or a socket address.
+    /// The peer: its id, a unique prefix of one (as `net peers` shows), or host:port.
     pub peer: String,
     /// Print the info as JSON.
     #[arg(long)]
@@ -52,7 +91,7 @@ pub(crate) struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
-    /// The peer: its id, host:port, or a socket address.
+    /// The peer: its id, a unique prefix of one (as `net peers` shows), or host:port.
     pub peer: String,
     /// The function: a tag, a path such as `app::multiply`, or a unique name.
     pub tag: String,

@@ -9,8 +9,14 @@ use crate::{client_peer, output, target, Failure};
 
 pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     let call_args = arguments(&args)?;
-    let target = target::resolve(&args.peer)?;
     let me = client_peer().await?;
+    let target = match target::resolve(&me, &args.peer).await {
+        Ok(target) => target,
+        Err(e) => {
+            me.shutdown().await;
+            return Err(e);
+        }
+    };
     let result = call(&me, target, &args, call_args).await;
     me.shutdown().await;
     result

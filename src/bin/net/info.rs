@@ -6,8 +6,14 @@ use crate::args::InfoArgs;
 use crate::{client_peer, output, target, Failure};
 
 pub(crate) async fn run(args: InfoArgs) -> Result<(), Failure> {
-    let target = target::resolve(&args.peer)?;
     let me = client_peer().await?;
+    let target = match target::resolve(&me, &args.peer).await {
+        Ok(target) => target,
+        Err(e) => {
+            me.shutdown().await;
+            return Err(e);
+        }
+    };
     let result = show(&me, target, args.json).await;
     me.shutdown().await;
     result

@@ -2,8 +2,11 @@
 
 mod args;
 mod call;
+mod doctor;
 mod info;
 mod output;
+mod peers;
+mod progress;
 mod serve;
 mod target;
 
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    quiet_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,15 +73,36 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Peers(args) => peers::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Info(args) => info::run(args).await,
         Command::Call(args) => call::run(args).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }
 
-/// A peer for this command to call from: the `NET_*` settings, on any free port, so that
-/// a passing command never takes a port of the range that discovery scans.
+/// A peer for this command to call from: the `NET_*` settings, listening on any free port
+/// so that a passing command never takes a port of the range that discovery scans.
 pub(crate) async fn client_peer() -> Result<net::Peer, Failure> {
-    let config = net::Config::from_env()?.port(0);
+    client_peer_with(|config| config).await
+}
+
+/// [`client_peer`] with changes to its settings (e.g. the discovery paths).
+pub(crate) async fn client_peer_with(
+    change: impl FnOnce(net::Config) -> net::Config,
+) -> Result<net::Peer, Failure> {
+    let config = change(net::Config::from_env()?.client(true));
     Ok(net::Peer::start(config).await?)
+}
+
+/// The command explains what it finds (or not) itself; library logs show only errors,
+/// unless NET_DEV asks for debug output.
+fn quiet_logs() {
+    let dev =
+        std::env::var("NET_DEV").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+    let filter = if dev { "net=debug" } else { "net=error" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
