@@ -14,11 +14,12 @@ use crate::registry::{self, Connection, Registry};
 
 /// The built-ins' registry entries, named so that they are linked whatever the linker
 /// does with the distributed slice of a dependency.
-pub(crate) static ALL: [&Connection; 4] = [
+pub(crate) static ALL: [&Connection; 5] = [
     &__NET_CONNECTION_info,
     &__NET_CONNECTION_pass_through,
     &__NET_CONNECTION_null,
     &__NET_CONNECTION_connections,
+    &__NET_CONNECTION_known_peers,
 ];
 
 /// What `info` says about a peer: app-net's `friendly_id` fields, plus the protocol and
@@ -66,6 +67,30 @@ fn serving_peer(caller: &Caller) -> Peer {
     }
 }
 
+/// The user running this program: `USER` or `LOGNAME` when set, else the name of this
+/// process's uid in /etc/passwd (services and containers often have neither variable).
+fn current_user() -> String {
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    {
+        return name;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_owned())
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    String::new()
+}
+
 /// Describes the peer: id, address, user, program, group, hub, functions, flags.
 #[crate::connect("info")]
 pub fn info(caller: Caller) -> Info {
@@ -75,9 +100,7 @@ pub fn info(caller: Caller) -> Info {
         id: peer.id().clone(),
         host: peer.id().host().to_string(),
         port: peer.addr().port(),
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default(),
+        user: current_user(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
@@ -107,4 +130,15 @@ pub fn null() -> Result<(), Flag> {
 #[crate::connect("connections")]
 pub fn connections() -> BTreeMap<String, String> {
     Registry::get().map(|r| r.tags()).unwrap_or_default()
+}
+
+pub use crate::discovery::KnownPeer;
+
+/// The peers this peer knows (its discovery table), for peer exchange: a peer joining
+/// through a seed (`NET_PEERS`) asks it, and then asks the peers it learns of. The asker,
+/// if new, is probed and added to this peer's table.
+#[crate::connect("known_peers")]
+pub async fn known_peers(caller: Caller) -> Vec<KnownPeer> {
+    let peer = serving_peer(&caller);
+    crate::discovery::answer_known_peers(&peer, &caller).await
 }

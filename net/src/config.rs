@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use crate::discovery::DiscoveryPaths;
 use crate::error::{Error, Result};
 
 /// Settings of one peer. `Config::from_env()` reads the `NET_*` variables;
@@ -55,11 +56,29 @@ pub struct Config {
     /// `NET_PEERS`: seed addresses (`host:port,...`) of peers outside this broadcast domain.
     /// Default none.
     pub seeds: Vec<String>,
+    /// Listen on any free port instead of one of `NET_PORT..=NET_PORT+NET_PORT_RANGE`,
+    /// while discovery still scans that range: for tools and scripts that call peers but
+    /// must not take a port of the range from a real one (the `net` command line). Default
+    /// false.
+    pub client: bool,
+    /// `NET_DISCOVERY`: the discovery paths, e.g. `scan,mdns,seeds` (the default) or
+    /// `all` to add the ARP-neighbour port scan. `NET_MDNS=0` takes mDNS out. With
+    /// [`Config::loopback`] mDNS and ARP probing stay off whatever this says.
+    pub discovery: DiscoveryPaths,
+    /// `NET_PROBE_TIMEOUT`: how long a discovery probe (connect and `info` call) may take.
+    /// Default 500 ms: a peer on a LAN answers in about a millisecond, an absent host never.
+    pub probe_timeout: Duration,
+    /// `NET_MDNS_SERVICE`: the mDNS service type peers advertise and browse. Default
+    /// `_netpeer._tcp.local.`; tests give each run its own so runs never see each other.
+    pub mdns_service: String,
 }
+
+/// The mDNS service type of this project's peers.
+pub const DEFAULT_MDNS_SERVICE: &str = "_netpeer._tcp.local.";
 
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
-const MIN_FRAME: usize = 1024;
+pub(crate) const MIN_FRAME: usize = 1024;
 // A frame's 4-byte big-endian length must never start with `{` (0x7B), which marks an
 // app-net JSON request on the same port: 1 GiB keeps the first byte at most 0x40.
 const MAX_FRAME: usize = 1 << 30;
@@ -78,6 +97,10 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             max_frame: 16 << 20,
             seeds: Vec::new(),
+            client: false,
+            discovery: DiscoveryPaths::default(),
+            probe_timeout: Duration::from_millis(500),
+            mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
         }
     }
 }
@@ -155,6 +178,18 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(v) = lookup("NET_DISCOVERY") {
+            config.discovery = v.parse()?;
+        }
+        if let Some(v) = get("NET_MDNS") {
+            config = config.mdns(parse_bool("NET_MDNS", &v)?);
+        }
+        if let Some(v) = get("NET_PROBE_TIMEOUT") {
+            config.probe_timeout = parse_duration("NET_PROBE_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("NET_MDNS_SERVICE") {
+            config.mdns_service = v.trim().to_owned();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -185,6 +220,14 @@ impl Config {
                 reason: format!("NET_PORT {} plus the range passes port 65535", self.port),
             });
         }
+        if self.probe_timeout.is_zero() {
+            return Err(Error::Config {
+                var: "NET_PROBE_TIMEOUT",
+                value: "0".into(),
+                reason: "a probe needs some time; give e.g. 500ms".into(),
+            });
+        }
+        check_mdns_service(&self.mdns_service)?;
         if self.loopback && !self.host.is_loopback() {
             return Err(Error::Config {
                 var: "NET_HOST",
@@ -199,6 +242,24 @@ impl Config {
     /// `NET_PORT`: the first port to try (0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Listens on exactly `addr`: its host (`NET_HOST`), its port (`NET_PORT`) and no
+    /// further ports (`NET_PORT_RANGE=0`). A loopback address also turns on
+    /// [`Config::loopback`].
+    ///
+    /// ```
+    /// let config = net::Config::default().listen("127.0.0.1:5000".parse().unwrap());
+    /// assert_eq!((config.port, config.port_range, config.loopback), (5000, 0, true));
+    /// ```
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.host = addr.ip();
+        self.port = addr.port();
+        self.port_range = 0;
+        if addr.ip().is_loopback() {
+            self.loopback = true;
+        }
         self
     }
 
@@ -263,6 +324,66 @@ impl Config {
     pub fn seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
         self.seeds = seeds.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Listens on any free port while discovery scans the configured range (see
+    /// [`Config::client`](Config#structfield.client)).
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// `NET_DISCOVERY`: the discovery paths.
+    pub fn discovery(mut self, paths: DiscoveryPaths) -> Self {
+        self.discovery = paths;
+        self
+    }
+
+    /// `NET_MDNS`: mDNS on or off, leaving the other paths as they are.
+    pub fn mdns(mut self, on: bool) -> Self {
+        use crate::discovery::Discovery::Mdns;
+        self.discovery = if on {
+            self.discovery.with(Mdns)
+        } else {
+            self.discovery.without(Mdns)
+        };
+        self
+    }
+
+    /// `NET_PROBE_TIMEOUT`: how long one discovery probe may take.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    /// `NET_MDNS_SERVICE`: the mDNS service type, `_name._tcp.local.`.
+    pub fn mdns_service(mut self, service: impl Into<String>) -> Self {
+        self.mdns_service = service.into();
+        self
+    }
+}
+
+/// A DNS-SD service type is `_name._tcp.local.` with a name of at most 15 letters, digits
+/// and hyphens (RFC 6763 section 7).
+fn check_mdns_service(service: &str) -> Result<()> {
+    let name = service
+        .strip_prefix('_')
+        .and_then(|s| s.strip_suffix("._tcp.local."));
+    let ok = name.is_some_and(|n| {
+        (1..=15).contains(&n.len())
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && n.bytes().any(|b| b.is_ascii_alphabetic())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            var: "NET_MDNS_SERVICE",
+            value: service.to_owned(),
+            reason: "expected _name._tcp.local. with a name of 1 to 15 letters, digits and \
+                     hyphens"
+                .into(),
+        })
     }
 }
 
@@ -428,6 +549,32 @@ mod tests {
     fn loopback_refuses_a_public_host() {
         let err = env(&[("NET_LOOPBACK", "1"), ("NET_HOST", "0.0.0.0")]).unwrap_err();
         assert!(err.to_string().contains("NET_LOOPBACK"));
+    }
+
+    #[test]
+    fn discovery_settings() {
+        let c = env(&[]).unwrap();
+        assert_eq!(c.discovery.to_string(), "scan,mdns,seeds");
+        let c = env(&[("NET_DISCOVERY", "all"), ("NET_MDNS", "0")]).unwrap();
+        assert_eq!(c.discovery.to_string(), "scan,seeds,arp");
+        let c = env(&[("NET_DISCOVERY", "seeds"), ("NET_PROBE_TIMEOUT", "200ms")]).unwrap();
+        assert_eq!(c.discovery.to_string(), "seeds");
+        assert_eq!(c.probe_timeout, Duration::from_millis(200));
+        let c = env(&[("NET_MDNS_SERVICE", "_nt-42._tcp.local.")]).unwrap();
+        assert_eq!(c.mdns_service, "_nt-42._tcp.local.");
+        for (var, value) in [
+            ("NET_DISCOVERY", "scan,sonar"),
+            ("NET_MDNS", "perhaps"),
+            ("NET_PROBE_TIMEOUT", "quick"),
+            ("NET_MDNS_SERVICE", "_much-too-long-a-name._tcp.local."),
+            ("NET_MDNS_SERVICE", "netpeer"),
+        ] {
+            let err = env(&[(var, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(var) && err.contains(value),
+                "{var}={value}: {err}"
+            );
+        }
     }
 
     #[test]

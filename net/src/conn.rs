@@ -12,9 +12,9 @@ mod outbox;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -79,10 +79,14 @@ pub(crate) struct Conn {
     serving: Mutex<IdMap<Serving>>,
     /// Cancelled when the connection ends, which stops both tasks.
     closed: CancellationToken,
+    /// A task sweeps `serving` for synchronous calls past their budget (see [`sweep`]).
+    sweeping: AtomicBool,
     /// Why it ended, for the errors of calls made afterwards.
     close_reason: Mutex<Option<String>>,
     /// The largest frame we may send: the smaller of both sides' limits.
     max_out: usize,
+    /// The largest frame we accept (NET_MAX_FRAME), for error messages.
+    max_in: usize,
     /// The peer this connection belongs to; weak so that connections never keep a
     /// dropped peer alive.
     local: Weak<PeerInner>,
@@ -95,6 +99,8 @@ struct Serving {
     cancel: CancellationToken,
     /// Aborts the task running the handler.
     abort: Option<AbortHandle>,
+    /// When a synchronous call's budget runs out: the sweep then cancels it.
+    deadline: Option<Instant>,
 }
 
 impl Conn {
@@ -132,7 +138,9 @@ impl Conn {
         let outbox = Arc::new(Outbox::new(writer.into_inner(), shutdown));
         let conn = Arc::new(Conn {
             label,
-            max_out: remote.max_frame.min(max_in),
+            // A hello claiming a tiny limit would make even error replies unsendable.
+            max_out: remote.max_frame.clamp(crate::config::MIN_FRAME, max_in),
+            max_in,
             remote,
             remote_addr,
             outbox: outbox.clone(),
@@ -140,6 +148,7 @@ impl Conn {
             next_id: AtomicU64::new(1),
             serving: Mutex::new(IdMap::default()),
             closed: local.shutdown_token().child_token(),
+            sweeping: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             local: Arc::downgrade(local.inner()),
         });
@@ -356,20 +365,42 @@ impl Conn {
         };
         let id = call.id;
         let oneway = call.oneway;
+        let budget = call.timeout_ms.map(Duration::from_millis);
+        let connection = crate::dispatch::lookup(&call.tag).ok();
+        let sync = connection.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
         let cancel = if oneway {
             // Not in `serving`: only the connection's end can cancel it.
             self.closed.child_token()
         } else {
-            // Cancelled by a cancel frame or by `shut`, through `serving`; a token of its
-            // own avoids contending for the connection token's lock on every call.
+            let mut serving = lock(&self.serving);
+            if serving.contains_key(&id) {
+                // Its reply would be ambiguous and its cancel would hit the wrong call.
+                drop(serving);
+                let outcome = WireOutcome::BadArgs {
+                    message: format!("request id {id} is already in flight on this connection"),
+                };
+                self.reply(id, outcome, String::new, Flush::Task);
+                return;
+            }
+            // Cancelled by a cancel frame, by `shut` or by the sweep, through `serving`; a
+            // token of its own avoids contending for the connection token's lock on every
+            // call.
             let cancel = CancellationToken::new();
-            lock(&self.serving).insert(
+            // A synchronous call's budget is enforced by the sweep (an async one's by its
+            // task's timer).
+            let deadline = budget.filter(|_| sync).map(|b| Instant::now() + b);
+            serving.insert(
                 id,
                 Serving {
                     cancel: cancel.clone(),
                     abort: None,
+                    deadline,
                 },
             );
+            if deadline.is_some() && !self.sweeping.swap(true, Ordering::AcqRel) {
+                local.tracker().spawn(sweep(Arc::downgrade(self)));
+            }
+            drop(serving);
             // `shut` may have drained `serving` just before the insert.
             if self.closed.is_cancelled() {
                 cancel.cancel();
@@ -377,46 +408,41 @@ impl Conn {
             cancel
         };
         let caller = Caller::remote(self.clone(), local.clone(), cancel.clone());
-        let budget = call.timeout_ms.map(Duration::from_millis);
-        if let Ok(connection) = crate::dispatch::lookup(&call.tag) {
-            if let Handler::Sync(_) = connection.handler {
-                let conn = self.clone();
-                // Counts as a task of the peer, so that shutdown waits for it.
-                let running = local.tracker().token();
-                // The arguments stay in the frame's bytes (shared, not copied) until the
-                // handler thread copies them out: memory allocated and freed on one
-                // thread is much cheaper than memory passed between threads.
-                let args = bytes.slice_ref(call.args.get().as_bytes());
-                let named = call.kwargs;
-                crate::dispatch::on_handler_thread(move || {
-                    let _running = running;
-                    // Given up on before it could start: skip it. (A caller that times
-                    // out sends a cancel; no per-call timer or clock read is needed.)
-                    if cancel.is_cancelled() {
-                        lock(&conn.serving).remove(&id);
-                        return;
+        if let Some(connection) = connection.filter(|_| sync) {
+            let conn = self.clone();
+            // Counts as a task of the peer, so that shutdown waits for it.
+            let running = local.tracker().token();
+            // The arguments stay in the frame's bytes (shared, not copied) until the
+            // handler thread copies them out: memory allocated and freed on one
+            // thread is much cheaper than memory passed between threads.
+            let args = bytes.slice_ref(call.args.get().as_bytes());
+            let named = call.kwargs;
+            crate::dispatch::on_handler_thread(move || {
+                let _running = running;
+                // Given up on (cancel, budget spent, connection gone) before it could
+                // start: skip it. A one-way call runs whatever happens to the connection,
+                // as its sender was told it was delivered.
+                if !oneway && cancel.is_cancelled() {
+                    lock(&conn.serving).remove(&id);
+                    return;
+                }
+                let outcome = match raw_args(&args) {
+                    Some(positional) => {
+                        crate::dispatch::run_inline(connection, Args { positional, named }, caller)
                     }
-                    let outcome = match raw_args(&args) {
-                        Some(positional) => crate::dispatch::run_inline(
-                            connection,
-                            Args { positional, named },
-                            caller,
-                        ),
-                        None => WireOutcome::BadArgs {
-                            message: "the arguments are not JSON".into(),
-                        },
-                    };
-                    // Only if still wanted: a cancel removed the entry. (Past the budget
-                    // the caller drops the reply as late; checking costs a clock read.)
-                    if oneway || lock(&conn.serving).remove(&id).is_none() {
-                        return;
-                    }
-                    conn.reply(id, outcome, || connection.tag(), Flush::Caller);
-                    // Sent once this thread has no more queued calls, with their replies.
-                    conn.outbox.promise_flush(crate::dispatch::when_idle);
-                });
-                return;
-            }
+                    None => WireOutcome::BadArgs {
+                        message: "the arguments are not JSON".into(),
+                    },
+                };
+                // Only if still wanted: a cancel or the sweep removed the entry.
+                if oneway || lock(&conn.serving).remove(&id).is_none() {
+                    return;
+                }
+                conn.reply(id, outcome, || connection.tag(), Flush::Caller);
+                // Sent once this thread has no more queued calls, with their replies.
+                conn.outbox.promise_flush(crate::dispatch::when_idle);
+            });
+            return;
         }
         let conn = self.clone();
         let tag = call.tag.into_owned();
@@ -427,8 +453,10 @@ impl Conn {
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
-                    // The caller has given up too; nobody waits for a reply.
+                    // The caller has given up too; nobody waits for a reply. A synchronous
+                    // function it called back sees the cancel through its Caller.
                     Err(_) => {
+                        cancel.cancel();
                         lock(&conn.serving).remove(&id);
                         return;
                     }
@@ -499,6 +527,48 @@ impl Drop for CancelGuard<'_> {
     }
 }
 
+/// How often the sweep looks for synchronous calls past their budget. The caller cancels
+/// at its own timeout anyway; the sweep stops the work of callers that do not (clients
+/// written from docs/PROTOCOL.md may not), without a timer per call.
+const SWEEP: Duration = Duration::from_millis(10);
+
+/// While synchronous calls with a budget run, cancels those past it (their handlers see
+/// `Caller::is_cancelled`, and no reply is sent), as the callee promises in
+/// docs/PROTOCOL.md. Ends when none is left; the next one starts it again.
+async fn sweep(conn: Weak<Conn>) {
+    loop {
+        tokio::time::sleep(SWEEP).await;
+        let Some(conn) = conn.upgrade() else { return };
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut left = false;
+        {
+            let mut serving = lock(&conn.serving);
+            serving.retain(|_, call| match call.deadline {
+                Some(deadline) if deadline <= now => {
+                    expired.push(call.cancel.clone());
+                    false
+                }
+                Some(_) => {
+                    left = true;
+                    true
+                }
+                None => true,
+            });
+            if !left || !conn.is_open() {
+                // Under the lock, so a call inserted next sees it and starts a new sweep.
+                conn.sweeping.store(false, Ordering::Release);
+            }
+        }
+        for cancel in expired {
+            cancel.cancel();
+        }
+        if !left || !conn.is_open() {
+            return;
+        }
+    }
+}
+
 /// Reads frames until the connection ends, then closes it.
 async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>) {
     let reason = loop {
@@ -509,7 +579,7 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),
             Some(Err(e)) => {
-                let message = format!("unreadable frame: {e}");
+                let message = wire::describe_read_error(&e, conn.max_in);
                 tracing::warn!(peer = %conn.label, %message, "closing connection");
                 break Some((message.clone(), Some(Frame::Error { message })));
             }

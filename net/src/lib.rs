@@ -31,15 +31,21 @@
 //!   same connection.
 //! - Every peer serves the built-ins [`info`], [`pass_through`], [`null`] and
 //!   [`connections`]; `#[net::flag("NAME")]` handles named responses.
+//! - [`peers()`] finds the other peers (on-host port scan, mDNS, `NET_PEERS` seeds with
+//!   peer exchange; the ARP-neighbour scan when asked for) and caches them; filter with
+//!   `.group(g)`, `.hubs_only()`, `.on_host()`, re-discover with `.refresh()`, and use a
+//!   [`PeerInfo`] as a call target. [`membership()`] streams joins and departures;
+//!   [`Peers::report`] says which paths ran and why nothing was found.
 //! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
-//!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine.
+//!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine: bound
+//!   to 127.0.0.1, no mDNS, no neighbour probes, nothing probed beyond loopback.
 //!
 //! # Layout
 //!
 //! `call` (the calling side) → `conn` (one TCP stream, many calls in flight both ways) →
 //! `wire` (frames, codec, handshake) → `server` (bind, accept) → `dispatch` (registry
 //! lookup, handler run, panics caught) → `registry` (link-time collection). The wire format
-//! is in `docs/PROTOCOL.md`.
+//! is in `docs/PROTOCOL.md`. `discovery/` finds peers and keeps the membership table.
 #![deny(missing_docs)]
 
 // Lets the built-ins use `#[net::connect]`, whose expansion names `::net`.
@@ -50,10 +56,12 @@ mod call;
 mod caller;
 mod config;
 mod conn;
+mod discovery;
 mod dispatch;
 mod error;
 mod flags;
 mod id;
+mod legacy;
 mod logging;
 mod outcome;
 mod panic;
@@ -67,13 +75,19 @@ mod wire;
 pub mod __private;
 
 pub use builtins::{connections, info, null, pass_through, Info};
+pub use builtins::{known_peers, KnownPeer};
 pub use call::{call_tag, ByTag, Call, RemoteCall};
 pub use caller::Caller;
-pub use config::{Config, DEFAULT_PORT};
+pub use config::{Config, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
+pub use discovery::{
+    membership, peer_group, peers, Discovery, DiscoveryPaths, Membership, PathReport, PeerInfo,
+    Peers, Report,
+};
 pub use error::{Error, Result};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
-pub use peer::{local_peer, start, Peer};
+pub use legacy::AppNetInfo;
+pub use peer::{local_peer, start, start_on, Peer};
 pub use target::Target;
 
 /// Registers a function so that peers can call it.
@@ -96,6 +110,9 @@ pub use target::Target;
 /// parameter of type [`Caller`] is filled in by the peer and is not part of the call.
 /// `self`, generics, borrowed arguments and patterns are compile errors pointing at the
 /// offending part.
+///
+/// Inside the function's own body its name means the plain function (so recursion works);
+/// to call it on another peer from there, write `self::name(args).on(peer)`.
 pub use net_macros::connect;
 
 /// Registers a handler that runs on the calling side when a call's response is the named

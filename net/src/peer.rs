@@ -73,6 +73,8 @@ pub(crate) struct PeerInner {
     accepting: CancellationToken,
     /// Every task the peer spawned, so `shutdown` can wait for them.
     tracker: TaskTracker,
+    /// Its known peers, probe permits and mDNS advertiser (discovery/).
+    discovery: crate::discovery::State,
 }
 
 impl Peer {
@@ -92,6 +94,7 @@ impl Peer {
             .map_err(|e| Error::io("reading the bound address", e))?;
         let host = advertised_host(&config);
         let id = PeerId::new(host, addr.port(), config.group.clone());
+        let discovery = crate::discovery::State::new(&config);
         let peer = Peer {
             inner: Arc::new(PeerInner {
                 config,
@@ -103,6 +106,7 @@ impl Peer {
                 accepting: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                discovery,
             }),
         };
         let listener = {
@@ -112,6 +116,7 @@ impl Peer {
         };
         peer.tracker()
             .spawn_on(crate::server::accept_loop(listener, peer.clone()), &runtime);
+        crate::discovery::start(&peer);
         tracing::info!(id = %peer.id(), addr = %addr, "peer started");
         Ok(peer)
     }
@@ -172,6 +177,10 @@ impl Peer {
         &self.inner.tracker
     }
 
+    pub(crate) fn discovery(&self) -> &crate::discovery::State {
+        &self.inner.discovery
+    }
+
     pub(crate) fn hello(&self) -> Hello {
         Hello {
             protocol: PROTOCOL_VERSION,
@@ -193,7 +202,14 @@ impl Peer {
             conns.push(Arc::downgrade(conn));
         }
         if incoming {
-            if let Some(id) = &conn.remote().id {
+            // Only an id whose host is where the connection comes from: otherwise any
+            // client could claim another peer's address and receive calls meant for it.
+            let claimed = conn
+                .remote()
+                .id
+                .as_ref()
+                .filter(|id| id.host() == conn.remote_addr().ip());
+            if let Some(id) = claimed {
                 let mut pool = lock(&self.inner.pool);
                 let fresh = pool
                     .get(&id.addr())
@@ -232,6 +248,28 @@ impl Peer {
         ))
     }
 
+    /// The open pooled connection to `addr`, if there is one (discovery probes reuse it).
+    pub(crate) fn pooled(&self, addr: SocketAddr) -> Option<Arc<Conn>> {
+        let cell = lock(&self.inner.pool).get(&addr).cloned()?;
+        cell.get().filter(|c| c.is_open()).cloned()
+    }
+
+    /// Offers a connection opened elsewhere (a discovery probe) to the pool, so later
+    /// calls reuse it; false when `addr` already has one.
+    pub(crate) fn offer(&self, addr: SocketAddr, conn: &Arc<Conn>) -> bool {
+        let mut pool = lock(&self.inner.pool);
+        if let Some(cell) = pool.get(&addr) {
+            let open = cell.get().is_some_and(|c| c.is_open());
+            // A connect in progress holds a clone of the cell: let it win.
+            let connecting = cell.get().is_none() && Arc::strong_count(cell) > 1;
+            if open || connecting {
+                return false;
+            }
+        }
+        pool.insert(addr, Arc::new(OnceCell::new_with(Some(conn.clone()))));
+        true
+    }
+
     fn forget(&self, addr: SocketAddr, cell: &Arc<OnceCell<Arc<Conn>>>) {
         let mut pool = lock(&self.inner.pool);
         if pool.get(&addr).is_some_and(|c| Arc::ptr_eq(c, cell)) {
@@ -268,6 +306,8 @@ impl Peer {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
+        // The mDNS goodbye first, while the peer still answers.
+        crate::discovery::stop(self).await;
         self.inner.accepting.cancel();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let conns: Vec<Arc<Conn>> = lock(&self.inner.conns)
@@ -317,6 +357,8 @@ fn advertised_host(config: &Config) -> IpAddr {
             socket.local_addr()
         })
         .map(|addr| addr.ip())
+        // No route (a host or namespace without a default gateway): an interface address.
+        .or_else(|_| crate::discovery::fallback_host(config).ok_or(()))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
@@ -372,6 +414,17 @@ pub(crate) fn running_default() -> Option<Peer> {
 /// # Ok::<(), net::Error>(())
 /// ```
 pub fn start(config: Config) -> Result<Peer> {
+    start_default(config, default_runtime)
+}
+
+/// Starts the process-wide default peer with `config` on `runtime` (for a program that
+/// wants its one runtime to carry everything). The runtime must outlive every call made
+/// through the default peer; a `#[tokio::main]` runtime does.
+pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+    start_default(config, move || Ok(runtime))
+}
+
+fn start_default(config: Config, runtime: impl FnOnce() -> Result<Handle>) -> Result<Peer> {
     let mut slot = lock(&DEFAULT_PEER);
     if let Some(peer) = slot.as_ref().filter(|p| !p.is_shut_down()) {
         return Err(Error::Usage(format!(
@@ -380,7 +433,7 @@ pub fn start(config: Config) -> Result<Peer> {
             peer.id()
         )));
     }
-    let peer = Peer::start_on(config, default_runtime()?)?;
+    let peer = Peer::start_on(config, runtime()?)?;
     *slot = Some(peer.clone());
     Ok(peer)
 }

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::error::{Error, Result};
+use crate::legacy::FirstByte;
 use crate::peer::Peer;
 
 /// Most connections one peer serves at once; further clients wait in the OS backlog until
@@ -18,9 +19,9 @@ use crate::peer::Peer;
 const MAX_CONNECTIONS: usize = 1024;
 
 /// Binds the first free port of `NET_PORT..=NET_PORT+NET_PORT_RANGE` on `NET_HOST` (port
-/// 0: any free port).
+/// 0, or a client peer: any free port).
 pub(crate) fn bind(config: &Config) -> Result<StdListener> {
-    let (start, end) = if config.port == 0 {
+    let (start, end) = if config.port == 0 || config.client {
         (0, 0)
     } else {
         (config.port, config.port.saturating_add(config.port_range))
@@ -85,12 +86,17 @@ pub(crate) async fn accept_loop(listener: TcpListener, peer: Peer) {
         peer.tracker().clone().spawn_on(
             async move {
                 let _permit = permit;
-                match Conn::start(stream, &peer).await {
-                    Ok(conn) => {
-                        peer.adopt(&conn, true);
-                        conn.closed().await;
-                    }
-                    Err(e) => tracing::warn!(%from, error = %e, "refused a connection"),
+                // A first byte of `{` is a Python app-net request (docs/APPNET.md).
+                match crate::legacy::sniff(&stream).await {
+                    FirstByte::AppNet => crate::legacy::serve(stream, from, peer).await,
+                    FirstByte::Gone => tracing::debug!(%from, "closed before sending a byte"),
+                    FirstByte::Net => match Conn::start(stream, &peer).await {
+                        Ok(conn) => {
+                            peer.adopt(&conn, true);
+                            conn.closed().await;
+                        }
+                        Err(e) => tracing::warn!(%from, error = %e, "refused a connection"),
+                    },
                 }
             },
             &runtime,

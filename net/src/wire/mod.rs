@@ -7,7 +7,7 @@ mod fast;
 mod frame;
 mod handshake;
 
-pub(crate) use codec::{codec, encode, encode_into};
+pub(crate) use codec::{codec, describe_read_error, encode, encode_into};
 pub(crate) use fast::{decode, encode_call, encode_reply};
 pub(crate) use frame::{
     CallIn, CallRef, Frame, Hello, Incoming, ReplyFrame, WireOutcome, PROTOCOL_VERSION,

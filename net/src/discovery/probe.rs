@@ -1,0 +1,233 @@
+//! One probe (connect through the local peer, call `info`, with a short timeout) and many
+//! probes with at most `NET_THREAD_LIMIT` in flight, tallied for the report.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::net::TcpStream;
+
+use super::table::PeerInfo;
+use super::Discovery;
+use crate::builtins::Info;
+use crate::conn::Conn;
+use crate::error::Error;
+use crate::peer::Peer;
+
+/// What probing one address showed.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    /// A net peer answered (boxed: the other outcomes are small and far more common).
+    Found(Box<PeerInfo>),
+    /// The address is this very peer.
+    Myself,
+    /// Nothing listens there (refused at once).
+    Closed,
+    /// No answer within the timeout: a silent host, a firewall, or a busy peer.
+    Silent,
+    /// Something listens but does not speak net: ignored.
+    Foreign,
+    /// A net peer with another protocol version: ignored, and said loudly.
+    Incompatible(String),
+    /// Not probed: loopback confinement forbids the address.
+    Confined,
+    /// Any other failure (no route, network down), with the reason.
+    Failed(String),
+}
+
+/// Probes `addr` from `peer`: a connection (the pooled one if open, else a new one that
+/// then joins the pool for later calls) and an `info` call, all within `timeout`. Giving
+/// up drops the socket at once, so a silent or foreign service never holds more than
+/// `NET_THREAD_LIMIT` connections. Waits for one of the peer's probe permits first.
+pub(crate) async fn probe(
+    peer: &Peer,
+    addr: SocketAddr,
+    timeout: Duration,
+    found_by: Discovery,
+) -> Probe {
+    if peer.config().loopback && !addr.ip().is_loopback() {
+        return Probe::Confined;
+    }
+    if addr == peer.addr() {
+        return Probe::Myself;
+    }
+    let state = peer.discovery();
+    // The semaphore is never closed while the peer exists.
+    let Ok(_permit) = state.probes.acquire().await else {
+        return Probe::Failed("the peer is shutting down".into());
+    };
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, ask_info(peer, addr, timeout)).await;
+    let rtt = started.elapsed();
+    match result {
+        Err(_) => Probe::Silent,
+        Ok(Ok(info)) if &info.id == peer.id() => Probe::Myself,
+        Ok(Ok(info)) => Probe::Found(Box::new(PeerInfo::new(addr, info, rtt, found_by))),
+        Ok(Err(e)) => classify(e),
+    }
+}
+
+/// Connects (unless a pooled connection is open) and hands the connection to the pool, so
+/// that the `info` call below, an ordinary call, uses it and later calls reuse it. The
+/// connect and handshake run here, inside the caller's timeout, rather than in the pool's
+/// own connect task, which outlives a dropped caller.
+///
+/// When two peers probe each other at the same moment, each may find the other's incoming
+/// connection pooled first and keep its own as a spare. The spare stays open: the other
+/// side may have pooled it and be calling over it right now, and closing it would fail
+/// that call (a goodbye closes both directions). It costs one idle socket per such pair
+/// and closes with either peer.
+async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<Info, Error> {
+    if peer.pooled(addr).is_none() {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::unreachable(addr, e))?;
+        let conn = Conn::start(stream, peer).await?;
+        peer.adopt(&conn, false);
+        peer.offer(addr, &conn);
+    }
+    crate::builtins::info()
+        .on(addr)
+        .via(peer)
+        .timeout(timeout)
+        .await
+}
+
+fn classify(error: Error) -> Probe {
+    match error {
+        Error::Unreachable { reason, .. } => {
+            let lower = reason.to_ascii_lowercase();
+            if lower.contains("refused") {
+                Probe::Closed
+            } else if lower.contains("no answer") || lower.contains("timed out") {
+                Probe::Silent
+            } else {
+                Probe::Failed(reason)
+            }
+        }
+        Error::Timeout { .. } => Probe::Silent,
+        e @ Error::Incompatible { .. } => Probe::Incompatible(e.to_string()),
+        Error::Protocol { .. }
+        | Error::ConnectionClosed { .. }
+        | Error::Decode { .. }
+        | Error::Remote { .. }
+        | Error::UnknownTag { .. }
+        | Error::BadArguments { .. }
+        | Error::Flag { .. }
+        | Error::FrameTooLarge { .. } => Probe::Foreign,
+        Error::Shutdown => Probe::Failed("the local peer shut down".into()),
+        other => Probe::Failed(other.to_string()),
+    }
+}
+
+/// How a batch of probes went, for the report.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tally {
+    /// Addresses probed (this peer's own address not counted).
+    pub probed: usize,
+    /// Refused: nothing listening.
+    pub closed: usize,
+    /// No answer in time.
+    pub silent: usize,
+    /// Something else listening: ignored.
+    pub foreign: usize,
+    /// Skipped because of loopback confinement.
+    pub confined: usize,
+    /// Peers of another protocol version, with the message.
+    pub incompatible: Vec<String>,
+    /// Other failures, with their reasons.
+    pub failed: Vec<String>,
+    /// Peers that answered (an id may answer on several addresses).
+    pub found: usize,
+}
+
+impl Tally {
+    fn count(&mut self, probe: &Probe) {
+        if !matches!(probe, Probe::Myself | Probe::Confined) {
+            self.probed += 1;
+        }
+        match probe {
+            Probe::Found(_) => self.found += 1,
+            Probe::Myself => {}
+            Probe::Closed => self.closed += 1,
+            Probe::Silent => self.silent += 1,
+            Probe::Foreign => self.foreign += 1,
+            Probe::Confined => self.confined += 1,
+            Probe::Incompatible(m) => self.incompatible.push(m.clone()),
+            Probe::Failed(m) => self.failed.push(m.clone()),
+        }
+    }
+
+    /// One line: "12 probed: 9 closed, 1 not a net peer, 2 answered".
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.found > 0 {
+            parts.push(format!("{} answered", self.found));
+        }
+        if self.closed > 0 {
+            parts.push(format!("{} closed (nothing listening)", self.closed));
+        }
+        if self.silent > 0 {
+            parts.push(format!("{} silent (no answer in time)", self.silent));
+        }
+        if self.foreign > 0 {
+            parts.push(format!("{} not a net peer (ignored)", self.foreign));
+        }
+        if !self.incompatible.is_empty() {
+            parts.push(format!(
+                "{} incompatible: {}",
+                self.incompatible.len(),
+                self.incompatible[0]
+            ));
+        }
+        if !self.failed.is_empty() {
+            parts.push(format!("{} failed: {}", self.failed.len(), self.failed[0]));
+        }
+        if self.confined > 0 {
+            parts.push(format!(
+                "{} skipped (NET_LOOPBACK allows only loopback addresses)",
+                self.confined
+            ));
+        }
+        format!("{} probed: {}", self.probed, parts.join(", "))
+    }
+}
+
+/// Probes every address (at most `NET_THREAD_LIMIT` at once, through the peer's permits)
+/// and returns the peers that answered, one per id: the address kept is the one the table
+/// already has for it if that answered, else the first that answered in `addrs` order.
+pub(crate) async fn probe_all(
+    peer: &Peer,
+    addrs: Vec<SocketAddr>,
+    timeout: Duration,
+    found_by: Discovery,
+) -> (Vec<PeerInfo>, Tally) {
+    let probes = join_all(
+        addrs
+            .iter()
+            .map(|addr| probe(peer, *addr, timeout, found_by)),
+    )
+    .await;
+    let mut tally = Tally::default();
+    let mut by_id: BTreeMap<crate::id::PeerId, Vec<PeerInfo>> = BTreeMap::new();
+    for probe in probes {
+        tally.count(&probe);
+        if let Probe::Found(info) = probe {
+            by_id.entry(info.id.clone()).or_default().push(*info);
+        }
+    }
+    let table = &peer.discovery().table;
+    let found = by_id
+        .into_values()
+        .filter_map(|answers| {
+            let known = table.get(&answers[0].id).map(|p| p.addr);
+            let keep = answers
+                .iter()
+                .position(|a| Some(a.addr) == known)
+                .unwrap_or(0);
+            answers.into_iter().nth(keep)
+        })
+        .collect();
+    (found, tally)
+}

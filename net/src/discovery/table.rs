@@ -1,0 +1,221 @@
+//! The peer table every discovery path feeds, and the membership stream (joined / updated /
+//! left) it emits as entries come and go.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::Discovery;
+use crate::builtins::Info;
+use crate::conn::lock;
+use crate::id::PeerId;
+use crate::target::Target;
+
+/// How many membership events a slow subscriber may fall behind before it misses some
+/// (it then gets `RecvError::Lagged` and can re-read the table with `peers()`).
+const EVENT_BUFFER: usize = 1024;
+
+/// A peer found by discovery: where to call it, what it is, and how it was found. Use it
+/// as a call target: `f(x).on(&peer).await`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PeerInfo {
+    /// The peer's id (its advertised host, port and group).
+    pub id: PeerId,
+    /// The address this peer reached it at; calls go there.
+    pub addr: SocketAddr,
+    /// Its group.
+    pub group: Option<String>,
+    /// Whether it is a hub of its group.
+    pub hub: bool,
+    /// The path that found it first.
+    pub found_by: Discovery,
+    /// How long its last probe (connect if needed, and an `info` call) took.
+    pub rtt: Duration,
+    /// What it said about itself.
+    pub info: Info,
+}
+
+impl PeerInfo {
+    pub(crate) fn new(addr: SocketAddr, info: Info, rtt: Duration, found_by: Discovery) -> Self {
+        PeerInfo {
+            id: info.id.clone(),
+            addr,
+            group: info.group.clone(),
+            hub: info.hub,
+            found_by,
+            rtt,
+            info,
+        }
+    }
+
+    /// Equal apart from the measurement and the path: a change worth an `Updated` event.
+    fn same_peer(&self, other: &PeerInfo) -> bool {
+        self.addr == other.addr
+            && self.group == other.group
+            && self.hub == other.hub
+            && self.info == other.info
+    }
+}
+
+impl From<&PeerInfo> for Target {
+    fn from(peer: &PeerInfo) -> Target {
+        Target::from(peer.addr)
+    }
+}
+
+impl From<PeerInfo> for Target {
+    fn from(peer: PeerInfo) -> Target {
+        Target::from(peer.addr)
+    }
+}
+
+/// A change in the set of known peers, from [`membership`](crate::membership).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Membership {
+    /// A peer was found.
+    Joined(PeerInfo),
+    /// A known peer changed address, group, hub flag or functions.
+    Updated(PeerInfo),
+    /// A peer said goodbye or stopped answering.
+    Left {
+        /// What was last known of it.
+        peer: PeerInfo,
+        /// Why it is considered gone.
+        reason: String,
+    },
+}
+
+impl Membership {
+    /// The peer the event is about.
+    pub fn peer(&self) -> &PeerInfo {
+        match self {
+            Membership::Joined(peer) | Membership::Updated(peer) => peer,
+            Membership::Left { peer, .. } => peer,
+        }
+    }
+}
+
+/// The known peers of one local peer, by id.
+pub(crate) struct Table {
+    /// The entries; a peer appears once whatever the paths that found it.
+    entries: Mutex<BTreeMap<PeerId, PeerInfo>>,
+    /// Where membership events go; receivers come from `subscribe`.
+    events: broadcast::Sender<Membership>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Table {
+        Table {
+            entries: Mutex::new(BTreeMap::new()),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    /// Adds or refreshes an entry and tells subscribers when it is new or changed. A known
+    /// peer keeps the path that found it first.
+    pub(crate) fn upsert(&self, mut peer: PeerInfo) {
+        let event = {
+            let mut entries = lock(&self.entries);
+            match entries.get_mut(&peer.id) {
+                Some(known) => {
+                    peer.found_by = known.found_by;
+                    let changed = !known.same_peer(&peer);
+                    *known = peer.clone();
+                    changed.then_some(Membership::Updated(peer))
+                }
+                None => {
+                    entries.insert(peer.id.clone(), peer.clone());
+                    Some(Membership::Joined(peer))
+                }
+            }
+        };
+        if let Some(event) = event {
+            tracing::debug!(?event, "membership");
+            // No receiver is fine: nobody listens yet.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Forgets a peer and tells subscribers why.
+    pub(crate) fn remove(&self, id: &PeerId, reason: &str) -> Option<PeerInfo> {
+        let gone = lock(&self.entries).remove(id)?;
+        tracing::debug!(id = %id, reason, "peer left");
+        let _ = self.events.send(Membership::Left {
+            peer: gone.clone(),
+            reason: reason.to_owned(),
+        });
+        Some(gone)
+    }
+
+    /// One entry.
+    pub(crate) fn get(&self, id: &PeerId) -> Option<PeerInfo> {
+        lock(&self.entries).get(id).cloned()
+    }
+
+    /// Every entry, ordered by address.
+    pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = lock(&self.entries).values().cloned().collect();
+        peers.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| a.id.cmp(&b.id)));
+        peers
+    }
+
+    /// A new receiver of membership events from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Membership> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(port: u16, hub: bool) -> PeerInfo {
+        let id = PeerId::new("127.0.0.1".parse().unwrap(), port, None);
+        let info = Info {
+            id: id.clone(),
+            host: "127.0.0.1".into(),
+            port,
+            user: String::new(),
+            executable: String::new(),
+            group: None,
+            hub,
+            connections: Vec::new(),
+            subscriptions: Vec::new(),
+            flags: Vec::new(),
+            version: crate::VERSION.into(),
+            protocol: 1,
+        };
+        PeerInfo::new(id.addr(), info, Duration::from_millis(1), Discovery::Scan)
+    }
+
+    #[test]
+    fn joined_updated_left_and_nothing_for_a_mere_re_probe() {
+        let table = Table::new();
+        let mut events = table.subscribe();
+        table.upsert(info(4000, false));
+        let mut again = info(4000, false);
+        again.rtt = Duration::from_millis(9);
+        again.found_by = Discovery::Mdns;
+        table.upsert(again);
+        table.upsert(info(4000, true));
+        let gone = table.remove(&info(4000, true).id, "test");
+        assert!(gone.is_some_and(|p| p.hub && p.found_by == Discovery::Scan));
+        assert!(table.remove(&info(4000, true).id, "twice").is_none());
+
+        assert!(matches!(events.try_recv(), Ok(Membership::Joined(p)) if !p.hub));
+        assert!(matches!(events.try_recv(), Ok(Membership::Updated(p)) if p.hub));
+        assert!(
+            matches!(events.try_recv(), Ok(Membership::Left { reason, .. }) if reason == "test")
+        );
+        assert!(
+            events.try_recv().is_err(),
+            "the re-probe and the second remove are silent"
+        );
+    }
+}

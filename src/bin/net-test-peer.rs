@@ -1,0 +1,197 @@
+//! A peer process for the discovery tests and benchmark: configured by `NET_*`, driven by
+//! one-line commands on stdin, answering one line each on stdout.
+//!
+//! Commands: `peers [refresh] [group=G] [hubs] [onhost]`, `until N [refresh] [timeout=MS]
+//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `touch HOST:PORT`, `quit`.
+//! Answers start with a word (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`, `EVENTS`,
+//! `RESULT`, `TOUCHED`, `ERROR`) followed by JSON.
+//!
+//! It refuses to run unconfined (without `NET_LOOPBACK=1`) in the machine's own network
+//! namespace: outside a namespace a test made, a peer must never multicast or probe the
+//! real interface.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+/// Lets a test check that a call really crossed to this process.
+#[net::connect("net_test_peer::whoami")]
+fn whoami() -> u32 {
+    std::process::id()
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// True when this process may be in the machine's own network namespace: its namespace is
+/// the one named by `TEST_PEER_HOME_NETNS` (the test's own, which the test passes), or that
+/// of PID 1, or neither can be read (assume the worst).
+fn in_root_namespace() -> bool {
+    let Ok(own) = std::fs::read_link("/proc/self/ns/net") else {
+        return true;
+    };
+    if let Ok(home) = std::env::var("TEST_PEER_HOME_NETNS") {
+        return own.to_string_lossy() == home;
+    }
+    match std::fs::read_link("/proc/1/ns/net") {
+        Ok(init) => own == init,
+        Err(_) => true,
+    }
+}
+
+/// The `peers()` query a command's words describe.
+fn query(words: &[&str]) -> net::Peers {
+    let mut q = net::peers();
+    for word in words {
+        match *word {
+            "refresh" => q = q.refresh(),
+            "hubs" => q = q.hubs_only(),
+            "onhost" => q = q.on_host(),
+            w => {
+                if let Some(g) = w.strip_prefix("group=") {
+                    q = q.group(g);
+                }
+            }
+        }
+    }
+    q
+}
+
+fn main() {
+    let config = match net::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("net-test-peer: {e}");
+            std::process::exit(2);
+        }
+    };
+    if !config.loopback && in_root_namespace() {
+        eprintln!(
+            "net-test-peer: refusing to run without NET_LOOPBACK=1 in the machine's own network \
+             namespace; run it inside a namespace the test created"
+        );
+        std::process::exit(2);
+    }
+    let peer = match net::start(config) {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("net-test-peer: {e}");
+            std::process::exit(3);
+        }
+    };
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut membership = peer.membership();
+    let log = events.clone();
+    std::thread::spawn(move || {
+        while let Ok(event) = membership.blocking_recv() {
+            let line = match event {
+                net::Membership::Joined(p) => format!("joined {}", p.addr),
+                net::Membership::Updated(p) => format!("updated {}", p.addr),
+                net::Membership::Left { peer, reason } => format!("left {} {reason}", peer.addr),
+                _ => "other".to_owned(),
+            };
+            if let Ok(mut log) = log.lock() {
+                log.push(line);
+            }
+        }
+    });
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("net-test-peer: {e}");
+            std::process::exit(3);
+        }
+    };
+    let out = std::io::stdout();
+    let say = |line: String| {
+        let mut out = out.lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    say(format!(
+        "READY {}",
+        json!({"id": peer.id(), "addr": peer.addr(), "pid": std::process::id(), "ms": now_ms() as u64})
+    ));
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["peers", rest @ ..] => match query(rest).wait() {
+                Ok(peers) => say(format!("PEERS {}", json!(peers))),
+                Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
+            },
+            ["until", n, rest @ ..] => {
+                let want: usize = n.parse().unwrap_or(usize::MAX);
+                let timeout = rest
+                    .iter()
+                    .find_map(|w| w.strip_prefix("timeout="))
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(5000);
+                let deadline = Instant::now() + Duration::from_millis(timeout);
+                loop {
+                    match query(rest).wait() {
+                        Ok(peers) if peers.len() >= want => {
+                            say(format!("SEEN {} {}", now_ms(), json!(peers)));
+                            break;
+                        }
+                        Ok(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Ok(_) => {
+                            let report = rt.block_on(query(rest).report());
+                            let text = report.map_or_else(|e| e.to_string(), |r| r.to_string());
+                            say(format!("TIMEOUT {}", json!(text)));
+                            break;
+                        }
+                        Err(e) => {
+                            say(format!("ERROR {}", json!(e.to_string())));
+                            break;
+                        }
+                    }
+                }
+            }
+            ["report", rest @ ..] => match rt.block_on(query(rest).report()) {
+                Ok(report) => say(format!("REPORT {}", json!(report.to_string()))),
+                Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
+            },
+            ["events"] => {
+                let list = events.lock().map(|l| l.clone()).unwrap_or_default();
+                say(format!("EVENTS {}", json!(list)));
+            }
+            ["call", target] => {
+                let pid = whoami().on(*target).wait();
+                let info = net::info().on(*target).wait();
+                match (pid, info) {
+                    (Ok(pid), Ok(info)) => {
+                        say(format!("RESULT {}", json!({"pid": pid, "id": info.id})))
+                    }
+                    (Err(e), _) | (_, Err(e)) => say(format!("ERROR {}", json!(e.to_string()))),
+                }
+            }
+            ["touch", target] => {
+                // One TCP connect, refused or not: it makes the kernel resolve the
+                // neighbour, as any unicast traffic does.
+                let reached = target.parse::<SocketAddr>().ok().map(|addr| {
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+                });
+                say(format!("TOUCHED {}", json!(reached)));
+            }
+            ["quit"] => break,
+            _ => say(format!(
+                "ERROR {}",
+                json!(format!("unknown command {line:?}"))
+            )),
+        }
+    }
+    rt.block_on(peer.shutdown());
+}

@@ -1,0 +1,77 @@
+//! `net doctor`: run every discovery path and explain what each found, or why not.
+
+use crate::args::DoctorArgs;
+use crate::{client_peer_with, progress, Failure};
+
+pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
+    let no_arp = args.no_arp;
+    let me = client_peer_with(|config| {
+        let all = net::DiscoveryPaths::all();
+        let paths = if no_arp {
+            all.without(net::Discovery::Arp)
+        } else {
+            all
+        };
+        config.discovery(paths)
+    })
+    .await?;
+    let config = me.config().clone();
+    let spinner = progress::spinner("running every discovery path");
+    let report = me.peers().refresh().report().await;
+    spinner.finish_and_clear();
+    me.shutdown().await;
+    let report = report?;
+
+    let last = config.port.saturating_add(config.port_range);
+    println!(
+        "this peer: group {}, ports {}..={} (NET_PORT, NET_PORT_RANGE), {}",
+        config.group.as_deref().unwrap_or("none"),
+        config.port,
+        last,
+        if config.loopback {
+            "confined to loopback (NET_LOOPBACK)"
+        } else {
+            "on the LAN"
+        }
+    );
+    for path in &report.paths {
+        let verdict = match (path.ran, path.found) {
+            (false, _) => "skipped",
+            (true, 0) => "found nothing",
+            (true, _) => "ok",
+        };
+        println!(
+            "{:<6} {:<13} found {:<3} {}",
+            path.path.name(),
+            verdict,
+            path.found,
+            path.detail
+        );
+    }
+    let found = report.peers.len();
+    println!("{found} peer(s) in all");
+    if found == 0 {
+        println!(
+            "hint: start one with `net serve` (or any net program) and run this again; on a \
+             LAN, check that the other machines use the same NET_PORT range and allow it through \
+             their firewall"
+        );
+    }
+    if let Some(group) = &config.group {
+        let elsewhere: Vec<String> = report
+            .peers
+            .iter()
+            .filter(|p| p.group.as_deref() != Some(group))
+            .map(|p| format!("{} ({})", p.addr, p.group.as_deref().unwrap_or("no group")))
+            .collect();
+        if !elsewhere.is_empty() {
+            println!(
+                "hint: {} peer(s) are in other groups than {group:?} and group filters will \
+                 leave them out: {}",
+                elsewhere.len(),
+                elsewhere.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `net`: see and poke the mesh from a terminal (peers, info, call, watch, serve).
+
+mod args;
+mod call;
+mod doctor;
+mod info;
+mod output;
+mod peers;
+mod progress;
+mod serve;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Exit codes: 0 success, 1 remote or usage error, 2 no such peer or unreachable.
+pub(crate) enum Failure {
+    /// A usage error or an error from the peer.
+    Error(String),
+    /// The peer does not exist or cannot be reached.
+    NoPeer(String),
+}
+
+impl From<net::Error> for Failure {
+    fn from(error: net::Error) -> Failure {
+        match error {
+            net::Error::Unreachable { .. } | net::Error::InvalidTarget { .. } => {
+                Failure::NoPeer(error.to_string())
+            }
+            other => Failure::Error(other.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors exit 1 (clap's
+            // default 2 means "no such peer" here).
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    quiet_logs();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("net: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Error(message)) => {
+            eprintln!("net: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::NoPeer(message)) => {
+            eprintln!("net: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Peers(args) => peers::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::Info(args) => info::run(args).await,
+        Command::Call(args) => call::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+    }
+}
+
+/// A peer for this command to call from: the `NET_*` settings, listening on any free port
+/// so that a passing command never takes a port of the range that discovery scans.
+pub(crate) async fn client_peer() -> Result<net::Peer, Failure> {
+    client_peer_with(|config| config).await
+}
+
+/// [`client_peer`] with changes to its settings (e.g. the discovery paths).
+pub(crate) async fn client_peer_with(
+    change: impl FnOnce(net::Config) -> net::Config,
+) -> Result<net::Peer, Failure> {
+    let config = change(net::Config::from_env()?.client(true));
+    Ok(net::Peer::start(config).await?)
+}
+
+/// The command explains what it finds (or not) itself; library logs show only errors,
+/// unless NET_DEV asks for debug output.
+fn quiet_logs() {
+    let dev =
+        std::env::var("NET_DEV").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+    let filter = if dev { "net=debug" } else { "net=error" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,233 @@
+//! The `net` command line run as a user runs it: against a `net serve` process, checking
+//! output, JSON and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+const NET: &str = env!("CARGO_BIN_EXE_net");
+
+/// A `net serve` child, killed when dropped.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(extra_env: &[(&str, &str)]) -> Served {
+    let mut command = Command::new(NET);
+    command
+        .arg("serve")
+        .env("NET_LOOPBACK", "1")
+        .env("NET_PORT", "0")
+        .stdout(Stdio::piped());
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("serving on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    Served { child, addr }
+}
+
+fn net(args: &[&str]) -> Output {
+    net_with(args, &[])
+}
+
+fn net_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(NET);
+    command.args(args).env("NET_LOOPBACK", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// A range of `n` free ports for one test, so parallel tests never see each other's peers.
+fn free_range(n: u16) -> u16 {
+    (42_000u16..60_000)
+        .step_by(17)
+        .find(|base| {
+            (*base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        })
+        .expect("some free ports")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn call_prints_results_as_json() {
+    let served = serve(&[]);
+    let out = net(&["call", &served.addr, "multiply", "5", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "50.0");
+    let out = net(&[
+        "call",
+        &served.addr,
+        "pass_through",
+        r#"{"a": [1, null, "x"]}"#,
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(value, serde_json::json!({"a": [1, null, "x"]}));
+    let out = net(&["call", &served.addr, "hello", "world"]);
+    assert!(
+        stdout(&out).contains("hello world, from 127.0.0.1:"),
+        "{}",
+        stdout(&out)
+    );
+    let out = net(&["call", &served.addr, "multiply", "--args", "[2, 4]"]);
+    assert_eq!(stdout(&out).trim(), "8.0");
+}
+
+#[test]
+fn errors_go_to_stderr_with_exit_codes() {
+    let served = serve(&[]);
+    let out = net(&["call", &served.addr, "no.such.function"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("INVALID_CONNECTION"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let out = net(&["call", &served.addr, "multiply", "1", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rejected the arguments"),
+        "{}",
+        stderr(&out)
+    );
+    let out = net(&["call", &served.addr, "multiply", "--args", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--args must be a JSON array"),
+        "{}",
+        stderr(&out)
+    );
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let out = net(&["call", &dead_addr, "multiply", "1", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&dead_addr), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "one-line errors");
+    let out = net(&["call", "not-a-peer", "multiply"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = net(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn info_is_readable_and_json() {
+    let served = serve(&[("NET_GROUP", "lab")]);
+    let out = net(&["info", &served.addr]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("address        {}", served.addr)),
+        "{text}"
+    );
+    assert!(text.contains("group          lab"), "{text}");
+    assert!(text.contains("net::serve::multiply"), "{text}");
+    let out = net(&["info", &served.addr, "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["group"], "lab");
+    assert_eq!(
+        format!("{}:{}", info["host"].as_str().unwrap(), info["port"]),
+        served.addr
+    );
+}
+
+#[test]
+fn help_lists_every_subcommand_with_examples() {
+    let out = net(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    for sub in ["info", "call", "serve"] {
+        assert!(stdout(&out).contains(sub), "{sub}");
+    }
+    let out = net(&["call", "--help"]);
+    assert!(stdout(&out).contains("Examples:"));
+}
+
+#[test]
+fn peers_lists_served_peers_as_a_table_and_json() {
+    let base = free_range(4);
+    let range = [
+        ("NET_PORT", base.to_string()),
+        ("NET_PORT_RANGE", "3".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let plain = serve(&env);
+    let mut lab_env = env.clone();
+    lab_env.push(("NET_GROUP", "lab"));
+    lab_env.push(("NET_IS_HUB", "1"));
+    let lab = serve(&lab_env);
+
+    let out = net_with(&["peers"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("ID"), "{table}");
+    for addr in [&plain.addr, &lab.addr] {
+        assert!(table.contains(addr.as_str()), "{addr} missing:\n{table}");
+    }
+    assert!(table.contains("scan"), "{table}");
+
+    let out = net_with(&["peers", "--group", "lab", "--hubs", "--json"], &env);
+    let peers: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let peers = peers.as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["addr"], lab.addr.as_str());
+    assert_eq!(peers[0]["hub"], true);
+
+    // A unique prefix of an id names the peer.
+    let id = peers[0]["id"].as_str().unwrap();
+    let out = net_with(&["info", &id[..6], "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["id"], id);
+    let out = net_with(&["info", "zzzz"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no peer's id starts with"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn doctor_explains_an_empty_network() {
+    let base = free_range(3).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
+    let out = net_with(&["doctor"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("ports {base}..=")), "{text}");
+    assert!(text.contains("scan   found nothing"), "{text}");
+    assert!(text.contains("nothing listening"), "{text}");
+    assert!(text.contains("NET_LOOPBACK"), "{text}");
+    assert!(text.contains("0 peer(s) in all"), "{text}");
+    assert!(text.contains("hint: start one with `net serve`"), "{text}");
+    // An empty `net peers` says why on stderr, and prints nothing on stdout.
+    let out = net_with(&["peers"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("no peers found"), "{}", stderr(&out));
+}
