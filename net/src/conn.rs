@@ -624,3 +624,72 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
+
+    /// Works until its caller gives up (at most 5 s), and says whether it saw that.
+    #[net::connect("conn.tests.until_cancelled")]
+    fn until_cancelled(caller: net::Caller) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if caller.is_cancelled() {
+                SAW_CANCEL.store(true, Ordering::SeqCst);
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    async fn send(stream: &mut TcpStream, json: serde_json::Value) {
+        let body = serde_json::to_vec(&json).unwrap();
+        stream.write_u32(body.len() as u32).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+    }
+
+    /// A client that never sends a cancel (one written from docs/PROTOCOL.md, say) still
+    /// gets a synchronous call stopped when its `timeout_ms` runs out, and no reply.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_call_past_its_budget_is_cancelled_without_a_cancel_frame() {
+        let peer = crate::Peer::start(crate::Config::default().loopback(true).port(0))
+            .await
+            .unwrap();
+        let mut stream = TcpStream::connect(peer.addr()).await.unwrap();
+        let hello = serde_json::json!({"hello": {"protocol": crate::wire::PROTOCOL_VERSION,
+            "id": null, "group": null, "hub": false, "version": "test", "max_frame": 1 << 20}});
+        send(&mut stream, hello).await;
+        let len = stream.read_u32().await.unwrap();
+        stream.read_exact(&mut vec![0; len as usize]).await.unwrap();
+
+        let call = serde_json::json!({"call": {"id": 1, "tag": "conn.tests.until_cancelled",
+            "args": [], "timeout_ms": 100}});
+        let started = Instant::now();
+        send(&mut stream, call).await;
+        while !SAW_CANCEL.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "the handler never saw its budget run out"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // No reply for a call past its budget: the next frame is the goodbye at shutdown.
+        let stop = {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.shutdown().await })
+        };
+        let len = stream.read_u32().await.unwrap();
+        let mut body = vec![0; len as usize];
+        stream.read_exact(&mut body).await.unwrap();
+        assert_eq!(String::from_utf8(body).unwrap(), r#""goodbye""#);
+        stop.await.unwrap();
+    }
+}
