@@ -1,6 +1,7 @@
 //! The built-in functions every peer serves (app-net's defaults): `info`,
-//! `pass_through`, `null` and `connections`. They are ordinary `#[net::connect]`
-//! functions, callable like any other: `net::info().on(&peer).await?`.
+//! `pass_through`, `null`, `connections`, and `subscription_handler` /
+//! `unsubscription_handler` for events. They are ordinary `#[net::connect]` functions,
+//! callable like any other: `net::info().on(&peer).await?`.
 
 use std::collections::BTreeMap;
 
@@ -14,12 +15,19 @@ use crate::registry::{self, Connection, Registry};
 
 /// The built-ins' registry entries, named so that they are linked whatever the linker
 /// does with the distributed slice of a dependency.
-pub(crate) static ALL: [&Connection; 4] = [
+pub(crate) static ALL: [&Connection; 6] = [
     &__NET_CONNECTION_info,
     &__NET_CONNECTION_pass_through,
     &__NET_CONNECTION_null,
     &__NET_CONNECTION_connections,
+    &__NET_CONNECTION_subscription_handler,
+    &__NET_CONNECTION_unsubscription_handler,
 ];
+
+/// Every built-in: [`ALL`] and those of other modules.
+pub(crate) fn all() -> impl Iterator<Item = &'static Connection> {
+    ALL.iter().copied().chain(crate::events::builtins())
+}
 
 /// What `info` says about a peer: app-net's `friendly_id` fields, plus the protocol and
 /// crate versions.
@@ -42,7 +50,8 @@ pub struct Info {
     pub hub: bool,
     /// The tags of its functions, sorted.
     pub connections: Vec<String>,
-    /// The events it subscribes to, sorted.
+    /// The events other peers have subscribed to on it, sorted (app-net's meaning: the
+    /// keys of its subscriber table).
     #[serde(default)]
     pub subscriptions: Vec<String>,
     /// The flags it handles, sorted.
@@ -84,7 +93,7 @@ pub fn info(caller: Caller) -> Info {
         group: peer.group().map(str::to_owned),
         hub: peer.is_hub(),
         connections: tags.into_keys().collect(),
-        subscriptions: Vec::new(),
+        subscriptions: crate::events::subscribed_events(&peer),
         flags: registry::flag_names(),
         version: crate::VERSION.to_owned(),
         protocol: crate::wire::PROTOCOL_VERSION,
@@ -107,4 +116,34 @@ pub fn null() -> Result<(), Flag> {
 #[crate::connect("connections")]
 pub fn connections() -> BTreeMap<String, String> {
     Registry::get().map(|r| r.tags()).unwrap_or_default()
+}
+
+/// Records the caller as a subscriber of `event` on this peer: events published here under
+/// that name are delivered to the function tagged `connection` on the peer at
+/// `host:port`. app-net's four arguments, so that app-net peers can subscribe too; peers
+/// running `net` call it for each `#[net::subscribe]` function.
+#[crate::connect("subscription_handler")]
+pub fn subscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    let peer = serving_peer(&caller);
+    crate::events::register_subscriber(&peer, &event, &host, port, &connection, &caller)
+}
+
+/// Withdraws what `subscription_handler` recorded; a subscription that was not there is
+/// no error.
+#[crate::connect("unsubscription_handler")]
+pub fn unsubscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    let peer = serving_peer(&caller);
+    crate::events::unregister_subscriber(&peer, &event, &host, port, &connection, &caller)
 }

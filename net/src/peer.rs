@@ -73,6 +73,8 @@ pub(crate) struct PeerInner {
     accepting: CancellationToken,
     /// Every task the peer spawned, so `shutdown` can wait for them.
     tracker: TaskTracker,
+    /// Its subscribers (as a publisher) and its subscriptions (as a subscriber).
+    events: crate::events::PeerEvents,
 }
 
 impl Peer {
@@ -94,6 +96,7 @@ impl Peer {
         let id = PeerId::new(host, addr.port(), config.group.clone());
         let peer = Peer {
             inner: Arc::new(PeerInner {
+                events: crate::events::PeerEvents::new(&config),
                 config,
                 id,
                 addr,
@@ -170,6 +173,10 @@ impl Peer {
 
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    pub(crate) fn events(&self) -> &crate::events::PeerEvents {
+        &self.inner.events
     }
 
     pub(crate) fn hello(&self) -> Hello {
@@ -262,12 +269,14 @@ impl Peer {
             .map_err(|e| Error::unreachable(addr, format!("the connect task failed: {e}")))?
     }
 
-    /// Stops the peer: no new connections, calls in progress get a short grace period to
-    /// finish, then every connection is closed with a goodbye and every task is awaited.
+    /// Stops the peer: its subscriptions are withdrawn from the peers it subscribed to, no
+    /// new connections, calls in progress get a short grace period to finish, then every
+    /// connection is closed with a goodbye and every task is awaited.
     pub async fn shutdown(&self) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
+        crate::events::before_shutdown(self).await;
         self.inner.accepting.cancel();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let conns: Vec<Arc<Conn>> = lock(&self.inner.conns)
@@ -352,6 +361,7 @@ pub fn local_peer() -> Result<Peer> {
     }
     let peer = Peer::start_on(Config::from_env()?, default_runtime()?)?;
     *slot = Some(peer.clone());
+    crate::events::default_started(&peer);
     Ok(peer)
 }
 
@@ -382,5 +392,6 @@ pub fn start(config: Config) -> Result<Peer> {
     }
     let peer = Peer::start_on(config, default_runtime()?)?;
     *slot = Some(peer.clone());
+    crate::events::default_started(&peer);
     Ok(peer)
 }

@@ -1,0 +1,340 @@
+//! The publishing side: who subscribed to which event on this peer, and one ordered
+//! delivery lane per subscriber, drained by a worker that sends what has queued up in
+//! batches, with at most `NET_THREAD_LIMIT` deliveries of the peer in flight.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::deliver;
+use super::publish::{Delivery, DeliveryStatus};
+use crate::conn::lock;
+use crate::peer::Peer;
+
+/// Most events one delivery call carries. Batches form only when events queue up faster
+/// than the subscriber takes them, so a quiet stream still goes one event per call.
+const MAX_BATCH: usize = 256;
+
+/// Most payload bytes one delivery call carries (a single larger event still goes alone,
+/// up to the frame limit).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Most events that may wait for one subscriber. Past it, new events fail for that
+/// subscriber at once ("too far behind") instead of growing the publisher's memory.
+pub(crate) const MAX_QUEUE: usize = 100_000;
+
+/// The batch limit in force; 1 turns batching off (for measurements).
+static BATCH_LIMIT: AtomicUsize = AtomicUsize::new(MAX_BATCH);
+
+/// Sets how many events one delivery call may carry (1 to 256); for benchmarks.
+pub(crate) fn set_batch_limit(limit: usize) {
+    BATCH_LIMIT.store(limit.clamp(1, MAX_BATCH), Ordering::Relaxed);
+}
+
+/// Where a delivery's outcome is reported, when someone awaits the publication.
+pub(crate) type Reporter = mpsc::UnboundedSender<Delivery>;
+
+/// The subscriber table of one peer.
+pub(crate) struct Table {
+    inner: Mutex<Inner>,
+    /// `NET_THREAD_LIMIT` permits: one per delivery call in flight, across all lanes.
+    limit: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Event name to its subscribers: address and handler tag, without repeats.
+    by_event: BTreeMap<String, Vec<(SocketAddr, Arc<str>)>>,
+    /// One lane per subscriber address, shared by all its events so that they arrive in
+    /// the order they were published.
+    lanes: HashMap<SocketAddr, Arc<Lane>>,
+}
+
+/// The ordered queue of one subscriber.
+pub(crate) struct Lane {
+    pub(crate) addr: SocketAddr,
+    state: Mutex<LaneState>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queue: VecDeque<Item>,
+    /// True while a worker drains the queue; at most one does, which keeps the order.
+    running: bool,
+    /// The subscriber lacks the batch built-in (an older or foreign peer): one call per
+    /// event, straight to its handler.
+    direct: bool,
+}
+
+/// One event waiting for one subscriber's handler.
+pub(crate) struct Item {
+    pub(crate) tag: Arc<str>,
+    /// The handler's arguments, a JSON array; shared by every subscriber's copy.
+    pub(crate) payload: Arc<str>,
+    pub(crate) reporter: Option<Reporter>,
+}
+
+impl Item {
+    /// Reports how the delivery ended (and logs a failure: nobody may be listening).
+    pub(crate) fn finish(self, addr: SocketAddr, status: DeliveryStatus) {
+        match &status {
+            DeliveryStatus::Delivered => {}
+            DeliveryStatus::Failed(why) => {
+                tracing::warn!(subscriber = %addr, tag = %self.tag, reason = %why, "event delivery failed")
+            }
+            DeliveryStatus::Pruned(why) => {
+                tracing::debug!(subscriber = %addr, tag = %self.tag, reason = %why, "event delivery pruned")
+            }
+        }
+        if let Some(reporter) = self.reporter {
+            let _ = reporter.send(Delivery {
+                subscriber: addr,
+                tag: self.tag.to_string(),
+                status,
+            });
+        }
+    }
+}
+
+impl Table {
+    pub(crate) fn new(thread_limit: usize) -> Table {
+        Table {
+            inner: Mutex::new(Inner::default()),
+            limit: Arc::new(Semaphore::new(thread_limit.max(1))),
+        }
+    }
+
+    /// Records a subscriber; false when it was already recorded.
+    pub(crate) fn register(&self, event: &str, addr: SocketAddr, tag: &str) -> bool {
+        let mut inner = lock(&self.inner);
+        let list = inner.by_event.entry(event.to_owned()).or_default();
+        if list.iter().any(|(a, t)| *a == addr && **t == *tag) {
+            return false;
+        }
+        list.push((addr, tag.into()));
+        true
+    }
+
+    /// Forgets a subscriber; false when it was not recorded.
+    pub(crate) fn unregister(&self, event: &str, addr: SocketAddr, tag: &str) -> bool {
+        let mut inner = lock(&self.inner);
+        let Some(list) = inner.by_event.get_mut(event) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(a, t)| !(*a == addr && **t == *tag));
+        let removed = list.len() != before;
+        if list.is_empty() {
+            inner.by_event.remove(event);
+        }
+        inner.forget_idle_lane(addr);
+        removed
+    }
+
+    /// Removes every subscription of `addr` and fails what waits in its lane: the
+    /// subscriber is gone.
+    pub(crate) fn prune_addr(&self, addr: SocketAddr, reason: &str) {
+        let (lane, subscribed) = {
+            let mut inner = lock(&self.inner);
+            let mut subscribed = false;
+            inner.by_event.retain(|_, list| {
+                let before = list.len();
+                list.retain(|(a, _)| *a != addr);
+                subscribed |= list.len() != before;
+                !list.is_empty()
+            });
+            (inner.lanes.remove(&addr), subscribed)
+        };
+        if subscribed {
+            tracing::info!(subscriber = %addr, reason, "pruned a subscriber");
+        }
+        if let Some(lane) = lane {
+            let dropped: Vec<Item> = lock(&lane.state).queue.drain(..).collect();
+            for item in dropped {
+                item.finish(addr, DeliveryStatus::Pruned(reason.to_owned()));
+            }
+        }
+    }
+
+    /// Removes the subscriptions of `addr` with handler `tag`, which it no longer has.
+    pub(crate) fn prune_tag(&self, addr: SocketAddr, tag: &str) {
+        let mut inner = lock(&self.inner);
+        inner.by_event.retain(|_, list| {
+            list.retain(|(a, t)| !(*a == addr && **t == *tag));
+            !list.is_empty()
+        });
+        tracing::info!(subscriber = %addr, tag, "pruned a subscription: the handler is gone");
+    }
+
+    /// The subscribers of `event`.
+    pub(crate) fn subscribers(&self, event: &str) -> Vec<(SocketAddr, String)> {
+        lock(&self.inner)
+            .by_event
+            .get(event)
+            .map(|list| list.iter().map(|(a, t)| (*a, t.to_string())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every event with at least one subscriber, sorted.
+    pub(crate) fn events(&self) -> Vec<String> {
+        lock(&self.inner).by_event.keys().cloned().collect()
+    }
+
+    /// Queues `payload` for every subscriber of `event` and starts the workers of idle
+    /// lanes. Holding the table's lock throughout gives all subscribers one order of
+    /// concurrent publications. Returns who it was queued for.
+    pub(crate) fn enqueue(
+        &self,
+        peer: &Peer,
+        event: &str,
+        payload: Arc<str>,
+        reporter: Option<Reporter>,
+    ) -> Vec<(SocketAddr, Arc<str>)> {
+        let mut inner = lock(&self.inner);
+        let Some(list) = inner.by_event.get(event) else {
+            return Vec::new();
+        };
+        let targets = list.clone();
+        for (addr, tag) in &targets {
+            let lane = inner
+                .lanes
+                .entry(*addr)
+                .or_insert_with(|| {
+                    Arc::new(Lane {
+                        addr: *addr,
+                        state: Mutex::new(LaneState::default()),
+                    })
+                })
+                .clone();
+            let item = Item {
+                tag: tag.clone(),
+                payload: payload.clone(),
+                reporter: reporter.clone(),
+            };
+            let start = {
+                let mut state = lock(&lane.state);
+                if state.queue.len() >= MAX_QUEUE {
+                    drop(state);
+                    item.finish(
+                        *addr,
+                        DeliveryStatus::Failed(format!(
+                            "the subscriber is {MAX_QUEUE} events behind; this one was dropped"
+                        )),
+                    );
+                    continue;
+                }
+                state.queue.push_back(item);
+                !std::mem::replace(&mut state.running, true)
+            };
+            if start {
+                let worker = drain(peer.clone(), lane);
+                peer.tracker().spawn_on(worker, peer.runtime());
+            }
+        }
+        targets
+    }
+}
+
+impl Inner {
+    /// Drops the lane of an address that has no subscription left and nothing queued.
+    fn forget_idle_lane(&mut self, addr: SocketAddr) {
+        let subscribed = self
+            .by_event
+            .values()
+            .any(|list| list.iter().any(|(a, _)| *a == addr));
+        if subscribed {
+            return;
+        }
+        let idle = self.lanes.get(&addr).is_some_and(|lane| {
+            let state = lock(&lane.state);
+            !state.running && state.queue.is_empty()
+        });
+        if idle {
+            self.lanes.remove(&addr);
+        }
+    }
+}
+
+/// What a delivery attempt says to do with the lane.
+pub(crate) enum Verdict {
+    /// Carry on with the next batch.
+    Continue,
+    /// The subscriber lacks the batch built-in: put these back and go one by one.
+    GoDirect(Vec<Item>),
+    /// Put these back at the front (they were not run within the call's budget).
+    Retry(Vec<Item>),
+    /// The subscriber is gone.
+    Prune(String),
+}
+
+/// Drains one lane: takes what has queued up (one batch), delivers it holding a permit
+/// of the peer's limit, and repeats until the queue is empty.
+async fn drain(peer: Peer, lane: Arc<Lane>) {
+    let table = &peer.events().table;
+    loop {
+        let permit = table.limit.clone().acquire_owned().await;
+        let (batch, direct) = {
+            let mut state = lock(&lane.state);
+            if state.queue.is_empty() || peer.is_shut_down() {
+                state.running = false;
+                let left: Vec<Item> = state.queue.drain(..).collect();
+                drop(state);
+                for item in left {
+                    item.finish(
+                        lane.addr,
+                        DeliveryStatus::Failed("the publishing peer shut down".into()),
+                    );
+                }
+                break;
+            }
+            let limit = if state.direct {
+                1
+            } else {
+                BATCH_LIMIT.load(Ordering::Relaxed)
+            };
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while let Some(item) = state.queue.front() {
+                let size = item.payload.len() + item.tag.len();
+                if batch.len() == limit || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES) {
+                    break;
+                }
+                bytes += size;
+                batch.extend(state.queue.pop_front());
+            }
+            (batch, state.direct)
+        };
+        let verdict = if direct {
+            deliver::send_direct(&peer, lane.addr, batch).await
+        } else {
+            deliver::send_batch(&peer, lane.addr, batch).await
+        };
+        drop(permit);
+        match verdict {
+            Verdict::Continue => {}
+            Verdict::GoDirect(items) => {
+                let mut state = lock(&lane.state);
+                state.direct = true;
+                for item in items.into_iter().rev() {
+                    state.queue.push_front(item);
+                }
+            }
+            Verdict::Retry(items) => {
+                let mut state = lock(&lane.state);
+                for item in items.into_iter().rev() {
+                    state.queue.push_front(item);
+                }
+            }
+            Verdict::Prune(reason) => {
+                table.prune_addr(lane.addr, &reason);
+                lock(&lane.state).running = false;
+                return;
+            }
+        }
+    }
+    let mut inner = lock(&table.inner);
+    inner.forget_idle_lane(lane.addr);
+}
