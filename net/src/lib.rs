@@ -78,7 +78,7 @@ pub use call::{call_tag, ByTag, Call, RemoteCall};
 pub use caller::Caller;
 pub use config::{Config, DEFAULT_PORT};
 pub use error::{Error, Result};
-pub use events::{Broadcast, Delivery, DeliveryReport, DeliveryStatus, Publish};
+pub use events::{Broadcast, Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
 pub use peer::{local_peer, start, Peer};

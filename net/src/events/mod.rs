@@ -49,7 +49,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 pub use broadcast::Broadcast;
-pub use publish::{Delivery, DeliveryReport, DeliveryStatus, Publish};
+pub use publish::{Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
 
 use crate::caller::Caller;
 use crate::config::Config;

@@ -18,7 +18,8 @@ use crate::peer::{self, Peer};
 ///
 /// - `.await` sends it and waits for every subscriber's outcome ([`DeliveryReport`]);
 /// - `.wait()` does the same from synchronous code;
-/// - `.spawn()` sends it and returns at once; failures are only logged.
+/// - `.spawn()` sends it and returns at once, with a [`Delivering`] to await for the
+///   report later or to drop; failures are logged either way.
 ///
 /// It is sent from the process-wide peer unless `.via(&peer)` names another local peer.
 /// A subscriber's failure never becomes an `Err` here: it is a line of the report (and
@@ -86,62 +87,45 @@ impl Publish {
 
     /// Queues the event for every current subscriber, now, so that events published one
     /// after the other reach each subscriber in that order whichever way they are sent.
-    fn enqueue(self, want_report: bool) -> Result<Pending> {
+    fn enqueue(self) -> Result<Delivering> {
         let home = self.home()?;
         if home.is_shut_down() {
             return Err(Error::Shutdown);
         }
         let payload = self.payload?;
-        let (tx, rx) = if want_report {
-            let (tx, rx) = mpsc::unbounded_channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let expected = home.events().table.enqueue(&home, &self.event, payload, tx);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let expected = home
+            .events()
+            .table
+            .enqueue(&home, &self.event, payload, Some(tx));
         if expected.is_empty() {
             tracing::debug!(event = %self.event, "published to no subscriber");
         }
-        Ok(Pending {
+        Ok(Delivering {
             event: self.event,
             expected,
             outcomes: rx,
+            home,
         })
     }
 
-    /// Sends the event and returns once it is queued for every subscriber; deliveries go
-    /// on in the background and failures are logged. `Err` only when nothing could be
-    /// queued (see [`Publish`]).
-    pub fn spawn(self) -> Result<()> {
-        self.enqueue(false).map(drop)
+    /// Sends the event and returns as soon as it is queued for every subscriber; the
+    /// deliveries go on in the background and failures are logged. The returned
+    /// [`Delivering`] can be awaited for the report later, or dropped. `Err` only when
+    /// nothing could be queued (see [`Publish`]).
+    ///
+    /// Events queued one after the other reach each subscriber in that order, so
+    /// `spawn` is also how to send many and collect their reports afterwards.
+    pub fn spawn(self) -> Result<Delivering> {
+        self.enqueue()
     }
 
     /// Sends the event and blocks this thread until every subscriber's outcome is known:
     /// for synchronous code. Inside async code use `.await`; on a current-thread runtime
     /// `wait` would block the thread the deliveries need, and returns [`Error::Usage`].
     pub fn wait(self) -> Result<DeliveryReport> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let current = Handle::try_current().ok();
-        if current
-            .as_ref()
-            .is_some_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
-        {
-            return Err(Error::Usage(
-                "wait() would block the only thread of this current-thread runtime; use .await"
-                    .into(),
-            ));
-        }
-        let home = self.home()?;
-        let pending = self.enqueue(true)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        home.runtime().spawn(async move {
-            let _ = tx.send(pending.report().await);
-        });
-        let receive = move || rx.recv().map_err(|_| Error::Shutdown);
-        match current {
-            Some(_) => tokio::task::block_in_place(receive),
-            None => receive(),
-        }
+        refuse_current_thread()?;
+        self.enqueue()?.wait()
     }
 }
 
@@ -150,7 +134,7 @@ impl IntoFuture for Publish {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<DeliveryReport>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { Ok(self.enqueue(true)?.report().await) })
+        Box::pin(async move { Ok(self.enqueue()?.report().await) })
     }
 }
 
@@ -163,6 +147,16 @@ impl fmt::Debug for Publish {
                 &self.payload.as_deref().map_err(|e| e.to_string()),
             )
             .finish()
+    }
+}
+
+fn refuse_current_thread() -> Result<()> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => Err(Error::Usage(
+            "wait() would block the only thread of this current-thread runtime; use .await".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -183,24 +177,52 @@ fn encode_args(event: &str, args: &impl Serialize) -> Result<Arc<str>> {
     }
 }
 
-/// A queued publication whose outcomes are still coming in.
-struct Pending {
+/// An event queued for its subscribers, returned by [`Publish::spawn`]: `.await` it (or
+/// `.wait()`) for the [`DeliveryReport`], or drop it and let the deliveries finish alone.
+pub struct Delivering {
     event: Arc<str>,
     /// Who it was queued for, so that an outcome that never comes (the peer shut down
     /// with the delivery still queued) is reported rather than silently missing.
     expected: Vec<(SocketAddr, Arc<str>)>,
     /// One message per finished delivery; ends when every delivery has finished or been
     /// dropped.
-    outcomes: Option<mpsc::UnboundedReceiver<Delivery>>,
+    outcomes: mpsc::UnboundedReceiver<Delivery>,
+    /// The publishing peer, whose runtime `wait` blocks on.
+    home: Peer,
 }
 
-impl Pending {
-    async fn report(self) -> DeliveryReport {
+impl Delivering {
+    /// How many deliveries it was queued for (subscribers times their handlers).
+    pub fn len(&self) -> usize {
+        self.expected.len()
+    }
+
+    /// True when the event had no subscriber.
+    pub fn is_empty(&self) -> bool {
+        self.expected.is_empty()
+    }
+
+    /// Blocks this thread until the report is complete (see [`Publish::wait`]).
+    pub fn wait(self) -> Result<DeliveryReport> {
+        refuse_current_thread()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let runtime = self.home.runtime().clone();
+        runtime.spawn(async move {
+            let _ = tx.send(self.report().await);
+        });
+        let receive = move || rx.recv().map_err(|_| Error::Shutdown);
+        match tokio::runtime::Handle::try_current() {
+            // On a multi-thread runtime's worker: let the runtime move other tasks away
+            // while this thread blocks.
+            Ok(_) => tokio::task::block_in_place(receive),
+            Err(_) => receive(),
+        }
+    }
+
+    async fn report(mut self) -> DeliveryReport {
         let mut deliveries = Vec::with_capacity(self.expected.len());
-        if let Some(mut outcomes) = self.outcomes {
-            while let Some(delivery) = outcomes.recv().await {
-                deliveries.push(delivery);
-            }
+        while let Some(delivery) = self.outcomes.recv().await {
+            deliveries.push(delivery);
         }
         for (subscriber, tag) in &self.expected {
             let reported = deliveries
@@ -220,6 +242,24 @@ impl Pending {
             event: self.event.to_string(),
             deliveries,
         }
+    }
+}
+
+impl IntoFuture for Delivering {
+    type Output = DeliveryReport;
+    type IntoFuture = Pin<Box<dyn Future<Output = DeliveryReport> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.report())
+    }
+}
+
+impl fmt::Debug for Delivering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivering")
+            .field("event", &self.event)
+            .field("deliveries", &self.expected.len())
+            .finish()
     }
 }
 
