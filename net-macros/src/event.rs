@@ -113,12 +113,15 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     };
     let decl = Ident::new("__NET_EVENT", Span::mixed_site());
     let value = Ident::new("value", Span::mixed_site());
-    let check_span = output.map_or_else(|| sig.ident.span(), |ty| ty.span());
-    let checked = quote_spanned!(check_span=> #krate::__private::payload(&#value));
-    // A tuple (or `()`) is the subscriber's argument list; any other type is one argument.
-    let args_tuple = match output {
-        Some(Type::Tuple(_)) | None => quote!(#value),
-        Some(_) => quote!(&(#value,)),
+    // The one `Serialize` check, spanned at the return type so that rustc reports it
+    // there. A tuple (or `()`) is the subscriber's argument list; any other type is one
+    // argument.
+    let payload = match output {
+        Some(ty @ Type::Tuple(_)) => {
+            quote_spanned!(ty.span()=> #krate::__private::payload::<#ty>(&#value))
+        }
+        Some(ty) => quote_spanned!(ty.span()=> #krate::__private::payload::<(#ty,)>(&(#value,))),
+        None => quote_spanned!(sig.ident.span()=> #krate::__private::payload::<()>(&#value)),
     };
     let location = quote_spanned! {sig.ident.span()=>
         ::core::concat!(::core::file!(), ":", ::core::line!())
@@ -138,8 +141,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #(#lints)*
             #sig #body
             let #value = #ident #turbofish (#(#call_args),*);
-            let #value = #checked;
-            #krate::__private::publish(&#decl, #args_tuple)
+            #krate::__private::publish(&#decl, #payload)
         }
     })
 }
@@ -185,7 +187,7 @@ mod tests {
         assert!(out.contains("name : \"line\""));
         assert!(out.contains("fn line (text : & str) -> String { text . to_owned () }"));
         assert!(
-            out.contains("publish (& __NET_EVENT , & (value ,))"),
+            out.contains("payload :: < (String ,) > (& (value ,))"),
             "{out}"
         );
     }
@@ -207,7 +209,10 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("moved :: < T > (x , arg1)"), "{out}");
-        assert!(out.contains("publish (& __NET_EVENT , value)"), "{out}");
+        assert!(
+            out.contains("payload :: < (i64 , i64) > (& value)"),
+            "{out}"
+        );
         assert!(!out.contains(":: net ::"));
     }
 

@@ -3,7 +3,7 @@
 
 pub use crate::call::{AsyncFn, SyncFn};
 pub use crate::caller::Caller;
-pub use crate::events::{payload, publish, set_batch_limit};
+pub use crate::events::{payload, publish, set_batch_limit, Payload};
 pub use crate::outcome::Outcome;
 pub use crate::registry::{
     Args, BoxFuture, Connection, EventDecl, FlagHandler, Handler, Subscription, CONNECTIONS,

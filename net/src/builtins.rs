@@ -56,6 +56,9 @@ pub struct Info {
     pub subscriptions: Vec<String>,
     /// The flags it handles, sorted.
     pub flags: Vec<String>,
+    /// The events its `#[net::event]` functions publish, sorted.
+    #[serde(default)]
+    pub events: Vec<String>,
     /// The `net` crate version.
     pub version: String,
     /// The wire protocol version.
@@ -95,6 +98,7 @@ pub fn info(caller: Caller) -> Info {
         connections: tags.into_keys().collect(),
         subscriptions: crate::events::subscribed_events(&peer),
         flags: registry::flag_names(),
+        events: registry::event_names(),
         version: crate::VERSION.to_owned(),
         protocol: crate::wire::PROTOCOL_VERSION,
     }

@@ -286,3 +286,11 @@ pub(crate) fn flag_names() -> Vec<String> {
     names.dedup();
     names
 }
+
+/// Every event name a `#[net::event]` function publishes, sorted and without repeats.
+pub(crate) fn event_names() -> Vec<String> {
+    let mut names: Vec<String> = EVENTS.iter().map(|e| e.name.to_owned()).collect();
+    names.sort();
+    names.dedup();
+    names
+}

@@ -163,11 +163,14 @@ fn fail_all(peer: &Peer, addr: SocketAddr, batch: Vec<Item>, error: Error) -> Ve
         return Verdict::Continue;
     }
     if gone(&error) {
+        // Pruned before anyone hears of it: a report that says "pruned" is then true of
+        // the table too.
         let reason = error.to_string();
+        peer.events().table.prune_addr(addr, &reason);
         for item in batch {
             item.finish(addr, DeliveryStatus::Pruned(reason.clone()));
         }
-        return Verdict::Prune(reason);
+        return Verdict::Pruned;
     }
     let reason = error.to_string();
     for item in batch {

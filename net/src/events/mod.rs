@@ -77,16 +77,20 @@ impl PeerEvents {
     }
 }
 
-/// Builds the publication an `#[net::event]` function returns; `args` is the tuple of the
-/// subscribers' arguments.
-pub fn publish<P: Serialize + ?Sized>(decl: &'static EventDecl, args: &P) -> Publish {
-    Publish::new(decl.name, args)
+/// A payload encoded by [`payload`], for [`publish`].
+#[doc(hidden)]
+pub struct Payload(crate::error::Result<std::sync::Arc<str>>);
+
+/// Encodes an event's payload (the tuple of the subscriber's arguments). The expansion
+/// names the type, spanned at the function's return type, so that a payload that is not
+/// `Serialize` is reported there, once.
+pub fn payload<T: Serialize + ?Sized>(args: &T) -> Payload {
+    Payload(publish::encode_args(args))
 }
 
-/// Compile-time check that an event's payload can be encoded; spanned at the function's
-/// return type so that rustc's error lands there.
-pub fn payload<T: Serialize + ?Sized>(value: &T) -> &T {
-    value
+/// Builds the publication an `#[net::event]` function returns.
+pub fn publish(decl: &'static EventDecl, payload: Payload) -> Publish {
+    Publish::encoded(decl.name, payload.0)
 }
 
 /// Sets how many events one delivery call may carry (1 disables batching): for
@@ -190,4 +194,85 @@ pub(crate) fn peer_joined(local: &Peer, addr: SocketAddr, group: Option<&str>, h
 pub(crate) fn peer_left(local: &Peer, addr: SocketAddr) {
     subscriber::peer_left(local, addr);
     local.events().table.prune_addr(addr, "it left the network");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[crate::subscribe("unit.any")]
+    fn on_any(n: u64) {
+        let _ = n;
+    }
+
+    #[crate::subscribe("unit.grouped", groups = ["g"], hubs_only)]
+    fn on_grouped(n: u64) {
+        let _ = n;
+    }
+
+    fn config() -> Config {
+        Config::default().loopback(true).port(0)
+    }
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn discovery_hooks_subscribe_follow_updates_and_forget() {
+        let publisher = Peer::start(config().group("g").hub(true)).await.unwrap();
+        let subscriber = Peer::start(config()).await.unwrap();
+        let (addr, me) = (publisher.addr(), subscriber.addr());
+
+        // Not following discovery: a join changes nothing.
+        peer_joined(&subscriber, addr, Some("g"), true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(subscriber.subscriptions().is_empty());
+
+        subscriber.auto_subscribe();
+        peer_joined(&subscriber, addr, Some("g"), true);
+        eventually("both subscriptions", || {
+            publisher.subscribers("unit.grouped") == [me]
+                && publisher.subscribers("unit.any") == [me]
+        })
+        .await;
+
+        // The publisher changed group: the grouped subscription is withdrawn.
+        peer_joined(&subscriber, addr, Some("h"), true);
+        eventually("the grouped one withdrawn", || {
+            publisher.subscribers("unit.grouped").is_empty()
+        })
+        .await;
+        assert_eq!(publisher.subscribers("unit.any"), [me]);
+
+        // Either side hearing that the other left forgets it.
+        peer_left(&subscriber, addr);
+        assert!(subscriber.subscriptions().is_empty());
+        peer_left(&publisher, me);
+        assert!(publisher.subscribers("unit.any").is_empty());
+
+        // Joining oneself is ignored.
+        peer_joined(&subscriber, me, None, false);
+        publisher.shutdown().await;
+        subscriber.shutdown().await;
+    }
+
+    #[test]
+    fn a_subscriber_address_must_make_sense() {
+        let local = Caller::local(None);
+        assert_eq!(
+            subscriber_addr("127.0.0.1", 4000, &local).unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 4000))
+        );
+        let err = subscriber_addr("127.0.0.1", 0, &local).unwrap_err();
+        assert!(err.contains("port must not be 0"), "{err}");
+        let err = subscriber_addr("0.0.0.0", 4000, &local).unwrap_err();
+        assert!(err.contains("needs a remote caller"), "{err}");
+    }
 }

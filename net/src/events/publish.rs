@@ -57,8 +57,19 @@ impl Publish {
     /// # Ok(()) }
     /// ```
     pub fn new(event: impl Into<String>, args: impl Serialize) -> Publish {
-        let event: Arc<str> = event.into().into();
-        let payload = encode_args(&event, &args);
+        Publish::encoded(event.into(), encode_args(&args))
+    }
+
+    /// A publication of an already encoded payload; an encoding error names the event.
+    pub(crate) fn encoded(event: impl Into<Arc<str>>, payload: Result<Arc<str>>) -> Publish {
+        let event = event.into();
+        let payload = payload.map_err(|e| match e {
+            Error::Encode { message, .. } => Error::Encode {
+                tag: format!("event {event:?}"),
+                message,
+            },
+            other => other,
+        });
         Publish {
             event,
             payload,
@@ -162,9 +173,9 @@ fn refuse_current_thread() -> Result<()> {
 
 /// Encodes the subscriber's arguments; they must form a JSON array, and `()` (JSON null)
 /// is the empty one.
-fn encode_args(event: &str, args: &impl Serialize) -> Result<Arc<str>> {
+pub(crate) fn encode_args<T: Serialize + ?Sized>(args: &T) -> Result<Arc<str>> {
     let encode_error = |message: String| Error::Encode {
-        tag: format!("event {event:?}"),
+        tag: "an event".into(),
         message,
     };
     let json = serde_json::to_string(args).map_err(|e| encode_error(e.to_string()))?;

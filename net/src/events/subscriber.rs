@@ -363,3 +363,67 @@ pub(crate) async fn unsubscribe_all(local: &Peer) {
     });
     let _ = tokio::time::timeout(UNSUBSCRIBE_TIMEOUT * 2, join_all(calls)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CONNECTION: &crate::registry::Connection = crate::builtins::ALL[2];
+
+    fn subscription(
+        groups: &'static [&'static str],
+        hubs_only: bool,
+        on_host: bool,
+    ) -> Subscription {
+        Subscription {
+            event: "e",
+            connection: CONNECTION,
+            groups,
+            hubs_only,
+            on_host,
+            peers: &[],
+            location: "here",
+        }
+    }
+
+    fn candidate(addr: &str, group: Option<&str>, hub: bool) -> Candidate {
+        Candidate {
+            addr: addr.parse().unwrap(),
+            group: group.map(str::to_owned),
+            hub,
+        }
+    }
+
+    #[tokio::test]
+    async fn filters() {
+        let local = Peer::start(crate::Config::default().loopback(true).port(0))
+            .await
+            .unwrap();
+        let near = candidate("127.0.0.1:4000", Some("a"), false);
+        let far_hub = candidate("10.9.8.7:4000", None, true);
+        let none: &[SocketAddr] = &[];
+
+        let any = subscription(&[], false, false);
+        assert!(accepts(&any, &near, &local, none));
+        assert!(accepts(&any, &far_hub, &local, none));
+
+        let groups = subscription(&["a", "b"], false, false);
+        assert!(accepts(&groups, &near, &local, none));
+        assert!(!accepts(&groups, &far_hub, &local, none));
+
+        let hubs = subscription(&[], true, false);
+        assert!(!accepts(&hubs, &near, &local, none));
+        assert!(accepts(&hubs, &far_hub, &local, none));
+
+        let on_host = subscription(&[], false, true);
+        assert!(accepts(&on_host, &near, &local, none));
+        assert!(!accepts(&on_host, &far_hub, &local, none));
+
+        let mut listed = subscription(&[], false, false);
+        listed.peers = &["127.0.0.1:4000"];
+        assert!(accepts(&listed, &near, &local, &[near.addr]));
+        assert!(!accepts(&listed, &far_hub, &local, &[near.addr]));
+        assert_eq!(super::listed(&listed).await, [near.addr]);
+        local.shutdown().await;
+    }
+}

@@ -266,8 +266,8 @@ pub(crate) enum Verdict {
     GoDirect(Vec<Item>),
     /// Put these back at the front (they were not run within the call's budget).
     Retry(Vec<Item>),
-    /// The subscriber is gone.
-    Prune(String),
+    /// The subscriber is gone and was pruned (its lane emptied): stop.
+    Pruned,
 }
 
 /// Drains one lane: takes what has queued up (one batch), delivers it holding a permit
@@ -328,8 +328,7 @@ async fn drain(peer: Peer, lane: Arc<Lane>) {
                     state.queue.push_front(item);
                 }
             }
-            Verdict::Prune(reason) => {
-                table.prune_addr(lane.addr, &reason);
+            Verdict::Pruned => {
                 lock(&lane.state).running = false;
                 return;
             }
