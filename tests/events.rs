@@ -449,3 +449,30 @@ async fn broadcast_runs_one_call_on_every_peer_in_order() {
     assert!(matches!(results[1].1, Err(net::Error::Unreachable { .. })));
     assert_eq!(*results[2].1.as_ref().unwrap(), 42);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_subscribe_follows_the_seeds_even_one_that_starts_later() {
+    let early = peer().await;
+    let late_port = dead_port();
+    let subscriber =
+        Peer::start(config().seeds([early.addr().to_string(), format!("127.0.0.1:{late_port}")]))
+            .await
+            .unwrap();
+    subscriber.auto_subscribe();
+    eventually("the early seed", Duration::from_secs(5), || {
+        early.subscribers("count") == [subscriber.addr()]
+    })
+    .await;
+    let late = Peer::start(config().port(late_port).port_range(0))
+        .await
+        .unwrap();
+    eventually("the late seed", Duration::from_secs(5), || {
+        late.subscribers("count") == [subscriber.addr()]
+    })
+    .await;
+    let report = count(3).via(&late).await.unwrap();
+    assert!(
+        report.all_delivered() && report.deliveries.len() == 1,
+        "{report}"
+    );
+}
