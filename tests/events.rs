@@ -476,3 +476,34 @@ async fn auto_subscribe_follows_the_seeds_even_one_that_starts_later() {
         "{report}"
     );
 }
+
+#[net::event("bulky")]
+fn bulky(n: u64) -> (u64, String) {
+    (n, "x".repeat(1500))
+}
+
+#[net::subscribe("bulky")]
+fn on_bulky(n: u64, filler: String, caller: net::Caller) {
+    record(&caller, format!("bulky {n} {}", filler.len()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_the_frame_limit_of_both_sides() {
+    // 40 events of 1.5 KB queue up behind the first: far more than one 16 KiB frame.
+    let small = || config().max_frame(16 * 1024);
+    let publisher = Peer::start(small()).await.unwrap();
+    let subscriber = Peer::start(small()).await.unwrap();
+    subscriber.subscribe_to(&publisher).await.unwrap();
+    let queued: Vec<net::Delivering> = (0..40)
+        .map(|n| bulky(n).via(&publisher).spawn().unwrap())
+        .collect();
+    for delivering in queued {
+        let report = delivering.await;
+        assert!(
+            report.all_delivered() && report.deliveries.len() == 1,
+            "{report}"
+        );
+    }
+    let all: Vec<String> = (0..40).map(|n| format!("bulky {n} 1500")).collect();
+    assert_eq!(received(&subscriber), all);
+}

@@ -170,7 +170,7 @@ fn fail_all(peer: &Peer, addr: SocketAddr, batch: Vec<Item>, error: Error) -> Ve
         for item in batch {
             item.finish(addr, DeliveryStatus::Pruned(reason.clone()));
         }
-        return Verdict::Pruned;
+        return Verdict::Pruned(reason);
     }
     let reason = error.to_string();
     for item in batch {
@@ -179,14 +179,62 @@ fn fail_all(peer: &Peer, addr: SocketAddr, batch: Vec<Item>, error: Error) -> Ve
     Verdict::Continue
 }
 
+/// Room left in a frame for everything but the events' payloads (frame kind, id, tag,
+/// timeout).
+const FRAME_MARGIN: usize = 4096;
+
 /// Sends a batch through the subscriber's `net.events.deliver` built-in: one call, the
-/// events run in order there.
-pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
+/// events run in order there. What does not fit one frame (the smaller of both sides'
+/// `NET_MAX_FRAME`) goes back to the front of the queue for the next call.
+pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Item>) -> Verdict {
     let budget = peer.config().timeout;
     let conn = match peer.connection(addr, budget).await {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
     };
+    let room = conn
+        .remote()
+        .max_frame
+        .min(peer.config().max_frame)
+        .saturating_sub(FRAME_MARGIN);
+    let mut size = 0;
+    let fits = batch
+        .iter()
+        .take_while(|item| {
+            size += item.payload.len() + item.tag.len() + 8;
+            size <= room
+        })
+        .count()
+        .max(1);
+    let rest = batch.split_off(fits);
+    match send_fitting(peer, &conn, addr, batch).await {
+        verdict if rest.is_empty() => verdict,
+        Verdict::Continue => Verdict::Retry(rest),
+        Verdict::Retry(mut again) => {
+            again.extend(rest);
+            Verdict::Retry(again)
+        }
+        Verdict::GoDirect(mut again) => {
+            again.extend(rest);
+            Verdict::GoDirect(again)
+        }
+        Verdict::Pruned(reason) => {
+            for item in rest {
+                item.finish(addr, DeliveryStatus::Pruned(reason.clone()));
+            }
+            Verdict::Pruned(reason)
+        }
+    }
+}
+
+/// Sends a batch that fits one frame over `conn`.
+async fn send_fitting(
+    peer: &Peer,
+    conn: &crate::conn::Conn,
+    addr: SocketAddr,
+    batch: Vec<Item>,
+) -> Verdict {
+    let budget = peer.config().timeout;
     let mut args = String::with_capacity(
         32 + batch
             .iter()
@@ -220,7 +268,7 @@ pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) 
     };
     let outcome = match conn.call(DELIVER_TAG, args, None, budget, false).await {
         Ok(Some(outcome)) => outcome,
-        Ok(None) => return fail_all(peer, addr, batch, missing_reply(&conn)),
+        Ok(None) => return fail_all(peer, addr, batch, missing_reply(conn)),
         Err(e) => return fail_all(peer, addr, batch, e),
     };
     let results: Vec<ItemResult> = match outcome {

@@ -266,8 +266,8 @@ pub(crate) enum Verdict {
     GoDirect(Vec<Item>),
     /// Put these back at the front (they were not run within the call's budget).
     Retry(Vec<Item>),
-    /// The subscriber is gone and was pruned (its lane emptied): stop.
-    Pruned,
+    /// The subscriber is gone (why) and was pruned, its lane emptied: stop.
+    Pruned(String),
 }
 
 /// Drains one lane: takes what has queued up (one batch), delivers it holding a permit
@@ -328,7 +328,7 @@ async fn drain(peer: Peer, lane: Arc<Lane>) {
                     state.queue.push_front(item);
                 }
             }
-            Verdict::Pruned => {
+            Verdict::Pruned(_) => {
                 lock(&lane.state).running = false;
                 return;
             }
