@@ -5,6 +5,7 @@
 //!
 //! `cargo bench --bench events` (a few seconds once built).
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,36 @@ async fn run(subscribers: usize, events: u64, batch: usize) -> f64 {
     }
     publisher.shutdown().await;
     events as f64 / elapsed.as_secs_f64()
+}
+
+/// Plain calls of the handler, 256 in flight, in no particular order: the ceiling of
+/// delivering with sequence numbers and reordering on the subscriber, which would add a
+/// reorder buffer on top. Returns calls/s.
+async fn pipelined(calls: u64) -> f64 {
+    let caller = net::Peer::start(config()).await.unwrap();
+    let callee = net::Peer::start(config()).await.unwrap();
+    on_tick(0, String::new())
+        .on(&callee)
+        .via(&caller)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut next = 0;
+    while next < calls {
+        let mut set = tokio::task::JoinSet::new();
+        for n in next..(next + 256).min(calls) {
+            let call = on_tick(n, format!("event {n}")).on(&callee).via(&caller);
+            set.spawn(call.into_future());
+        }
+        next += 256;
+        while let Some(done) = set.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+    let elapsed = started.elapsed();
+    caller.shutdown().await;
+    callee.shutdown().await;
+    calls as f64 / elapsed.as_secs_f64()
 }
 
 /// The same messages (`[n, "event n"]` as JSON, length-prefixed) written to `readers` raw
@@ -166,7 +197,7 @@ fn main() {
     runtime.block_on(async {
         println!("events: one publisher, in-process subscribers on loopback, 2 worker threads");
         println!(
-            "{:>12}  {:<24} {:>8} {:>14} {:>16}",
+            "{:>12}  {:<27} {:>8} {:>14} {:>16}",
             "subscribers", "delivery", "events", "events/s", "deliveries/s"
         );
         for (subscribers, events) in [(1usize, 50_000u64), (10, 10_000)] {
@@ -176,13 +207,21 @@ fn main() {
             ] {
                 let rate = run(subscribers, events, batch).await;
                 println!(
-                    "{subscribers:>12}  {label:<24} {events:>8} {rate:>14.0} {:>16.0}",
+                    "{subscribers:>12}  {label:<27} {events:>8} {rate:>14.0} {:>16.0}",
                     rate * subscribers as f64
+                );
+            }
+            if subscribers == 1 {
+                let rate = pipelined(events / 2).await;
+                println!(
+                    "{subscribers:>12}  {:<27} {:>8} {rate:>14.0} {rate:>16.0}",
+                    "pipelined calls, unordered",
+                    events / 2
                 );
             }
             let rate = raw(subscribers, events).await;
             println!(
-                "{subscribers:>12}  {:<24} {events:>8} {rate:>14.0} {:>16.0}",
+                "{subscribers:>12}  {:<27} {events:>8} {rate:>14.0} {:>16.0}",
                 "raw tokio TCP fan-out",
                 rate * subscribers as f64
             );
