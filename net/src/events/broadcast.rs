@@ -51,8 +51,11 @@ impl<R, K> Call<R, K> {
 /// by [`Call::broadcast`].
 #[must_use = "a broadcast does nothing until awaited or waited on"]
 pub struct Broadcast<R> {
+    /// One call per target, kept with the target for the results.
     calls: Vec<(Target, RemoteCall<R>)>,
+    /// The local peer the calls go from; the process-wide one when `None`.
     via: Option<Peer>,
+    /// Each call's timeout; `NET_TIMEOUT` when `None`.
     timeout: Option<Duration>,
 }
 

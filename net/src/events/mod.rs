@@ -65,7 +65,9 @@ pub(crate) fn builtins() -> [&'static Connection; 1] {
 /// The events state of one peer: its subscribers (as a publisher) and its registrations
 /// (as a subscriber).
 pub(crate) struct PeerEvents {
+    /// Who subscribed to which event here, and their delivery queues.
     pub(crate) table: table::Table,
+    /// Where this peer's own subscriptions are registered.
     pub(crate) subscriber: subscriber::SubscriberSide,
 }
 

@@ -40,9 +40,11 @@ use crate::peer::{self, Peer};
 /// ```
 #[must_use = "an event is published only when awaited, waited on or spawned"]
 pub struct Publish {
+    /// The event's name, what subscribers registered for.
     event: Arc<str>,
     /// The subscriber's arguments as a JSON array, or why they could not be encoded.
     payload: Result<Arc<str>>,
+    /// The publishing peer; the process-wide one when `None`.
     via: Option<Peer>,
 }
 
@@ -191,6 +193,7 @@ pub(crate) fn encode_args<T: Serialize + ?Sized>(args: &T) -> Result<Arc<str>> {
 /// An event queued for its subscribers, returned by [`Publish::spawn`]: `.await` it (or
 /// `.wait()`) for the [`DeliveryReport`], or drop it and let the deliveries finish alone.
 pub struct Delivering {
+    /// The event's name, for the report.
     event: Arc<str>,
     /// Who it was queued for, so that an outcome that never comes (the peer shut down
     /// with the delivery still queued) is reported rather than silently missing.

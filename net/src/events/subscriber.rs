@@ -51,8 +51,11 @@ pub(crate) struct SubscriberSide {
 /// What the filters see of a publishing peer.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
+    /// Where it serves: what registrations are keyed by and `peers = [..]` matches.
     pub(crate) addr: SocketAddr,
+    /// Its group, for `groups = [..]`.
     pub(crate) group: Option<String>,
+    /// Whether it is a hub, for `hubs_only`.
     pub(crate) hub: bool,
 }
 

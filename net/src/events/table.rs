@@ -55,12 +55,14 @@ struct Inner {
 
 /// The ordered queue of one subscriber.
 pub(crate) struct Lane {
+    /// The subscriber's address.
     pub(crate) addr: SocketAddr,
     state: Mutex<LaneState>,
 }
 
 #[derive(Default)]
 struct LaneState {
+    /// Events waiting, oldest first.
     queue: VecDeque<Item>,
     /// True while a worker drains the queue; at most one does, which keeps the order.
     running: bool,
@@ -71,9 +73,12 @@ struct LaneState {
 
 /// One event waiting for one subscriber's handler.
 pub(crate) struct Item {
+    /// The subscriber's handler.
     pub(crate) tag: Arc<str>,
     /// The handler's arguments, a JSON array; shared by every subscriber's copy.
     pub(crate) payload: Arc<str>,
+    /// Where the outcome goes; dropped with the item, which is how a report knows that
+    /// every delivery has finished.
     pub(crate) reporter: Option<Reporter>,
 }
 
