@@ -78,6 +78,30 @@ fn serving_peer(caller: &Caller) -> Peer {
     }
 }
 
+/// The user running this program: `USER` or `LOGNAME` when set, else the name of this
+/// process's uid in /etc/passwd (services and containers often have neither variable).
+fn current_user() -> String {
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    {
+        return name;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_owned())
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    String::new()
+}
+
 /// Describes the peer: id, address, user, program, group, hub, functions, flags.
 #[crate::connect("info")]
 pub fn info(caller: Caller) -> Info {
@@ -87,9 +111,7 @@ pub fn info(caller: Caller) -> Info {
         id: peer.id().clone(),
         host: peer.id().host().to_string(),
         port: peer.addr().port(),
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default(),
+        user: current_user(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),

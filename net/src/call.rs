@@ -77,10 +77,16 @@ impl<R, K> Clone for Call<R, K> {
 impl<R, K> Call<R, K> {
     pub(crate) fn new(connection: &'static Connection, args: &impl Serialize) -> Self {
         let tag = connection.tag();
-        let args = serde_json::value::to_raw_value(args).map_err(|e| Error::Encode {
-            tag: tag.clone(),
-            message: e.to_string(),
-        });
+        // No arguments (`()`) encode as null; the wire always carries an array.
+        let args = serde_json::value::to_raw_value(args)
+            .and_then(|raw| match raw.get() {
+                "null" => RawValue::from_string("[]".into()),
+                _ => Ok(raw),
+            })
+            .map_err(|e| Error::Encode {
+                tag: tag.clone(),
+                message: e.to_string(),
+            });
         Call {
             tag,
             connection: Some(connection),
@@ -255,6 +261,18 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         let home = self.home()?;
         let args = self.args?;
         let budget = self.timeout.unwrap_or(home.config().timeout);
+        if let TargetKind::AppNet(inner) = &self.target.kind {
+            let addr = inner.addr().await?;
+            let peer = format!("app-net peer {addr}");
+            let max_reply = home.config().max_frame;
+            let (kwargs, oneway) = (self.kwargs.as_ref(), self.oneway);
+            let outcome =
+                crate::legacy::call(addr, &self.tag, &args, kwargs, budget, max_reply, oneway);
+            return match outcome.await? {
+                Some(outcome) => decode(outcome, &peer, &self.tag, self.returns_result),
+                None => decode_json("null", &peer, &self.tag),
+            };
+        }
         let back_channel = match &self.target.kind {
             TargetKind::Caller(caller) => caller.conn().map(|(conn, _)| conn.clone()),
             _ => None,

@@ -42,6 +42,12 @@ enum Kind {
         server: Peer,
         cancel: CancellationToken,
     },
+    /// A Python app-net client: one request per TCP connection, nothing to call back on.
+    AppNet {
+        addr: SocketAddr,
+        server: Peer,
+        cancel: CancellationToken,
+    },
 }
 
 impl Caller {
@@ -61,16 +67,34 @@ impl Caller {
         }
     }
 
+    pub(crate) fn app_net(addr: SocketAddr, server: Peer, cancel: CancellationToken) -> Caller {
+        Caller {
+            kind: Kind::AppNet {
+                addr,
+                server,
+                cancel,
+            },
+        }
+    }
+
     /// True for `.local()` calls.
     pub fn is_local(&self) -> bool {
         matches!(self.kind, Kind::Local { .. })
     }
 
-    /// The calling peer's id; `None` for local calls and for clients that serve nothing.
+    /// True for calls from a Python app-net client (docs/APPNET.md). Such a caller cannot
+    /// be called back with `.on(&caller)`: app-net serves nothing on the connection it
+    /// calls from.
+    pub fn is_app_net(&self) -> bool {
+        matches!(self.kind, Kind::AppNet { .. })
+    }
+
+    /// The calling peer's id; `None` for local calls, app-net clients and clients that
+    /// serve nothing.
     pub fn id(&self) -> Option<&PeerId> {
         match &self.kind {
             Kind::Remote { conn, .. } => conn.remote().id.as_ref(),
-            Kind::Local { .. } => None,
+            Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
 
@@ -78,6 +102,7 @@ impl Caller {
     pub fn addr(&self) -> Option<SocketAddr> {
         match &self.kind {
             Kind::Remote { conn, .. } => Some(conn.remote_addr()),
+            Kind::AppNet { addr, .. } => Some(*addr),
             Kind::Local { .. } => None,
         }
     }
@@ -86,7 +111,7 @@ impl Caller {
     pub fn group(&self) -> Option<&str> {
         match &self.kind {
             Kind::Remote { conn, .. } => conn.remote().group.as_deref(),
-            Kind::Local { .. } => None,
+            Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
 
@@ -94,14 +119,14 @@ impl Caller {
     pub fn is_hub(&self) -> bool {
         match &self.kind {
             Kind::Remote { conn, .. } => conn.remote().hub,
-            Kind::Local { .. } => false,
+            Kind::Local { .. } | Kind::AppNet { .. } => false,
         }
     }
 
     /// The local peer serving this call (for local calls: the one given, if any).
     pub fn server(&self) -> Option<&Peer> {
         match &self.kind {
-            Kind::Remote { server, .. } => Some(server),
+            Kind::Remote { server, .. } | Kind::AppNet { server, .. } => Some(server),
             Kind::Local { peer } => peer.as_ref(),
         }
     }
@@ -110,7 +135,7 @@ impl Caller {
     /// synchronous handler can check it and stop early; async handlers are simply dropped.
     pub fn is_cancelled(&self) -> bool {
         match &self.kind {
-            Kind::Remote { cancel, .. } => cancel.is_cancelled(),
+            Kind::Remote { cancel, .. } | Kind::AppNet { cancel, .. } => cancel.is_cancelled(),
             Kind::Local { .. } => false,
         }
     }
@@ -118,7 +143,7 @@ impl Caller {
     /// Completes when the caller gives up; never, for local calls.
     pub async fn cancelled(&self) {
         match &self.kind {
-            Kind::Remote { cancel, .. } => cancel.cancelled().await,
+            Kind::Remote { cancel, .. } | Kind::AppNet { cancel, .. } => cancel.cancelled().await,
             Kind::Local { .. } => std::future::pending().await,
         }
     }
@@ -127,7 +152,7 @@ impl Caller {
     pub(crate) fn conn(&self) -> Option<(&Arc<Conn>, &Peer)> {
         match &self.kind {
             Kind::Remote { conn, server, .. } => Some((conn, server)),
-            Kind::Local { .. } => None,
+            Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
 }
@@ -137,6 +162,7 @@ impl std::fmt::Debug for Caller {
         match &self.kind {
             Kind::Local { .. } => f.write_str("Caller(local)"),
             Kind::Remote { conn, .. } => write!(f, "Caller({})", conn.label()),
+            Kind::AppNet { addr, .. } => write!(f, "Caller(app-net client {addr})"),
         }
     }
 }

@@ -59,7 +59,7 @@ pub struct Config {
 
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
-const MIN_FRAME: usize = 1024;
+pub(crate) const MIN_FRAME: usize = 1024;
 // A frame's 4-byte big-endian length must never start with `{` (0x7B), which marks an
 // app-net JSON request on the same port: 1 GiB keeps the first byte at most 0x40.
 const MAX_FRAME: usize = 1 << 30;
@@ -199,6 +199,24 @@ impl Config {
     /// `NET_PORT`: the first port to try (0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Listens on exactly `addr`: its host (`NET_HOST`), its port (`NET_PORT`) and no
+    /// further ports (`NET_PORT_RANGE=0`). A loopback address also turns on
+    /// [`Config::loopback`].
+    ///
+    /// ```
+    /// let config = net::Config::default().listen("127.0.0.1:5000".parse().unwrap());
+    /// assert_eq!((config.port, config.port_range, config.loopback), (5000, 0, true));
+    /// ```
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.host = addr.ip();
+        self.port = addr.port();
+        self.port_range = 0;
+        if addr.ip().is_loopback() {
+            self.loopback = true;
+        }
         self
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct Conn {
     close_reason: Mutex<Option<String>>,
     /// The largest frame we may send: the smaller of both sides' limits.
     max_out: usize,
+    /// The largest frame we accept (NET_MAX_FRAME), for error messages.
+    max_in: usize,
     /// The peer this connection belongs to; weak so that connections never keep a
     /// dropped peer alive.
     local: Weak<PeerInner>,
@@ -97,7 +99,9 @@ impl Conn {
         let (out, rx) = mpsc::channel(WRITE_QUEUE);
         let conn = Arc::new(Conn {
             label,
-            max_out: remote.max_frame.min(max_in),
+            // A hello claiming a tiny limit would make even error replies unsendable.
+            max_out: remote.max_frame.clamp(crate::config::MIN_FRAME, max_in),
+            max_in,
             remote,
             remote_addr,
             out,
@@ -291,7 +295,20 @@ impl Conn {
         let id = call.id;
         let oneway = call.oneway;
         if !oneway {
-            lock(&self.serving).insert(
+            let mut serving = lock(&self.serving);
+            if serving.contains_key(&id) {
+                // Its reply would be ambiguous and its cancel would hit the wrong call.
+                drop(serving);
+                let reply = Frame::Reply(ReplyFrame {
+                    id,
+                    outcome: WireOutcome::BadArgs {
+                        message: format!("request id {id} is already in flight on this connection"),
+                    },
+                });
+                let _ = self.out.try_send(wire::encode(&reply));
+                return;
+            }
+            serving.insert(
                 id,
                 Serving {
                     cancel: cancel.clone(),
@@ -387,7 +404,7 @@ async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, Length
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),
             Some(Err(e)) => {
-                let message = format!("unreadable frame: {e}");
+                let message = wire::describe_read_error(&e, conn.max_in);
                 tracing::warn!(peer = %conn.label, %message, "closing connection");
                 break Some((message.clone(), Some(Frame::Error { message })));
             }

@@ -59,6 +59,7 @@ mod error;
 mod events;
 mod flags;
 mod id;
+mod legacy;
 mod logging;
 mod outcome;
 mod panic;
@@ -81,7 +82,8 @@ pub use error::{Error, Result};
 pub use events::{Broadcast, Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
-pub use peer::{local_peer, start, Peer};
+pub use legacy::AppNetInfo;
+pub use peer::{local_peer, start, start_on, Peer};
 pub use target::Target;
 
 /// Registers a function so that peers can call it.
@@ -104,6 +106,9 @@ pub use target::Target;
 /// parameter of type [`Caller`] is filled in by the peer and is not part of the call.
 /// `self`, generics, borrowed arguments and patterns are compile errors pointing at the
 /// offending part.
+///
+/// Inside the function's own body its name means the plain function (so recursion works);
+/// to call it on another peer from there, write `self::name(args).on(peer)`.
 pub use net_macros::connect;
 
 /// Registers a handler that runs on the calling side when a call's response is the named

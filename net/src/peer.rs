@@ -200,7 +200,14 @@ impl Peer {
             conns.push(Arc::downgrade(conn));
         }
         if incoming {
-            if let Some(id) = &conn.remote().id {
+            // Only an id whose host is where the connection comes from: otherwise any
+            // client could claim another peer's address and receive calls meant for it.
+            let claimed = conn
+                .remote()
+                .id
+                .as_ref()
+                .filter(|id| id.host() == conn.remote_addr().ip());
+            if let Some(id) = claimed {
                 let mut pool = lock(&self.inner.pool);
                 let fresh = pool
                     .get(&id.addr())
@@ -382,6 +389,17 @@ pub(crate) fn running_default() -> Option<Peer> {
 /// # Ok::<(), net::Error>(())
 /// ```
 pub fn start(config: Config) -> Result<Peer> {
+    start_default(config, default_runtime)
+}
+
+/// Starts the process-wide default peer with `config` on `runtime` (for a program that
+/// wants its one runtime to carry everything). The runtime must outlive every call made
+/// through the default peer; a `#[tokio::main]` runtime does.
+pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+    start_default(config, move || Ok(runtime))
+}
+
+fn start_default(config: Config, runtime: impl FnOnce() -> Result<Handle>) -> Result<Peer> {
     let mut slot = lock(&DEFAULT_PEER);
     if let Some(peer) = slot.as_ref().filter(|p| !p.is_shut_down()) {
         return Err(Error::Usage(format!(
@@ -390,7 +408,7 @@ pub fn start(config: Config) -> Result<Peer> {
             peer.id()
         )));
     }
-    let peer = Peer::start_on(config, default_runtime()?)?;
+    let peer = Peer::start_on(config, runtime()?)?;
     *slot = Some(peer.clone());
     crate::events::default_started(&peer);
     Ok(peer)

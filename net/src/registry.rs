@@ -159,13 +159,20 @@ impl Args {
         let named = match self.named {
             Some(named) if !named.is_empty() => named,
             _ => {
-                return serde_json::from_str(self.positional.get()).map_err(|e| {
+                // A function without parameters decodes `()`, which serde reads only from
+                // `null`; the wire carries an empty array (from our callers, other
+                // languages and app-net alike).
+                let positional = match self.positional.get().trim() {
+                    "[]" if params.is_empty() => "null",
+                    text => text,
+                };
+                return serde_json::from_str(positional).map_err(|e| {
                     format!(
                         "arguments {} do not fit the parameters ({}): {e}",
                         truncate(self.positional.get()),
                         params.join(", ")
                     )
-                })
+                });
             }
         };
         let mut values: Vec<Value> = serde_json::from_str(self.positional.get())

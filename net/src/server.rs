@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::error::{Error, Result};
+use crate::legacy::FirstByte;
 use crate::peer::Peer;
 
 /// Most connections one peer serves at once; further clients wait in the OS backlog until
@@ -85,12 +86,17 @@ pub(crate) async fn accept_loop(listener: TcpListener, peer: Peer) {
         peer.tracker().clone().spawn_on(
             async move {
                 let _permit = permit;
-                match Conn::start(stream, &peer).await {
-                    Ok(conn) => {
-                        peer.adopt(&conn, true);
-                        conn.closed().await;
-                    }
-                    Err(e) => tracing::warn!(%from, error = %e, "refused a connection"),
+                // A first byte of `{` is a Python app-net request (docs/APPNET.md).
+                match crate::legacy::sniff(&stream).await {
+                    FirstByte::AppNet => crate::legacy::serve(stream, from, peer).await,
+                    FirstByte::Gone => tracing::debug!(%from, "closed before sending a byte"),
+                    FirstByte::Net => match Conn::start(stream, &peer).await {
+                        Ok(conn) => {
+                            peer.adopt(&conn, true);
+                            conn.closed().await;
+                        }
+                        Err(e) => tracing::warn!(%from, error = %e, "refused a connection"),
+                    },
                 }
             },
             &runtime,

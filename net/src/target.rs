@@ -20,18 +20,47 @@ pub(crate) enum TargetKind {
     Addr(SocketAddr),
     Text(String),
     Caller(Caller),
+    /// A Python app-net peer at the inner target: calls use app-net's JSON format, one TCP
+    /// connection per call (legacy/client.rs).
+    AppNet(Box<Target>),
 }
 
 impl Target {
+    /// A Python app-net 0.6 peer at `target` (`"host:port"`, a socket address, ...): calls
+    /// to it are sent in app-net's own JSON format, one TCP connection per call, as app-net
+    /// expects (see docs/APPNET.md for what is compatible).
+    ///
+    /// ```no_run
+    /// #[net::connect("app.multiply")] // app-net's tag for `multiply` in module `app`
+    /// fn multiply(a: i64, b: i64) -> i64 { a * b }
+    ///
+    /// # async fn f() -> net::Result<()> {
+    /// let python = net::Target::app_net("127.0.0.1:3010");
+    /// assert_eq!(multiply(5, 10).on(&python).await?, 50);
+    /// # Ok(()) }
+    /// ```
+    pub fn app_net(target: impl Into<Target>) -> Target {
+        Target {
+            kind: TargetKind::AppNet(Box::new(target.into())),
+        }
+    }
+
     /// Resolves to a socket address. `host:port` names are looked up.
     pub(crate) async fn addr(&self) -> Result<SocketAddr, Error> {
         match &self.kind {
             TargetKind::Addr(addr) => Ok(*addr),
+            TargetKind::Caller(caller) if caller.is_app_net() => Err(Error::InvalidTarget {
+                target: format!("{caller:?}"),
+                reason: "an app-net client serves nothing on the connection it called from; \
+                         call its peer's server with net::Target::app_net(\"host:port\")"
+                    .into(),
+            }),
             TargetKind::Caller(caller) => caller.addr().ok_or_else(|| Error::InvalidTarget {
                 target: "a local caller".into(),
                 reason: "a local call has no remote peer to call back".into(),
             }),
             TargetKind::Text(text) => resolve_text(text).await,
+            TargetKind::AppNet(inner) => Box::pin(inner.addr()).await,
         }
     }
 }

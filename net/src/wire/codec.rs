@@ -2,7 +2,7 @@
 //! enforced on both reading and writing.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_util::codec::LengthDelimitedCodec;
+use tokio_util::codec::{LengthDelimitedCodec, LengthDelimitedCodecError};
 
 use super::Frame;
 
@@ -21,4 +21,19 @@ pub(crate) fn encode(frame: &Frame) -> Bytes {
     // memory cannot fail.
     let _ = serde_json::to_writer(&mut buf, frame);
     buf.into_inner().freeze()
+}
+
+/// Says what was wrong with an unreadable frame: over the size limit (and what to do), or
+/// the socket's own error.
+pub(crate) fn describe_read_error(error: &std::io::Error, max_frame: usize) -> String {
+    match error
+        .get_ref()
+        .map(|inner| inner.is::<LengthDelimitedCodecError>())
+    {
+        Some(true) => format!(
+            "a frame exceeds this peer's {max_frame}-byte limit (NET_MAX_FRAME); send less or \
+             raise NET_MAX_FRAME on both peers"
+        ),
+        _ => format!("unreadable frame: {error}"),
+    }
 }

@@ -41,7 +41,7 @@ where
         }
         Ok(None) => return Err(closed("closed during the handshake".into())),
         Ok(Some(Err(e))) => {
-            let message = format!("unreadable first frame: {e}");
+            let message = super::codec::describe_read_error(&e, ours.max_frame);
             let _ = writer
                 .send(encode(&Frame::Error {
                     message: message.clone(),
@@ -54,6 +54,23 @@ where
         }
         Ok(Some(Ok(bytes))) => bytes,
     };
+    // The version is checked before the rest of the hello is parsed, so that a peer of
+    // another version whose hello has other fields still gets the version mismatch.
+    let version = serde_json::from_slice::<serde_json::Value>(&first)
+        .ok()
+        .and_then(|v| v.get("hello")?.get("protocol")?.as_u64());
+    if let Some(theirs) = version.filter(|v| *v != u64::from(PROTOCOL_VERSION)) {
+        let err = Error::Incompatible {
+            peer: peer.to_owned(),
+            ours: PROTOCOL_VERSION,
+            theirs: u32::try_from(theirs).unwrap_or(u32::MAX),
+        };
+        let message = format!(
+            "incompatible protocol: this peer speaks net protocol {PROTOCOL_VERSION}, you speak {theirs}"
+        );
+        let _ = writer.send(encode(&Frame::Error { message })).await;
+        return Err(err);
+    }
     let theirs = match serde_json::from_slice::<Frame>(&first) {
         Ok(Frame::Hello(hello)) => hello,
         Ok(Frame::Error { message }) => {
@@ -62,8 +79,11 @@ where
                 message: format!("refused the connection: {message}"),
             })
         }
-        Ok(_) | Err(_) => {
-            let message = "the first frame must be a hello (see docs/PROTOCOL.md)".to_owned();
+        other => {
+            let message = match other {
+                Err(e) => format!("the first frame must be a hello: {e} (see docs/PROTOCOL.md)"),
+                Ok(_) => "the first frame must be a hello (see docs/PROTOCOL.md)".to_owned(),
+            };
             let _ = writer
                 .send(encode(&Frame::Error {
                     message: message.clone(),
@@ -75,18 +95,5 @@ where
             });
         }
     };
-    if theirs.protocol != PROTOCOL_VERSION {
-        let err = Error::Incompatible {
-            peer: peer.to_owned(),
-            ours: PROTOCOL_VERSION,
-            theirs: theirs.protocol,
-        };
-        let message = format!(
-            "incompatible protocol: this peer speaks net protocol {PROTOCOL_VERSION}, you speak {}",
-            theirs.protocol
-        );
-        let _ = writer.send(encode(&Frame::Error { message })).await;
-        return Err(err);
-    }
     Ok(theirs)
 }

@@ -6,6 +6,6 @@ mod codec;
 mod frame;
 mod handshake;
 
-pub(crate) use codec::{codec, encode};
+pub(crate) use codec::{codec, describe_read_error, encode};
 pub(crate) use frame::{CallFrame, Frame, Hello, ReplyFrame, WireOutcome, PROTOCOL_VERSION};
 pub(crate) use handshake::handshake;

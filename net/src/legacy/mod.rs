@@ -1,0 +1,36 @@
+//! app-net 0.6 compatibility: Python app-net peers and ours call each other
+//! (docs/APPNET.md).
+//!
+//! app-net opens one TCP connection per request, sends one JSON object
+//! `{"connection": TAG, "args": [...], "kwargs": {...}}` with no length prefix or
+//! delimiter, reads one reply and closes. The server (server.rs) tells such a connection
+//! from ours by its first byte, `{`, which never starts one of our frames; it reads until
+//! the JSON value is complete (json.rs), runs the function through the registry and
+//! answers in app-net's shapes. The client (client.rs) sends calls in that format when
+//! `.on()` is given a [`Target::app_net`](crate::Target::app_net). info.rs holds the
+//! `info` dict app-net's discovery reads.
+
+mod client;
+mod info;
+mod json;
+mod server;
+
+pub(crate) use client::call;
+pub use info::AppNetInfo;
+pub(crate) use server::{serve, sniff, FirstByte};
+
+/// app-net 0.6 reads one `recv(1024)` of a request (server) and of a reply (client) and
+/// never more: a longer message arrives cut and fails to parse on the Python side.
+pub(crate) const PYTHON_READ_LIMIT: usize = 1024;
+
+/// The tags of app-net's built-in functions: `net.defaults.handlers` + the name, as app-net
+/// tags every function without a custom tag by `module.name`.
+pub(crate) const INFO_TAG: &str = "net.defaults.handlers.info";
+const PASS_THROUGH_TAG: &str = "net.defaults.handlers.pass_through";
+const NULL_TAG: &str = "net.defaults.handlers.null";
+const CONNECTIONS_TAG: &str = "net.defaults.handlers.connections";
+
+/// The app-net built-ins our peer answers in app-net's way (server.rs), listed in our
+/// app-net `info` so that Python peers see them. `subscription_handler` belongs to events.
+pub(crate) const APP_NET_BUILTINS: [&str; 4] =
+    [CONNECTIONS_TAG, INFO_TAG, NULL_TAG, PASS_THROUGH_TAG];

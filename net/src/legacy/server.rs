@@ -1,0 +1,351 @@
+//! Serving app-net requests on the peer's own port: telling them from our protocol by the
+//! first byte, reading one unframed JSON request, running it, answering as app-net does.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::info::app_net_info;
+use super::json::{self, ObjectEnd, Parsed, Request};
+use super::{CONNECTIONS_TAG, INFO_TAG, NULL_TAG, PASS_THROUGH_TAG};
+use crate::caller::Caller;
+use crate::dispatch;
+use crate::flags::{INVALID_CONNECTION, NULL};
+use crate::peer::Peer;
+use crate::registry::{Args, Registry};
+use crate::wire::WireOutcome;
+
+/// How long a new connection may stay silent before we decide it is not an app-net client.
+/// app-net sends its request in the same breath as its connect; a client of ours may wait
+/// for our hello before sending its own (docs/PROTOCOL.md allows either order), so the
+/// wait must stay short: after it, the framed handshake starts and sends our hello.
+const SNIFF_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The longest pause allowed between two pieces of a request: a slow client is fine, a
+/// stalled one must not hold a connection slot.
+const READ_IDLE: Duration = Duration::from_secs(5);
+
+/// How much to read at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// After refusing an oversized request, how long to keep reading (and discarding) so that
+/// the client, still sending, receives the error instead of a reset.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// What the first byte of a new connection says it is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FirstByte {
+    /// `{`: an app-net JSON request.
+    AppNet,
+    /// Anything else (our frames start with a length whose first byte is at most 0x40),
+    /// or nothing yet: our protocol, whose handshake takes it from here.
+    Net,
+    /// The client closed or reset the connection before sending anything (app-net's
+    /// port `ping` does exactly this).
+    Gone,
+}
+
+/// Looks at the first byte of a new connection without consuming it.
+pub(crate) async fn sniff(stream: &TcpStream) -> FirstByte {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(SNIFF_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => FirstByte::Gone,
+        Ok(Ok(_)) if first[0] == b'{' => FirstByte::AppNet,
+        Ok(Ok(_)) | Err(_) => FirstByte::Net,
+    }
+}
+
+/// How reading a request ended.
+enum Read {
+    /// The complete JSON value.
+    Request(Vec<u8>),
+    /// More than the limit arrived without the value ending (bytes seen).
+    TooLarge(usize),
+    /// The client paused longer than [`READ_IDLE`] mid-request (bytes seen).
+    Idle(usize),
+    /// The client closed or failed before the value ended (bytes seen).
+    Gone(usize),
+}
+
+/// Serves one app-net request on `stream` and closes it.
+pub(crate) async fn serve<S>(mut stream: S, from: SocketAddr, peer: Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max = peer.config().max_frame;
+    let shutdown = peer.shutdown_token().clone();
+    let read = tokio::select! {
+        read = read_request(&mut stream, max) => read,
+        _ = shutdown.cancelled() => return,
+    };
+    let mut drain = false;
+    let reply = match read {
+        Read::Request(bytes) => {
+            // Cancelled by shutdown: a synchronous handler sees it through the Caller; an
+            // async one is dropped with this future.
+            let cancel = shutdown.child_token();
+            tokio::select! {
+                reply = answer(&bytes, from, &peer, cancel) => reply,
+                _ = shutdown.cancelled() => error_packet(&peer, "", "RuntimeError", "the peer shut down before the function finished"),
+            }
+        }
+        Read::TooLarge(size) => {
+            tracing::warn!(%from, size, max, "app-net request over NET_MAX_FRAME refused");
+            drain = true;
+            error_packet(
+                &peer,
+                "",
+                "ValueError",
+                &format!(
+                    "the request is over {max} bytes ({size} so far), the NET_MAX_FRAME limit of \
+                     this peer; send less or raise NET_MAX_FRAME where this peer runs"
+                ),
+            )
+        }
+        Read::Idle(size) => {
+            tracing::debug!(%from, size, "app-net client stalled mid-request");
+            error_packet(
+                &peer,
+                "",
+                "TimeoutError",
+                &format!(
+                    "no complete JSON request after {size} bytes and {READ_IDLE:?} of silence; \
+                     send one JSON object {{\"connection\": TAG, \"args\": [...], \"kwargs\": \
+                     {{...}}}} and wait for the reply"
+                ),
+            )
+        }
+        Read::Gone(size) => {
+            tracing::debug!(%from, size, "app-net client left before its request was complete");
+            return;
+        }
+    };
+    let write = async {
+        stream.write_all(&reply).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(peer.config().timeout, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%from, error = %e, "app-net client left before the reply"),
+        Err(_) => tracing::debug!(%from, "app-net client did not read its reply in time"),
+    }
+    if drain {
+        let mut sink = [0u8; 8192];
+        let discard = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(DRAIN, discard).await;
+    }
+}
+
+/// Reads until one JSON value is complete, at most `max` bytes.
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Read {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut end = ObjectEnd::default();
+    loop {
+        if let Some(len) = end.feed(&buf) {
+            if len > max {
+                return Read::TooLarge(len);
+            }
+            // Bytes after the value are not part of the request (app-net sends none).
+            buf.truncate(len);
+            return Read::Request(buf);
+        }
+        if buf.len() > max {
+            return Read::TooLarge(buf.len());
+        }
+        buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(READ_IDLE, stream.read_buf(&mut buf)).await {
+            Err(_) => return Read::Idle(buf.len()),
+            Ok(Ok(0)) | Ok(Err(_)) => return Read::Gone(buf.len()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Runs a request and encodes the reply in app-net's shapes: the value's JSON, the error
+/// packet, or a bare flag.
+async fn answer(bytes: &[u8], from: SocketAddr, peer: &Peer, cancel: CancellationToken) -> Vec<u8> {
+    let request = match json::parse_request(bytes) {
+        Ok(Parsed::Call(request)) => request,
+        // app-net answers an empty request with its bare NULL flag.
+        Ok(Parsed::Empty) => return NULL.as_bytes().to_vec(),
+        Err(message) => return error_packet(peer, "", "ValueError", &message),
+    };
+    let registry = match Registry::get() {
+        Ok(registry) => registry,
+        Err(e) => return error_packet(peer, &request.tag, "RuntimeError", &e.to_string()),
+    };
+    // Registered functions first, so a program can take over an app-net tag.
+    if let Some(connection) = registry.lookup(&request.tag) {
+        let named = app_net_kwargs(request.kwargs, connection.params);
+        let args = Args {
+            positional: request.args,
+            named: Some(named),
+        };
+        let caller = Caller::app_net(from, peer.clone(), cancel);
+        let outcome = dispatch::run(connection, args, caller).await;
+        return encode_outcome(outcome, peer, &request.tag);
+    }
+    match builtin(&request, peer) {
+        Some(reply) => reply,
+        // app-net answers an unknown tag with its bare INVALID_CONNECTION flag.
+        None => INVALID_CONNECTION.as_bytes().to_vec(),
+    }
+}
+
+/// Drops what app-net adds to every call's keyword arguments: `peer`, the address of the
+/// peer being called (app-net forwards it to the function), and `time_out`, its client's
+/// socket timeout (sent by its discovery), unless the function has a parameter so named.
+fn app_net_kwargs(mut kwargs: Map<String, Value>, params: &[&str]) -> Map<String, Value> {
+    kwargs.remove("peer");
+    if !params.contains(&"time_out") {
+        kwargs.remove("time_out");
+    }
+    kwargs
+}
+
+/// app-net's built-ins, answered as app-net answers them.
+fn builtin(request: &Request, peer: &Peer) -> Option<Vec<u8>> {
+    match request.tag.as_str() {
+        INFO_TAG => Some(app_net_info(peer)),
+        // app-net returns its one argument, or `(args, kwargs)`.
+        PASS_THROUGH_TAG => {
+            let args: Vec<Value> = match serde_json::from_str(request.args.get()) {
+                Ok(args) => args,
+                Err(e) => {
+                    return Some(error_packet(
+                        peer,
+                        &request.tag,
+                        "ValueError",
+                        &e.to_string(),
+                    ))
+                }
+            };
+            let kwargs = app_net_kwargs(request.kwargs.clone(), &[]);
+            Some(match <[Value; 1]>::try_from(args) {
+                Ok([one]) => json::to_ascii_json(&one),
+                Err(args) => json::to_ascii_json(&(args, kwargs)),
+            })
+        }
+        // app-net's `null` returns the flag's name as a JSON string.
+        NULL_TAG => Some(json::to_ascii_json(NULL)),
+        CONNECTIONS_TAG => {
+            let tags = Registry::get().map(|r| r.tags()).unwrap_or_default();
+            let listing: Vec<String> = tags
+                .iter()
+                .map(|(tag, path)| format!("{tag}\n\t\t{path}"))
+                .collect();
+            let text = format!(
+                "Connections on {}:\n\t{}",
+                peer.addr(),
+                listing.join("\n\n\t")
+            );
+            Some(json::to_ascii_json(&text))
+        }
+        _ => None,
+    }
+}
+
+/// A function's outcome in app-net's shapes. Flags travel as JSON strings, as an app-net
+/// function returns a flag's name; failures as the error packet, whose traceback ends with
+/// a Python-style `Kind: message` line.
+fn encode_outcome(outcome: WireOutcome, peer: &Peer, tag: &str) -> Vec<u8> {
+    match outcome {
+        WireOutcome::Ok(raw) => json::ascii(raw.get()).into_owned().into_bytes(),
+        WireOutcome::Flag { name, .. } => json::to_ascii_json(&name),
+        WireOutcome::Raised(raw) => error_packet(
+            peer,
+            tag,
+            "Exception",
+            &format!("the function returned an error: {}", raw.get()),
+        ),
+        WireOutcome::Panic { message, location } => error_packet(
+            peer,
+            tag,
+            "RuntimeError",
+            &format!("{message} (at {location})"),
+        ),
+        WireOutcome::BadArgs { message } => error_packet(peer, tag, "TypeError", &message),
+    }
+}
+
+/// app-net's error packet, `{"payload": "error", "traceback": "..."}`. app-net's client
+/// raises `Exception("RemoteError\n" + traceback)` from it.
+fn error_packet(peer: &Peer, tag: &str, kind: &str, message: &str) -> Vec<u8> {
+    let what = if tag.is_empty() {
+        "the request".to_owned()
+    } else {
+        format!("connection {tag:?}")
+    };
+    let traceback = format!(
+        "Traceback (most recent call last):\n  net (Rust) peer {}, {what}\n{kind}: {message}\n",
+        peer.addr()
+    );
+    json::to_ascii_json(&serde_json::json!({"payload": "error", "traceback": traceback}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_nets_own_keywords_are_dropped() {
+        let kwargs: Map<String, Value> =
+            serde_json::from_str(r#"{"peer": ["127.0.0.1", 3010], "time_out": 0.1, "b": 2}"#)
+                .unwrap();
+        let kept = app_net_kwargs(kwargs.clone(), &["a", "b"]);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["b"]);
+        let kept = app_net_kwargs(kwargs, &["time_out"]);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["b", "time_out"]);
+    }
+
+    /// A request that stalls half-way gets app-net's error packet after the idle limit,
+    /// and one over the size limit gets it at once. Time is paused: the idle limit passes
+    /// without waiting.
+    #[tokio::test(start_paused = true)]
+    async fn stalled_and_oversized_requests() {
+        let peer = Peer::start(
+            crate::Config::default()
+                .loopback(true)
+                .port(0)
+                .max_frame(1024),
+        )
+        .await
+        .unwrap();
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(serve(server, from, peer.clone()));
+        client
+            .write_all(br#"{"connection": "x", "args": ["#)
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        task.await.unwrap();
+        assert!(reply.contains(r#""payload":"error""#), "{reply}");
+        assert!(
+            reply.contains("TimeoutError: no complete JSON request"),
+            "{reply}"
+        );
+
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(serve(server, from, peer.clone()));
+        let big = format!(r#"{{"connection": "x", "args": ["{}"]}}"#, "a".repeat(2000));
+        client.write_all(big.as_bytes()).await.unwrap();
+        let mut reply = vec![0u8; 4096];
+        let n = client.read(&mut reply).await.unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
+        drop(client);
+        task.await.unwrap();
+        assert!(
+            reply.contains("ValueError: the request is over 1024 bytes"),
+            "{reply}"
+        );
+        peer.shutdown().await;
+    }
+}

@@ -1,0 +1,96 @@
+//! The command line's shape: subcommands, their arguments and help text.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// See and poke the mesh of net peers.
+///
+/// Settings come from the NET_* environment variables (NET_PORT, NET_PORT_RANGE,
+/// NET_LOOPBACK, NET_TIMEOUT, ...), as for any net program.
+#[derive(Debug, Parser)]
+#[command(name = "net", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 remote or usage error, 2 no such peer or \
+                        unreachable."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show a peer's info: id, address, group, user, program, functions, flags.
+    #[command(
+        after_help = "Examples:\n  net info 127.0.0.1:3010\n  net info 127.0.0.1:3010 --json"
+    )]
+    Info(InfoArgs),
+    /// Call a function on a peer and print the result as JSON.
+    #[command(
+        after_help = "Each ARG is a JSON value; text that is not JSON is taken as a \
+                            string.\nTAG is a tag, a function's path, or its name when that \
+                            is unique on the peer.\n\nExamples:\n  net call 127.0.0.1:3010 \
+                            multiply 5 10\n  net call 127.0.0.1:3010 pass_through '{\"a\": [1, \
+                            2]}'\n  net call 127.0.0.1:3010 registry.get arrakis --timeout 2s\n  \
+                            net call 127.0.0.1:3010 multiply --args '[5, 10]'"
+    )]
+    Call(CallArgs),
+    /// Run a peer with the built-ins until Ctrl-C: a ready target for trying things.
+    #[command(after_help = "Examples:\n  net serve\n  NET_GROUP=lab net serve --hub")]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// The peer: its id, host:port, or a socket address.
+    pub peer: String,
+    /// Print the info as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The peer: its id, host:port, or a socket address.
+    pub peer: String,
+    /// The function: a tag, a path such as `app::multiply`, or a unique name.
+    pub tag: String,
+    /// Arguments, each a JSON value (non-JSON text is a string).
+    #[arg(allow_hyphen_values = true, conflicts_with = "args")]
+    pub arg: Vec<String>,
+    /// All arguments as one JSON array instead.
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
+    /// How long to wait for the reply (250ms, 2s, 1m); default NET_TIMEOUT.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Mark the peer as its group's hub (as NET_IS_HUB=1).
+    #[arg(long)]
+    pub hub: bool,
+    /// The peer's group (as NET_GROUP).
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(Duration::from_secs_f64(n * scale)),
+        _ => Err(format!(
+            "`{text}` is not a duration such as 250ms, 2s or 1m"
+        )),
+    }
+}
