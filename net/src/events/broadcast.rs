@@ -158,6 +158,7 @@ impl fmt::Display for Target {
             TargetKind::Addr(addr) => write!(f, "{addr}"),
             TargetKind::Text(text) => f.write_str(text),
             TargetKind::Caller(caller) => write!(f, "{caller:?}"),
+            TargetKind::AppNet(inner) => write!(f, "app-net peer {inner}"),
         }
     }
 }
