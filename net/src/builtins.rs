@@ -15,13 +15,14 @@ use crate::registry::{self, Connection, Registry};
 
 /// The built-ins' registry entries, named so that they are linked whatever the linker
 /// does with the distributed slice of a dependency.
-pub(crate) static ALL: [&Connection; 6] = [
+pub(crate) static ALL: [&Connection; 7] = [
     &__NET_CONNECTION_info,
     &__NET_CONNECTION_pass_through,
     &__NET_CONNECTION_null,
     &__NET_CONNECTION_connections,
     &__NET_CONNECTION_subscription_handler,
     &__NET_CONNECTION_unsubscription_handler,
+    &__NET_CONNECTION_app_net_subscription_handler,
 ];
 
 /// Every built-in: [`ALL`] and those of other modules.
@@ -156,8 +157,7 @@ pub fn subscription_handler(
     connection: String,
     caller: Caller,
 ) -> Result<(), String> {
-    let peer = serving_peer(&caller);
-    crate::events::register_subscriber(&peer, &event, &host, port, &connection, &caller)
+    subscription_handler_run(&event, &host, port, &connection, &caller)
 }
 
 /// Withdraws what `subscription_handler` recorded; a subscription that was not there is
@@ -172,4 +172,30 @@ pub fn unsubscription_handler(
 ) -> Result<(), String> {
     let peer = serving_peer(&caller);
     crate::events::unregister_subscriber(&peer, &event, &host, port, &connection, &caller)
+}
+
+/// `subscription_handler` under the tag Python app-net peers call it by (app-net tags its
+/// built-ins `net.defaults.handlers.NAME`): a Python `@net.subscribe` registers with a
+/// `net` peer through it, and the events reach the Python function in app-net's format.
+#[crate::connect("net.defaults.handlers.subscription_handler")]
+#[allow(dead_code)] // called by tag from Python, never through this function
+pub(crate) fn app_net_subscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    subscription_handler_run(&event, &host, port, &connection, &caller)
+}
+
+fn subscription_handler_run(
+    event: &str,
+    host: &str,
+    port: u16,
+    connection: &str,
+    caller: &Caller,
+) -> Result<(), String> {
+    let peer = serving_peer(caller);
+    crate::events::register_subscriber(&peer, event, host, port, connection, caller)
 }

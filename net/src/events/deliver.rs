@@ -364,6 +364,46 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
     Verdict::Continue
 }
 
+/// Sends one event to a Python app-net subscriber in app-net's format (one connection
+/// per request, as app-net serves). The lane sends these one at a time, so they run in
+/// order there too.
+pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
+    let budget = peer.config().timeout;
+    let max_reply = peer.config().max_frame;
+    let mut items = batch.into_iter();
+    while let Some(item) = items.next() {
+        let args = match RawValue::from_string(item.payload.to_string()) {
+            Ok(args) => args,
+            Err(e) => {
+                item.finish(addr, DeliveryStatus::Failed(e.to_string()));
+                continue;
+            }
+        };
+        let sent = crate::legacy::call(addr, &item.tag, &args, None, budget, max_reply, false);
+        match sent.await {
+            Ok(Some(outcome)) => match classify(outcome) {
+                ItemResult::UnknownTag => unknown_tag(peer, addr, item),
+                ItemResult::Failed(why) => item.finish(addr, DeliveryStatus::Failed(why)),
+                ItemResult::Delivered | ItemResult::NotRun => {
+                    item.finish(addr, DeliveryStatus::Delivered)
+                }
+            },
+            Ok(None) => item.finish(addr, DeliveryStatus::Delivered),
+            // The request was refused before sending (too long for app-net): this event
+            // only.
+            Err(e @ Error::Encode { .. }) => {
+                item.finish(addr, DeliveryStatus::Failed(e.to_string()))
+            }
+            Err(e) => {
+                let mut rest = vec![item];
+                rest.extend(items);
+                return fail_all(peer, addr, rest, e);
+            }
+        }
+    }
+    Verdict::Continue
+}
+
 fn missing_reply(conn: &crate::conn::Conn) -> Error {
     Error::Protocol {
         peer: conn.label().to_owned(),

@@ -57,6 +57,9 @@ use crate::config::Config;
 use crate::peer::Peer;
 use crate::registry::{Connection, EventDecl};
 
+/// The tag Python app-net peers serve `subscription_handler` under.
+pub(crate) const APP_NET_SUBSCRIPTION_TAG: &str = "net.defaults.handlers.subscription_handler";
+
 /// The built-ins this module adds, for `builtins::ALL`.
 pub(crate) fn builtins() -> [&'static Connection; 1] {
     [&deliver::__NET_CONNECTION_deliver]
@@ -117,7 +120,11 @@ pub(crate) fn register_subscriber(
     if event.is_empty() || tag.is_empty() {
         return Err("the event name and the handler's tag must not be empty".into());
     }
-    if server.events().table.register(event, addr, tag) {
+    if server
+        .events()
+        .table
+        .register(event, addr, tag, caller.is_app_net())
+    {
         tracing::info!(event, subscriber = %addr, tag, "new subscriber");
     }
     Ok(())
@@ -187,6 +194,7 @@ pub(crate) fn peer_joined(local: &Peer, addr: SocketAddr, group: Option<&str>, h
             addr,
             group: group.map(str::to_owned),
             hub,
+            app_net: false,
         },
     );
 }

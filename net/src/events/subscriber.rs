@@ -42,10 +42,19 @@ pub(crate) struct SubscriberSide {
     /// Set when shutdown begins: no new registrations.
     closing: AtomicBool,
     /// What is registered where, as the publishers confirmed it.
-    registered: Mutex<HashMap<SocketAddr, BTreeSet<Key>>>,
+    registered: Mutex<HashMap<SocketAddr, Registered>>,
     /// Held while registrations change, so that two triggers for one publisher (an
     /// explicit call and discovery, say) do not interleave.
     reconciling: tokio::sync::Mutex<()>,
+}
+
+/// The registrations with one publisher.
+#[derive(Default, Clone)]
+struct Registered {
+    keys: BTreeSet<Key>,
+    /// The publisher is a Python app-net peer: registrations go in app-net's format, and
+    /// there is nothing to withdraw them with (app-net prunes us once we are gone).
+    app_net: bool,
 }
 
 /// What the filters see of a publishing peer.
@@ -57,6 +66,8 @@ pub(crate) struct Candidate {
     pub(crate) group: Option<String>,
     /// Whether it is a hub, for `hubs_only`.
     pub(crate) hub: bool,
+    /// It is a Python app-net peer.
+    pub(crate) app_net: bool,
 }
 
 /// Whether `sub`'s filters accept `candidate` for `local`; `listed` is its `peers = [..]`
@@ -122,17 +133,28 @@ async fn reconcile(local: &Peer, candidate: &Candidate) -> Result<Vec<String>> {
     }
     let have = lock(&side.registered)
         .get(&candidate.addr)
-        .cloned()
+        .map(|r| r.keys.clone())
         .unwrap_or_default();
     let add: Vec<&Key> = wanted.difference(&have).collect();
     let remove: Vec<&Key> = have.difference(&wanted).collect();
-    let addr = candidate.addr;
-    let added = join_all(add.iter().map(|key| register(local, addr, key, true))).await;
-    let removed = join_all(remove.iter().map(|key| register(local, addr, key, false))).await;
+    let (addr, app_net) = (candidate.addr, candidate.app_net);
+    let added = join_all(
+        add.iter()
+            .map(|key| register(local, addr, key, true, app_net)),
+    )
+    .await;
+    let removed = join_all(
+        remove
+            .iter()
+            .map(|key| register(local, addr, key, false, app_net)),
+    )
+    .await;
     let mut first_error = None;
     {
         let mut registered = lock(&side.registered);
-        let set = registered.entry(addr).or_default();
+        let entry = registered.entry(addr).or_default();
+        entry.app_net = app_net;
+        let set = &mut entry.keys;
         for (key, result) in add.iter().zip(added) {
             match result {
                 Ok(()) => {
@@ -168,11 +190,29 @@ async fn reconcile(local: &Peer, candidate: &Candidate) -> Result<Vec<String>> {
 }
 
 /// Calls the publisher's `subscription_handler` (or `unsubscription_handler`) for one
-/// (event, tag), naming this peer's address as app-net's do.
-async fn register(local: &Peer, publisher: SocketAddr, key: &Key, subscribe: bool) -> Result<()> {
+/// (event, tag), naming this peer's address as app-net's do. A Python app-net publisher
+/// is called in its own format, and has nothing to unsubscribe with.
+async fn register(
+    local: &Peer,
+    publisher: SocketAddr,
+    key: &Key,
+    subscribe: bool,
+    app_net: bool,
+) -> Result<()> {
     let (event, tag) = key;
     let host = local.id().host().to_string();
     let port = local.addr().port();
+    if app_net {
+        if !subscribe {
+            return Ok(());
+        }
+        let args = serde_json::json!([event, host, port, tag]);
+        let _: serde_json::Value = crate::call::call_tag(super::APP_NET_SUBSCRIPTION_TAG, args)
+            .on(Target::app_net(publisher))
+            .via(local)
+            .await?;
+        return Ok(());
+    }
     let (call, name) = if subscribe {
         (
             crate::builtins::subscription_handler((*event).to_owned(), host, port, tag.clone()),
@@ -193,6 +233,27 @@ async fn register(local: &Peer, publisher: SocketAddr, key: &Key, subscribe: boo
         tag: name.into(),
         message,
         location: "the publishing peer's subscriber table".into(),
+    })
+}
+
+/// What a Python app-net publisher says of itself, as a candidate.
+async fn app_net_candidate(local: &Peer, addr: SocketAddr) -> Result<Candidate> {
+    let reply: serde_json::Value =
+        crate::call::call_tag(crate::AppNetInfo::TAG, serde_json::json!([]))
+            .on(Target::app_net(addr))
+            .via(local)
+            .await?;
+    let info = crate::AppNetInfo::recognise(&reply).ok_or_else(|| Error::InvalidTarget {
+        target: format!("app-net peer {addr}"),
+        reason: "it does not answer app-net's info as a Python app-net peer does; if it is a \
+                 net peer, subscribe to its address directly"
+            .into(),
+    })?;
+    Ok(Candidate {
+        addr,
+        group: info.group,
+        hub: info.hub,
+        app_net: true,
     })
 }
 
@@ -231,17 +292,23 @@ impl Peer {
     /// # Ok(()) }
     /// ```
     pub async fn subscribe_to(&self, target: impl Into<Target>) -> Result<Vec<String>> {
-        let addr = target_addr(&target.into()).await?;
+        let target = target.into();
+        let addr = target_addr(&target).await?;
         if is_self(self, addr) {
             return Err(Error::Usage(format!(
                 "peer {addr} cannot subscribe to itself; call the handler locally instead"
             )));
         }
-        let conn = self.connection(addr, self.config().timeout).await?;
-        let candidate = Candidate {
-            addr,
-            group: conn.remote().group.clone(),
-            hub: conn.remote().hub,
+        let candidate = if matches!(target.kind, TargetKind::AppNet(_)) {
+            app_net_candidate(self, addr).await?
+        } else {
+            let conn = self.connection(addr, self.config().timeout).await?;
+            Candidate {
+                addr,
+                group: conn.remote().group.clone(),
+                hub: conn.remote().hub,
+                app_net: false,
+            }
         };
         reconcile(self, &candidate).await
     }
@@ -251,8 +318,13 @@ impl Peer {
         let addr = target_addr(&target.into()).await?;
         let side = &self.events().subscriber;
         let _turn = side.reconciling.lock().await;
-        let keys = lock(&side.registered).remove(&addr).unwrap_or_default();
-        let results = join_all(keys.iter().map(|key| register(self, addr, key, false))).await;
+        let gone = lock(&side.registered).remove(&addr).unwrap_or_default();
+        let results = join_all(
+            gone.keys
+                .iter()
+                .map(|key| register(self, addr, key, false, gone.app_net)),
+        )
+        .await;
         results.into_iter().collect::<Result<Vec<()>>>().map(drop)
     }
 
@@ -302,7 +374,7 @@ impl Peer {
         let registered = lock(&self.events().subscriber.registered);
         let mut list: Vec<(String, SocketAddr)> = registered
             .iter()
-            .flat_map(|(addr, keys)| keys.iter().map(|(event, _)| ((*event).to_owned(), *addr)))
+            .flat_map(|(addr, r)| r.keys.iter().map(|(event, _)| ((*event).to_owned(), *addr)))
             .collect();
         list.sort();
         list.dedup();
@@ -356,10 +428,10 @@ pub(crate) fn peer_left(local: &Peer, addr: SocketAddr) {
 pub(crate) async fn unsubscribe_all(local: &Peer) {
     let side = &local.events().subscriber;
     side.closing.store(true, Ordering::Release);
-    let all: Vec<(SocketAddr, BTreeSet<Key>)> = lock(&side.registered).drain().collect();
-    let calls = all.iter().flat_map(|(addr, keys)| {
-        keys.iter().map(move |key| async move {
-            if let Err(e) = register(local, *addr, key, false).await {
+    let all: Vec<(SocketAddr, Registered)> = lock(&side.registered).drain().collect();
+    let calls = all.iter().flat_map(|(addr, registered)| {
+        registered.keys.iter().map(move |key| async move {
+            if let Err(e) = register(local, *addr, key, false, registered.app_net).await {
                 tracing::debug!(publisher = %addr, error = %e, "could not unsubscribe");
             }
         })
@@ -394,6 +466,7 @@ mod tests {
             addr: addr.parse().unwrap(),
             group: group.map(str::to_owned),
             hub,
+            app_net: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //! delivery lane per subscriber, drained by a worker that sends what has queued up in
 //! batches, with at most `NET_THREAD_LIMIT` deliveries of the peer in flight.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,9 @@ struct Inner {
     /// One lane per subscriber address, shared by all its events so that they arrive in
     /// the order they were published.
     lanes: HashMap<SocketAddr, Arc<Lane>>,
+    /// Subscribers that registered over app-net's JSON (Python app-net peers): their
+    /// events go in app-net's format, one connection per event.
+    app_net: HashSet<SocketAddr>,
 }
 
 /// The ordered queue of one subscriber.
@@ -60,15 +63,25 @@ pub(crate) struct Lane {
     state: Mutex<LaneState>,
 }
 
-#[derive(Default)]
 struct LaneState {
     /// Events waiting, oldest first.
     queue: VecDeque<Item>,
     /// True while a worker drains the queue; at most one does, which keeps the order.
     running: bool,
-    /// The subscriber lacks the batch built-in (an older or foreign peer): one call per
-    /// event, straight to its handler.
-    direct: bool,
+    /// How events reach this subscriber.
+    mode: Mode,
+}
+
+/// How a lane delivers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Whatever has queued up, in one call of the subscriber's `net.events.deliver`.
+    Batch,
+    /// One call per event straight to the handler: the subscriber lacks the batch
+    /// built-in (an older or foreign peer).
+    Direct,
+    /// One app-net request per event: a Python app-net subscriber.
+    AppNet,
 }
 
 /// One event waiting for one subscriber's handler.
@@ -112,9 +125,13 @@ impl Table {
         }
     }
 
-    /// Records a subscriber; false when it was already recorded.
-    pub(crate) fn register(&self, event: &str, addr: SocketAddr, tag: &str) -> bool {
+    /// Records a subscriber (`app_net`: one that registered in app-net's format); false
+    /// when it was already recorded.
+    pub(crate) fn register(&self, event: &str, addr: SocketAddr, tag: &str, app_net: bool) -> bool {
         let mut inner = lock(&self.inner);
+        if app_net {
+            inner.app_net.insert(addr);
+        }
         let list = inner.by_event.entry(event.to_owned()).or_default();
         if list.iter().any(|(a, t)| *a == addr && **t == *tag) {
             return false;
@@ -151,6 +168,7 @@ impl Table {
                 subscribed |= list.len() != before;
                 !list.is_empty()
             });
+            inner.app_net.remove(&addr);
             (inner.lanes.remove(&addr), subscribed)
         };
         if subscribed {
@@ -204,13 +222,22 @@ impl Table {
         };
         let targets = list.clone();
         for (addr, tag) in &targets {
+            let mode = if inner.app_net.contains(addr) {
+                Mode::AppNet
+            } else {
+                Mode::Batch
+            };
             let lane = inner
                 .lanes
                 .entry(*addr)
                 .or_insert_with(|| {
                     Arc::new(Lane {
                         addr: *addr,
-                        state: Mutex::new(LaneState::default()),
+                        state: Mutex::new(LaneState {
+                            queue: VecDeque::new(),
+                            running: false,
+                            mode,
+                        }),
                     })
                 })
                 .clone();
@@ -281,7 +308,7 @@ async fn drain(peer: Peer, lane: Arc<Lane>) {
     let table = &peer.events().table;
     loop {
         let permit = table.limit.clone().acquire_owned().await;
-        let (batch, direct) = {
+        let (batch, mode) = {
             let mut state = lock(&lane.state);
             if state.queue.is_empty() || peer.is_shut_down() {
                 state.running = false;
@@ -295,10 +322,9 @@ async fn drain(peer: Peer, lane: Arc<Lane>) {
                 }
                 break;
             }
-            let limit = if state.direct {
-                1
-            } else {
-                BATCH_LIMIT.load(Ordering::Relaxed)
+            let limit = match state.mode {
+                Mode::Batch => BATCH_LIMIT.load(Ordering::Relaxed),
+                Mode::Direct | Mode::AppNet => 1,
             };
             let mut batch = Vec::new();
             let mut bytes = 0;
@@ -310,19 +336,19 @@ async fn drain(peer: Peer, lane: Arc<Lane>) {
                 bytes += size;
                 batch.extend(state.queue.pop_front());
             }
-            (batch, state.direct)
+            (batch, state.mode)
         };
-        let verdict = if direct {
-            deliver::send_direct(&peer, lane.addr, batch).await
-        } else {
-            deliver::send_batch(&peer, lane.addr, batch).await
+        let verdict = match mode {
+            Mode::Batch => deliver::send_batch(&peer, lane.addr, batch).await,
+            Mode::Direct => deliver::send_direct(&peer, lane.addr, batch).await,
+            Mode::AppNet => deliver::send_app_net(&peer, lane.addr, batch).await,
         };
         drop(permit);
         match verdict {
             Verdict::Continue => {}
             Verdict::GoDirect(items) => {
                 let mut state = lock(&lane.state);
-                state.direct = true;
+                state.mode = Mode::Direct;
                 for item in items.into_iter().rev() {
                     state.queue.push_front(item);
                 }
