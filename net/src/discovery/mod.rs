@@ -49,11 +49,25 @@ pub use seeds::KnownPeer;
 pub use table::{Membership, PeerInfo};
 
 pub(crate) use addrs::fallback_host;
-pub(crate) use seeds::answer as answer_known_peers;
+pub(crate) use seeds::{answer as answer_known_peers, learn};
 
 use mdns::MdnsState;
 use probe::Probe;
 use table::Table;
+
+/// A known peer at `addr` is gone (a call found it unreachable, or it said goodbye): it
+/// leaves the table, and the membership stream says why.
+pub(crate) fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
+    let table = &peer.discovery().table;
+    let gone: Vec<_> = table
+        .snapshot()
+        .into_iter()
+        .filter(|p| p.addr == addr || p.id.addr() == addr)
+        .collect();
+    for known in gone {
+        table.remove(&known.id, reason);
+    }
+}
 
 /// A known peer that does not answer within this long during a refresh is dropped.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
