@@ -64,6 +64,13 @@ pub(crate) async fn deliver(
             results.push(ItemResult::NotRun);
             continue;
         }
+        if let Some(result) = caller
+            .server()
+            .and_then(|peer| super::watch::deliver(peer, &tag, &payload))
+        {
+            results.push(result);
+            continue;
+        }
         let Some(connection) = registry.lookup(&tag) else {
             results.push(ItemResult::UnknownTag);
             continue;

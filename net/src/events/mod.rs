@@ -44,6 +44,7 @@ mod deliver;
 mod publish;
 mod subscriber;
 mod table;
+mod watch;
 
 use std::net::SocketAddr;
 
@@ -72,6 +73,8 @@ pub(crate) struct PeerEvents {
     pub(crate) table: table::Table,
     /// Where this peer's own subscriptions are registered.
     pub(crate) subscriber: subscriber::SubscriberSide,
+    /// Subscriptions made at run time with [`Peer::watch`].
+    pub(crate) watchers: watch::Watchers,
 }
 
 impl PeerEvents {
@@ -79,6 +82,7 @@ impl PeerEvents {
         PeerEvents {
             table: table::Table::new(config.thread_limit),
             subscriber: subscriber::SubscriberSide::default(),
+            watchers: watch::Watchers::default(),
         }
     }
 }
@@ -181,6 +185,7 @@ pub(crate) fn default_started(peer: &Peer) {
 /// The peer is shutting down: withdraw its subscriptions while its connections are open.
 pub(crate) async fn before_shutdown(peer: &Peer) {
     subscriber::unsubscribe_all(peer).await;
+    watch::unwatch_all(peer).await;
 }
 
 /// Discovery's membership stream reports a peer that joined, or whose group or hub flag

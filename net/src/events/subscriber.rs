@@ -381,13 +381,10 @@ impl Peer {
         let mut membership = self.membership();
         self.tracker().spawn_on(
             async move {
-                match peer.peers().await {
-                    Ok(known) => {
-                        for info in known {
-                            joined(&peer, &info);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "discovery for subscriptions failed"),
+                // A background round: finding nobody yet is no news worth printing.
+                crate::discovery::discover(&peer, false, false).await;
+                for info in peer.discovery().table.snapshot() {
+                    joined(&peer, &info);
                 }
                 loop {
                     let event = tokio::select! {
@@ -403,10 +400,8 @@ impl Peer {
                         }
                         // Fell behind: catch up from the table itself.
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            if let Ok(known) = peer.peers().await {
-                                for info in known {
-                                    joined(&peer, &info);
-                                }
+                            for info in peer.discovery().table.snapshot() {
+                                joined(&peer, &info);
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
