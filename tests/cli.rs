@@ -231,3 +231,90 @@ fn doctor_explains_an_empty_network() {
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).contains("no peers found"), "{}", stderr(&out));
 }
+
+/// An example binary; `cargo test` builds the examples before it runs the tests.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn watch_prints_published_events() {
+    use std::io::Write;
+    let base = free_range(3).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
+    let mut hub = Command::new(example("simple_subscription"))
+        .env("NET_LOOPBACK", "1")
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hub_out = BufReader::new(hub.stdout.take().unwrap());
+    let mut line = String::new();
+    hub_out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("[hub] ready at"), "{line}");
+
+    let mut watch = Command::new(NET)
+        .args(["watch", "line", "--json"])
+        .env("NET_LOOPBACK", "1")
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // If events never come, the reads below would block forever: end both processes after
+    // a deadline so the test fails instead of hanging.
+    let pids = [watch.id(), hub.id()];
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        for pid in pids {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
+    let mut watch_err = BufReader::new(watch.stderr.take().unwrap());
+    let mut status = String::new();
+    watch_err.read_line(&mut status).unwrap();
+    assert!(
+        status.contains("watching \"line\" on 1 peer(s)"),
+        "{status}"
+    );
+
+    let mut stdin = hub.stdin.take().unwrap();
+    writeln!(stdin, "hello watchers").unwrap();
+    writeln!(stdin, "second line").unwrap();
+    stdin.flush().unwrap();
+    let mut watch_out = BufReader::new(watch.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let mut event = String::new();
+        watch_out.read_line(&mut event).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+        got.push(event);
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    drop(stdin);
+    let _ = hub.wait();
+    let hub_addr = line
+        .trim_start_matches("[hub] ready at ")
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(got[0]["from"], hub_addr);
+    assert_eq!(got[0]["event"], "line");
+    assert_eq!(got[0]["args"], serde_json::json!(["hello watchers"]));
+    assert_eq!(got[1]["args"], serde_json::json!(["second line"]));
+}

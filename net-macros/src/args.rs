@@ -1,9 +1,10 @@
-//! The attributes' arguments: `"Tag"`, `oneway`, `crate = path`, each checked on its own.
+//! The attributes' arguments (`"Tag"`, `oneway`, `crate = path`, an event's name, a
+//! subscription's filters), each checked on its own.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::{Error, Ident, Lit, LitStr, Path, Token};
+use syn::{Error, Expr, ExprArray, Ident, Lit, LitStr, Path, Token};
 
 use crate::errors::Errors;
 
@@ -106,6 +107,203 @@ impl FlagArgs {
             krate: krate.unwrap_or_else(default_crate),
         }
     }
+}
+
+/// The arguments of `#[net::event]`.
+pub(crate) struct EventArgs {
+    /// The event's name, `"name"` or `name = "name"`; `None` only after an error.
+    pub(crate) name: Option<LitStr>,
+    /// The path of the runtime crate, `::net` unless `crate = path`.
+    pub(crate) krate: Path,
+}
+
+impl EventArgs {
+    /// Parses every argument; a bad one is recorded in `errors`, and so is a missing name.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut name = None;
+        let mut krate = None;
+        let mut named = false;
+        for entry in entries(args, errors) {
+            match entry {
+                Entry::Str(lit) => {
+                    named = true;
+                    set_name(&mut name, lit, "event's name", errors);
+                }
+                Entry::Pair(key, value) if key == "name" => {
+                    named = true;
+                    if let Some(lit) = errors.ok(syn::parse2(value)) {
+                        set_name(&mut name, lit, "event's name", errors);
+                    }
+                }
+                Entry::Pair(key, value) if key == "crate" => {
+                    set_crate(&mut krate, key, value, errors)
+                }
+                Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
+                    &key,
+                    format!(
+                        "unknown argument `{key}`; expected the event's name as a string, e.g. \
+                         `\"line\"`, or `crate = path`"
+                    ),
+                ),
+            }
+        }
+        if !named {
+            errors.push(Error::new(
+                Span::call_site(),
+                "#[net::event] needs the event's name: #[net::event(\"name\")]",
+            ));
+        }
+        EventArgs {
+            name,
+            krate: krate.unwrap_or_else(default_crate),
+        }
+    }
+}
+
+/// The arguments of `#[net::subscribe]`.
+pub(crate) struct SubscribeArgs {
+    /// The event subscribed to, `"name"` or `event = "name"`; `None` only after an error.
+    pub(crate) event: Option<LitStr>,
+    /// `groups = ["a", "b"]` (or `groups = "a"`): only publishers of these groups.
+    pub(crate) groups: Vec<LitStr>,
+    /// `hubs_only`: only publishers that are hubs.
+    pub(crate) hubs_only: bool,
+    /// `on_host`: only publishers on this machine.
+    pub(crate) on_host: bool,
+    /// `peers = ["host:port", ...]`: only these publishers.
+    pub(crate) peers: Vec<LitStr>,
+    /// The handler's custom tag, `tag = "Tag"`.
+    pub(crate) tag: Option<LitStr>,
+    /// The path of the runtime crate, `::net` unless `crate = path`.
+    pub(crate) krate: Path,
+}
+
+impl SubscribeArgs {
+    /// Parses every argument; a bad one is recorded in `errors`, and so is a missing event.
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut event = None;
+        let mut groups = None;
+        let mut hubs_only = None;
+        let mut on_host = None;
+        let mut peers = None;
+        let mut tag = None;
+        let mut krate = None;
+        let mut named = false;
+        for entry in entries(args, errors) {
+            match entry {
+                Entry::Str(lit) => {
+                    named = true;
+                    set_name(&mut event, lit, "event's name", errors);
+                }
+                Entry::Pair(key, value) if key == "event" => {
+                    named = true;
+                    if let Some(lit) = errors.ok(syn::parse2(value)) {
+                        set_name(&mut event, lit, "event's name", errors);
+                    }
+                }
+                Entry::Pair(key, value) if key == "groups" => {
+                    set_list(&mut groups, key, value, "group", errors)
+                }
+                Entry::Pair(key, value) if key == "peers" => {
+                    set_list(&mut peers, key, value, "peer", errors)
+                }
+                Entry::Pair(key, value) if key == "tag" => {
+                    if let Some(lit) = errors.ok(syn::parse2(value)) {
+                        set_name(&mut tag, lit, "tag", errors);
+                    }
+                }
+                Entry::Pair(key, value) if key == "crate" => {
+                    set_crate(&mut krate, key, value, errors)
+                }
+                Entry::Word(key) if key == "hubs_only" || key == "on_host" => {
+                    let slot = if key == "hubs_only" {
+                        &mut hubs_only
+                    } else {
+                        &mut on_host
+                    };
+                    match slot {
+                        Some(_) => errors.spanned(&key, format!("`{key}` is given twice")),
+                        None => *slot = Some(key),
+                    }
+                }
+                Entry::Pair(key, _) if key == "hubs_only" || key == "on_host" => {
+                    errors.spanned(&key, format!("`{key}` takes no value: write `{key}`"))
+                }
+                Entry::Word(key)
+                    if ["groups", "peers", "tag", "event", "crate"]
+                        .contains(&key.to_string().as_str()) =>
+                {
+                    errors.spanned(&key, format!("expected a value: `{key} = ...`"))
+                }
+                Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
+                    &key,
+                    format!(
+                        "unknown argument `{key}`; expected the event's name as a string, \
+                         `groups = [\"..\"]`, `hubs_only`, `on_host`, `peers = [\"host:port\"]`, \
+                         `tag = \"..\"` or `crate = path`"
+                    ),
+                ),
+            }
+        }
+        if !named {
+            errors.push(Error::new(
+                Span::call_site(),
+                "#[net::subscribe] needs the event's name: #[net::subscribe(\"name\")]",
+            ));
+        }
+        SubscribeArgs {
+            event,
+            groups: groups.unwrap_or_default(),
+            hubs_only: hubs_only.is_some(),
+            on_host: on_host.is_some(),
+            peers: peers.unwrap_or_default(),
+            tag,
+            krate: krate.unwrap_or_else(default_crate),
+        }
+    }
+}
+
+/// Parses `["a", "b"]` or `"a"` into a non-empty list of non-empty strings.
+fn set_list(
+    slot: &mut Option<Vec<LitStr>>,
+    key: Ident,
+    value: TokenStream,
+    what: &str,
+    errors: &mut Errors,
+) {
+    if slot.is_some() {
+        errors.spanned(&key, format!("`{key}` is given twice"));
+        return;
+    }
+    let expected = format!("expected a list of strings: `{key} = [\"..\", \"..\"]`");
+    let items: Vec<Expr> = match syn::parse2::<Expr>(value.clone()) {
+        Ok(Expr::Array(ExprArray { elems, .. })) => elems.into_iter().collect(),
+        Ok(expr @ Expr::Lit(_)) => vec![expr],
+        _ => {
+            errors.spanned(value, expected);
+            return;
+        }
+    };
+    if items.is_empty() {
+        errors.spanned(
+            &key,
+            format!("`{key}` needs at least one {what}; leave it out to accept any"),
+        );
+        return;
+    }
+    let mut list = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(lit), ..
+            }) if !lit.value().trim().is_empty() => list.push(lit),
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => errors.spanned(lit, format!("a {what} must not be empty")),
+            other => errors.spanned(other, &expected),
+        }
+    }
+    *slot = Some(list);
 }
 
 /// One comma-separated argument.

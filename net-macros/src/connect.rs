@@ -15,7 +15,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     try_expand(args, item).unwrap_or_else(|error| error.to_compile_error())
 }
 
-fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+pub(crate) fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let args = ConnectArgs::parse(args, &mut errors);
     let item = match parse_fn(item, "connect") {
@@ -268,7 +268,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// The caller-side function's copy of a user attribute. `#[expect(lint)]` becomes
 /// `#[allow(lint)]` there: the expectation is met (or not) by the body, which lives in the
 /// handler's copy.
-fn allow_instead_of_expect(attr: &Attribute) -> Attribute {
+pub(crate) fn allow_instead_of_expect(attr: &Attribute) -> Attribute {
     let mut attr = attr.clone();
     if let Meta::List(list) = &mut attr.meta {
         if list.path.is_ident("expect") {

@@ -5,8 +5,12 @@
 //!   registers it with the runtime (see `net::connect`).
 //! - `#[net::flag("NAME")]` registers a function that runs when a call answers with the
 //!   named flag (see `net::flag`).
+//! - `#[net::event("name")]` makes a function publish what it returns to the event's
+//!   subscribers (see `net::event`).
+//! - `#[net::subscribe("name", ..)]` makes a function an event handler that a started peer
+//!   registers with the peers publishing the event (see `net::subscribe`).
 //!
-//! Both expand into `::net::__private` only (or `path::__private` with `crate = path`),
+//! All expand into `::net::__private` only (or `path::__private` with `crate = path`),
 //! never into logic of their own. Mistakes are reported together, each at the token that is
 //! wrong.
 
@@ -15,9 +19,11 @@ extern crate proc_macro;
 mod args;
 mod connect;
 mod errors;
+mod event;
 mod flag;
 mod item;
 mod signature;
+mod subscribe;
 
 use proc_macro::TokenStream;
 
@@ -31,4 +37,16 @@ pub fn connect(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn flag(args: TokenStream, item: TokenStream) -> TokenStream {
     flag::expand(args.into(), item.into()).into()
+}
+
+/// Makes a function publish an event. Documented at `net::event`.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
+    event::expand(args.into(), item.into()).into()
+}
+
+/// Makes a function an event handler. Documented at `net::subscribe`.
+#[proc_macro_attribute]
+pub fn subscribe(args: TokenStream, item: TokenStream) -> TokenStream {
+    subscribe::expand(args.into(), item.into()).into()
 }

@@ -1,10 +1,14 @@
-//! Items used only by the expansions of `#[net::connect]` and `#[net::flag]`: not part of
+//! Items used only by the expansions of `net`'s attribute macros: not part of
 //! the public API and not covered by semver (the macro crate is pinned to this version).
 
 pub use crate::call::{AsyncFn, SyncFn};
 pub use crate::caller::Caller;
+pub use crate::events::{payload, publish, set_batch_limit, Payload};
 pub use crate::outcome::Outcome;
-pub use crate::registry::{Args, BoxFuture, Connection, FlagHandler, Handler, CONNECTIONS, FLAGS};
+pub use crate::registry::{
+    Args, BoxFuture, Connection, EventDecl, FlagHandler, Handler, Subscription, CONNECTIONS,
+    EVENTS, FLAGS, SUBSCRIPTIONS,
+};
 pub use linkme;
 pub use serde;
 pub use serde_json;

@@ -1,6 +1,7 @@
 //! The built-in functions every peer serves (app-net's defaults): `info`,
-//! `pass_through`, `null` and `connections`. They are ordinary `#[net::connect]`
-//! functions, callable like any other: `net::info().on(&peer).await?`.
+//! `pass_through`, `null`, `connections`, and `subscription_handler` /
+//! `unsubscription_handler` for events. They are ordinary `#[net::connect]` functions,
+//! callable like any other: `net::info().on(&peer).await?`.
 
 use std::collections::BTreeMap;
 
@@ -14,13 +15,21 @@ use crate::registry::{self, Connection, Registry};
 
 /// The built-ins' registry entries, named so that they are linked whatever the linker
 /// does with the distributed slice of a dependency.
-pub(crate) static ALL: [&Connection; 5] = [
+pub(crate) static ALL: [&Connection; 8] = [
     &__NET_CONNECTION_info,
     &__NET_CONNECTION_pass_through,
     &__NET_CONNECTION_null,
     &__NET_CONNECTION_connections,
     &__NET_CONNECTION_known_peers,
+    &__NET_CONNECTION_subscription_handler,
+    &__NET_CONNECTION_unsubscription_handler,
+    &__NET_CONNECTION_app_net_subscription_handler,
 ];
+
+/// Every built-in: [`ALL`] and those of other modules.
+pub(crate) fn all() -> impl Iterator<Item = &'static Connection> {
+    ALL.iter().copied().chain(crate::events::builtins())
+}
 
 /// What `info` says about a peer: app-net's `friendly_id` fields, plus the protocol and
 /// crate versions.
@@ -43,11 +52,15 @@ pub struct Info {
     pub hub: bool,
     /// The tags of its functions, sorted.
     pub connections: Vec<String>,
-    /// The events it subscribes to, sorted.
+    /// The events other peers have subscribed to on it, sorted (app-net's meaning: the
+    /// keys of its subscriber table).
     #[serde(default)]
     pub subscriptions: Vec<String>,
     /// The flags it handles, sorted.
     pub flags: Vec<String>,
+    /// The events its `#[net::event]` functions publish, sorted.
+    #[serde(default)]
+    pub events: Vec<String>,
     /// The `net` crate version.
     pub version: String,
     /// The wire protocol version.
@@ -107,8 +120,9 @@ pub fn info(caller: Caller) -> Info {
         group: peer.group().map(str::to_owned),
         hub: peer.is_hub(),
         connections: tags.into_keys().collect(),
-        subscriptions: Vec::new(),
+        subscriptions: crate::events::subscribed_events(&peer),
         flags: registry::flag_names(),
+        events: registry::event_names(),
         version: crate::VERSION.to_owned(),
         protocol: crate::wire::PROTOCOL_VERSION,
     }
@@ -141,4 +155,59 @@ pub use crate::discovery::KnownPeer;
 pub async fn known_peers(caller: Caller) -> Vec<KnownPeer> {
     let peer = serving_peer(&caller);
     crate::discovery::answer_known_peers(&peer, &caller).await
+}
+
+/// Records the caller as a subscriber of `event` on this peer: events published here under
+/// that name are delivered to the function tagged `connection` on the peer at
+/// `host:port`. app-net's four arguments, so that app-net peers can subscribe too; peers
+/// running `net` call it for each `#[net::subscribe]` function.
+#[crate::connect("subscription_handler")]
+pub fn subscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    subscription_handler_run(&event, &host, port, &connection, &caller)
+}
+
+/// Withdraws what `subscription_handler` recorded; a subscription that was not there is
+/// no error.
+#[crate::connect("unsubscription_handler")]
+pub fn unsubscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    let peer = serving_peer(&caller);
+    crate::events::unregister_subscriber(&peer, &event, &host, port, &connection, &caller)
+}
+
+/// `subscription_handler` under the tag Python app-net peers call it by (app-net tags its
+/// built-ins `net.defaults.handlers.NAME`): a Python `@net.subscribe` registers with a
+/// `net` peer through it, and the events reach the Python function in app-net's format.
+#[crate::connect("net.defaults.handlers.subscription_handler")]
+#[allow(dead_code)] // called by tag from Python, never through this function
+pub(crate) fn app_net_subscription_handler(
+    event: String,
+    host: String,
+    port: u16,
+    connection: String,
+    caller: Caller,
+) -> Result<(), String> {
+    subscription_handler_run(&event, &host, port, &connection, &caller)
+}
+
+fn subscription_handler_run(
+    event: &str,
+    host: &str,
+    port: u16,
+    connection: &str,
+    caller: &Caller,
+) -> Result<(), String> {
+    let peer = serving_peer(caller);
+    crate::events::register_subscriber(&peer, event, host, port, connection, caller)
 }

@@ -61,6 +61,20 @@ pub struct Call<R, K = SyncFn> {
     _marker: PhantomData<fn() -> (R, K)>,
 }
 
+// By hand: a derive would demand `R: Clone` and `K: Clone`, which only mark types.
+impl<R, K> Clone for Call<R, K> {
+    fn clone(&self) -> Self {
+        Call {
+            tag: self.tag.clone(),
+            connection: self.connection,
+            returns_result: self.returns_result,
+            oneway: self.oneway,
+            args: self.args.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
 impl<R, K> Call<R, K> {
     pub(crate) fn new(connection: &'static Connection, args: &impl Serialize) -> Self {
         let tag = tag_of(connection);

@@ -31,7 +31,8 @@ pub struct Config {
     /// `NET_PORT_RANGE`: how many further ports to try. Default 5. The range is inclusive:
     /// with the defaults a peer binds the first free port of 3010..=3015, as app-net does.
     pub port_range: u16,
-    /// `NET_THREAD_LIMIT`: most discovery probes in flight at once. Default 5.
+    /// `NET_THREAD_LIMIT`: most discovery probes, event deliveries and broadcast calls in
+    /// flight at once (each kind counted on its own). Default 5.
     pub thread_limit: usize,
     /// `NET_GROUP`: the peer's group; discovery and subscriptions can filter on it.
     /// Default none.

@@ -339,7 +339,13 @@ impl Conn {
                 Ok(())
             }
             Incoming::Error { message } => Err(format!("the peer reported an error: {message}")),
-            Incoming::Goodbye => Err("the peer shut down".to_owned()),
+            Incoming::Goodbye => {
+                // A peer that says goodbye leaves discovery's table at once.
+                if let (Some(local), Some(id)) = (self.local.upgrade(), &self.remote.id) {
+                    crate::discovery::gone(&Peer::from_inner(local), id.addr(), "it said goodbye");
+                }
+                Err("the peer shut down".to_owned())
+            }
             Incoming::Hello(_) => Err("a second hello on an open connection".to_owned()),
         }
     }

@@ -36,6 +36,10 @@
 //!   `.group(g)`, `.hubs_only()`, `.on_host()`, re-discover with `.refresh()`, and use a
 //!   [`PeerInfo`] as a call target. [`membership()`] streams joins and departures;
 //!   [`Peers::report`] says which paths ran and why nothing was found.
+//! - `#[net::event("name")]` functions publish what they return to the peers whose
+//!   `#[net::subscribe("name")]` functions registered with the publishing peer; reports
+//!   say who got it ([`DeliveryReport`]). `f(x).broadcast(peers)` runs one call on many
+//!   peers ([`Broadcast`]).
 //! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
 //!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine: bound
 //!   to 127.0.0.1, no mDNS, no neighbour probes, nothing probed beyond loopback.
@@ -59,6 +63,7 @@ mod conn;
 mod discovery;
 mod dispatch;
 mod error;
+mod events;
 mod flags;
 mod id;
 mod legacy;
@@ -74,8 +79,10 @@ mod wire;
 #[doc(hidden)]
 pub mod __private;
 
-pub use builtins::{connections, info, null, pass_through, Info};
-pub use builtins::{known_peers, KnownPeer};
+pub use builtins::{
+    connections, info, known_peers, null, pass_through, subscription_handler,
+    unsubscription_handler, Info, KnownPeer,
+};
 pub use call::{call_tag, ByTag, Call, RemoteCall};
 pub use caller::Caller;
 pub use config::{Config, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
@@ -84,6 +91,7 @@ pub use discovery::{
     Peers, Report,
 };
 pub use error::{Error, Result};
+pub use events::{Broadcast, Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use id::PeerId;
 pub use legacy::AppNetInfo;
@@ -125,6 +133,58 @@ pub use net_macros::connect;
 /// }
 /// ```
 pub use net_macros::flag;
+
+/// Makes a function publish an event: calling it runs the body, which shapes the payload,
+/// and returns a [`Publish`] that delivers what the body returned to every subscriber of
+/// the event on the publishing peer.
+///
+/// ```
+/// #[net::event("line")]                 // one argument for the subscriber: the String
+/// fn line(text: &str) -> String {
+///     text.trim().to_owned()
+/// }
+///
+/// #[net::event("moved")]                // a tuple is the subscriber's argument list
+/// fn moved(x: i64, y: i64) -> (i64, i64) {
+///     (x, y)
+/// }
+///
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// # let peer = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// let report = line(" hello ").via(&peer).await?;   // delivered, failed, pruned per subscriber
+/// moved(1, 2).via(&peer).spawn()?;                   // in the background
+/// # Ok(()) }
+/// ```
+///
+/// The body runs in the caller, so its arguments need not cross the wire (borrows and
+/// generics are fine); the return type must be `serde::Serialize`. A subscriber's failure
+/// is never an error of the publisher: it is logged and reported in the
+/// [`DeliveryReport`]; an unreachable subscriber is pruned. Each subscriber receives one
+/// peer's events in the order they were published.
+pub use net_macros::event;
+
+/// Makes a function an event handler: a started peer registers it with the peers that
+/// publish the event, which then call it with each event's payload.
+///
+/// ```
+/// #[net::subscribe("line")]
+/// fn on_line(text: String) {
+///     println!("{text}");
+/// }
+///
+/// #[net::subscribe("moved", groups = ["render"], hubs_only)]
+/// async fn on_moved(x: i64, y: i64) {
+///     let _ = (x, y);
+/// }
+/// ```
+///
+/// Filters (app-net's): `groups = ["a", "b"]` only publishers in these groups (without it,
+/// any group), `hubs_only`, `on_host` only publishers on this machine, `peers =
+/// ["host:port", ...]` only these publishers; `tag = "..."` gives the handler a custom
+/// tag. The function stays an ordinary `#[net::connect]` function. The process-wide peer
+/// registers by itself with its seeds and with the peers discovery finds, and withdraws on
+/// shutdown; any peer registers with a given publisher through [`Peer::subscribe_to`].
+pub use net_macros::subscribe;
 
 /// This crate's version, as `info` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -75,6 +75,8 @@ pub(crate) struct PeerInner {
     tracker: TaskTracker,
     /// Its known peers, probe permits and mDNS advertiser (discovery/).
     discovery: crate::discovery::State,
+    /// Its subscribers (as a publisher) and its subscriptions (as a subscriber).
+    events: crate::events::PeerEvents,
 }
 
 impl Peer {
@@ -97,6 +99,7 @@ impl Peer {
         let discovery = crate::discovery::State::new(&config);
         let peer = Peer {
             inner: Arc::new(PeerInner {
+                events: crate::events::PeerEvents::new(&config),
                 config,
                 id,
                 addr,
@@ -181,10 +184,15 @@ impl Peer {
         &self.inner.discovery
     }
 
+    pub(crate) fn events(&self) -> &crate::events::PeerEvents {
+        &self.inner.events
+    }
+
     pub(crate) fn hello(&self) -> Hello {
         Hello {
             protocol: PROTOCOL_VERSION,
-            id: Some(self.inner.id.clone()),
+            // A client peer (tools, scripts) serves nothing others should list or call.
+            id: (!self.inner.config.client).then(|| self.inner.id.clone()),
             group: self.inner.config.group.clone(),
             hub: self.inner.config.hub,
             version: crate::VERSION.to_owned(),
@@ -210,13 +218,18 @@ impl Peer {
                 .as_ref()
                 .filter(|id| id.host() == conn.remote_addr().ip());
             if let Some(id) = claimed {
-                let mut pool = lock(&self.inner.pool);
-                let fresh = pool
-                    .get(&id.addr())
-                    .is_none_or(|cell| cell.get().is_none_or(|c| !c.is_open()));
-                if fresh {
-                    pool.insert(id.addr(), Arc::new(OnceCell::new_with(Some(conn.clone()))));
+                {
+                    let mut pool = lock(&self.inner.pool);
+                    let fresh = pool
+                        .get(&id.addr())
+                        .is_none_or(|cell| cell.get().is_none_or(|c| !c.is_open()));
+                    if fresh {
+                        pool.insert(id.addr(), Arc::new(OnceCell::new_with(Some(conn.clone()))));
+                    }
                 }
+                // A peer that contacted us is a peer we know (on loopback, where there is
+                // no mDNS, this is how existing peers hear of a newcomer).
+                crate::discovery::learn(self, id, Some(conn.remote_addr()));
             }
         }
     }
@@ -226,6 +239,14 @@ impl Peer {
     pub(crate) async fn connection(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Conn>> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::Shutdown);
+        }
+        if self.inner.config.loopback && !addr.ip().is_loopback() {
+            return Err(Error::InvalidTarget {
+                target: addr.to_string(),
+                reason: "this peer is confined to loopback (NET_LOOPBACK); it calls nothing \
+                         beyond this machine"
+                    .into(),
+            });
         }
         for _ in 0..2 {
             let cell = lock(&self.inner.pool).entry(addr).or_default().clone();
@@ -238,6 +259,11 @@ impl Peer {
                 Ok(_) => self.forget(addr, &cell),
                 Err(e) => {
                     self.forget(addr, &cell);
+                    if let Error::Unreachable { reason, .. } = &e {
+                        // A peer whose calls fail disappears from discovery.
+                        let why = format!("a call found it unreachable: {reason}");
+                        crate::discovery::gone(self, addr, &why);
+                    }
                     return Err(e);
                 }
             }
@@ -300,12 +326,14 @@ impl Peer {
             .map_err(|e| Error::unreachable(addr, format!("the connect task failed: {e}")))?
     }
 
-    /// Stops the peer: no new connections, calls in progress get a short grace period to
-    /// finish, then every connection is closed with a goodbye and every task is awaited.
+    /// Stops the peer: its subscriptions are withdrawn from the peers it subscribed to, no
+    /// new connections, calls in progress get a short grace period to finish, then every
+    /// connection is closed with a goodbye and every task is awaited.
     pub async fn shutdown(&self) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
+        crate::events::before_shutdown(self).await;
         // The mDNS goodbye first, while the peer still answers.
         crate::discovery::stop(self).await;
         self.inner.accepting.cancel();
@@ -394,6 +422,7 @@ pub fn local_peer() -> Result<Peer> {
     }
     let peer = Peer::start_on(Config::from_env()?, default_runtime()?)?;
     *slot = Some(peer.clone());
+    crate::events::default_started(&peer);
     Ok(peer)
 }
 
@@ -435,5 +464,6 @@ fn start_default(config: Config, runtime: impl FnOnce() -> Result<Handle>) -> Re
     }
     let peer = Peer::start_on(config, runtime()?)?;
     *slot = Some(peer.clone());
+    crate::events::default_started(&peer);
     Ok(peer)
 }

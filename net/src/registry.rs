@@ -1,5 +1,5 @@
-//! The link-time registry of `#[net::connect]` functions and `#[net::flag]` handlers, and
-//! lookup by tag.
+//! The link-time registry of `#[net::connect]` functions, `#[net::flag]` handlers,
+//! `#[net::event]` declarations and `#[net::subscribe]` subscriptions, and lookup by tag.
 //!
 //! Each annotated function becomes one [`Connection`] static in the [`CONNECTIONS`]
 //! distributed slice (linkme). The first lookup builds a tag index; two functions claiming
@@ -27,6 +27,16 @@ pub static CONNECTIONS: [Connection];
 /// Every `#[net::flag]` handler of the program, collected by the linker.
 #[distributed_slice]
 pub static FLAGS: [FlagHandler];
+
+/// Every `#[net::event]` function of the program, collected by the linker: what `info`
+/// reports a peer can publish.
+#[distributed_slice]
+pub static EVENTS: [EventDecl];
+
+/// Every `#[net::subscribe]` function of the program, collected by the linker: what a peer
+/// registers with the peers it subscribes to.
+#[distributed_slice]
+pub static SUBSCRIPTIONS: [Subscription];
 
 /// A boxed, sendable future, as async handlers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -91,6 +101,35 @@ pub struct FlagHandler {
     pub name: &'static str,
     /// Runs on the calling side when a call's response is this flag.
     pub handler: fn(&crate::flags::FlagEvent),
+}
+
+/// One `#[net::event("name")]` function: the event it publishes and where it is defined.
+pub struct EventDecl {
+    /// The event's name; several functions may publish one event.
+    pub name: &'static str,
+    /// `module_path!()::function`, for messages.
+    pub path: &'static str,
+    /// `file!():line!()` of the function.
+    pub location: &'static str,
+}
+
+/// One `#[net::subscribe("name", ...)]` function: the event, the function's registry entry
+/// (its tag is what publishers call), and the filters a publishing peer must pass.
+pub struct Subscription {
+    /// The event subscribed to.
+    pub event: &'static str,
+    /// The function run for each event; an ordinary connection.
+    pub connection: &'static Connection,
+    /// `groups = [...]`: only peers of these groups; empty means any group.
+    pub groups: &'static [&'static str],
+    /// `hubs_only`: only hubs.
+    pub hubs_only: bool,
+    /// `on_host`: only peers on this machine.
+    pub on_host: bool,
+    /// `peers = [...]`: only these peers (`host:port` or peer ids); empty means any peer.
+    pub peers: &'static [&'static str],
+    /// `file!():line!()` of the function.
+    pub location: &'static str,
 }
 
 /// The arguments of one call: positional JSON array, plus keyword arguments when the
@@ -200,10 +239,7 @@ impl Registry {
         let mut by_tag: BTreeMap<String, &'static Connection> = BTreeMap::new();
         // The built-ins are named here as well as collected by the linker, so that they
         // exist even where a linker drops unreferenced sections of a dependency.
-        let all = crate::builtins::ALL
-            .iter()
-            .copied()
-            .chain(CONNECTIONS.iter());
+        let all = crate::builtins::all().chain(CONNECTIONS.iter());
         for conn in all {
             let mut tags = vec![conn.default_tag()];
             tags.extend(conn.custom_tag.map(str::to_owned));
@@ -253,6 +289,14 @@ pub(crate) fn flag_names() -> Vec<String> {
         .map(|name| (*name).to_owned())
         .chain(FLAGS.iter().map(|flag| flag.name.to_owned()))
         .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every event name a `#[net::event]` function publishes, sorted and without repeats.
+pub(crate) fn event_names() -> Vec<String> {
+    let mut names: Vec<String> = EVENTS.iter().map(|e| e.name.to_owned()).collect();
     names.sort();
     names.dedup();
     names

@@ -49,11 +49,25 @@ pub use seeds::KnownPeer;
 pub use table::{Membership, PeerInfo};
 
 pub(crate) use addrs::fallback_host;
-pub(crate) use seeds::answer as answer_known_peers;
+pub(crate) use seeds::{answer as answer_known_peers, learn};
 
 use mdns::MdnsState;
 use probe::Probe;
 use table::Table;
+
+/// A known peer at `addr` is gone (a call found it unreachable, or it said goodbye): it
+/// leaves the table, and the membership stream says why.
+pub(crate) fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
+    let table = &peer.discovery().table;
+    let gone: Vec<_> = table
+        .snapshot()
+        .into_iter()
+        .filter(|p| p.addr == addr || p.id.addr() == addr)
+        .collect();
+    for known in gone {
+        table.remove(&known.id, reason);
+    }
+}
 
 /// A known peer that does not answer within this long during a refresh is dropped.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -86,7 +100,7 @@ impl State {
     pub(crate) async fn ensure_discovered(&self, peer: &Peer) {
         if let Ok(mut last) = self.round.try_lock() {
             if last.is_none() {
-                *last = Some(run_round(peer, false).await);
+                *last = Some(run_round(peer, false, false).await);
             }
         }
     }
@@ -113,21 +127,22 @@ pub(crate) async fn stop(peer: &Peer) {
 }
 
 /// Runs a round if none ran yet or `refresh` is set, and returns the last round's path
-/// reports.
-pub(crate) async fn discover(peer: &Peer, refresh: bool) -> Vec<PathReport> {
+/// reports. A `loud` round (one a user asked for) says so when it finds nobody; background
+/// rounds (subscriptions, peer exchange) stay quiet.
+pub(crate) async fn discover(peer: &Peer, refresh: bool, loud: bool) -> Vec<PathReport> {
     let state = peer.discovery();
     let mut last = state.round.lock().await;
     if let (Some(reports), false) = (&*last, refresh) {
         return reports.clone();
     }
-    let reports = run_round(peer, refresh).await;
+    let reports = run_round(peer, refresh, loud).await;
     *last = Some(reports.clone());
     reports
 }
 
 /// Every path at once; then the table gets what they found and, on refresh, loses the
 /// known peers that no longer answer.
-async fn run_round(peer: &Peer, refresh: bool) -> Vec<PathReport> {
+async fn run_round(peer: &Peer, refresh: bool, loud: bool) -> Vec<PathReport> {
     let state = peer.discovery();
     let mdns = state.mdns();
     let mdns_report = async {
@@ -157,7 +172,7 @@ async fn run_round(peer: &Peer, refresh: bool) -> Vec<PathReport> {
         verify(peer, &confirmed).await;
     }
     let reports = vec![scan, mdns_report, seeds, arp];
-    if state.table.snapshot().is_empty() {
+    if loud && state.table.snapshot().is_empty() {
         warn_nothing_found(peer, &reports);
     }
     reports

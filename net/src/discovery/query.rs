@@ -139,7 +139,7 @@ impl Peers {
         // another runtime or none.
         let runtime = home.runtime().clone();
         let task = runtime.spawn(async move {
-            let paths = discover(&home, self.refresh).await;
+            let paths = discover(&home, self.refresh, true).await;
             let known = home.discovery().table.snapshot();
             let total = known.len();
             let peers = self.filter(known);

@@ -42,21 +42,8 @@ pub(crate) async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
     // running (it may be the very round that is asking us, which must not wait on us).
     state.ensure_discovered(peer).await;
     let asker = caller.id().cloned();
-    if let (Some(id), true) = (&asker, peer.config().discovery.contains(Discovery::Seeds)) {
-        if id != peer.id() && state.table.get(id).is_none() {
-            let mut candidates = Vec::new();
-            if let Some(seen) = caller.addr() {
-                candidates.push(SocketAddr::new(seen.ip(), id.port()));
-            }
-            candidates.push(id.addr());
-            let peer2 = peer.clone();
-            let learn = async move {
-                if let Some(found) = first_answer(&peer2, candidates, SEED_TIMEOUT).await {
-                    peer2.discovery().table.upsert(found);
-                }
-            };
-            peer.tracker().spawn_on(learn, peer.runtime());
-        }
+    if let Some(id) = &asker {
+        learn(peer, id, caller.addr());
     }
     state
         .table
@@ -70,18 +57,52 @@ pub(crate) async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
         .collect()
 }
 
+/// Learns a peer that contacted this one (asked for `known_peers`, or opened a connection
+/// with its id): if the table does not have it, it is probed in the background, where it
+/// was seen first, then at its id's address, and added. Gated like peer exchange.
+pub(crate) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
+    let state = peer.discovery();
+    if id == peer.id()
+        || !peer.config().discovery.contains(Discovery::Seeds)
+        || state.table.get(id).is_some()
+        || peer.is_shut_down()
+    {
+        return;
+    }
+    let mut candidates = Vec::new();
+    if let Some(seen) = seen {
+        candidates.push(SocketAddr::new(seen.ip(), id.port()));
+    }
+    candidates.push(id.addr());
+    // A peer on this host is what the on-host scan covers; others come by exchange.
+    let own = super::addrs::own_ips();
+    let path = if id.host().is_loopback() || super::addrs::is_own(id.host(), &own) {
+        Discovery::Scan
+    } else {
+        Discovery::Seeds
+    };
+    let peer2 = peer.clone();
+    let learn = async move {
+        if let Some(found) = first_answer(&peer2, candidates, SEED_TIMEOUT, path).await {
+            peer2.discovery().table.upsert(found);
+        }
+    };
+    peer.tracker().spawn_on(learn, peer.runtime());
+}
+
 /// Probes `candidates` in order and returns the first peer that answers.
 async fn first_answer(
     peer: &Peer,
     candidates: Vec<SocketAddr>,
     timeout: Duration,
+    path: Discovery,
 ) -> Option<PeerInfo> {
     let mut tried = BTreeSet::new();
     for addr in candidates {
         if !tried.insert(addr) {
             continue;
         }
-        if let Probe::Found(info) = probe(peer, addr, timeout, Discovery::Seeds).await {
+        if let Probe::Found(info) = probe(peer, addr, timeout, path).await {
             return Some(*info);
         }
     }
@@ -157,11 +178,9 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
                 Err(e) => problems.push(format!("{} shared no peers: {e}", via.addr)),
             }
         }
-        let answers = join_all(
-            fresh
-                .iter()
-                .map(|(known, via)| first_answer(peer, candidates(known, *via), timeout)),
-        )
+        let answers = join_all(fresh.iter().map(|(known, via)| {
+            first_answer(peer, candidates(known, *via), timeout, Discovery::Seeds)
+        }))
         .await;
         for info in answers.into_iter().flatten() {
             queue.push(info.clone());

@@ -187,6 +187,7 @@ mod tests {
             hub,
             connections: Vec::new(),
             subscriptions: Vec::new(),
+            events: Vec::new(),
             flags: Vec::new(),
             version: crate::VERSION.into(),
             protocol: 1,

@@ -46,6 +46,13 @@ pub(crate) enum Command {
                             net call 127.0.0.1:3010 multiply --args '[5, 10]'"
     )]
     Call(CallArgs),
+    /// Subscribe to an event on every peer found and print each one until Ctrl-C.
+    #[command(
+        after_help = "Each event prints as `FROM EVENT ARGS` (ARGS as JSON), or as one \
+                            JSON object per line with --json.\n\nExamples:\n  net watch \
+                            line\n  net watch temperature --group lab --json"
+    )]
+    Watch(WatchArgs),
     /// Run a peer with the built-ins until Ctrl-C: a ready target for trying things.
     #[command(after_help = "Examples:\n  net serve\n  NET_GROUP=lab net serve --hub")]
     Serve(ServeArgs),
@@ -104,6 +111,18 @@ pub(crate) struct CallArgs {
     /// How long to wait for the reply (250ms, 2s, 1m); default NET_TIMEOUT.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// The event's name, as in `#[net::event("name")]`.
+    pub event: String,
+    /// Watch peers of this group only (repeat for several).
+    #[arg(long = "group", value_name = "G")]
+    pub groups: Vec<String>,
+    /// Print one JSON object per event.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -42,8 +42,18 @@ async fn show(me: &net::Peer, target: net::Target, json: bool) -> Result<(), Fai
         ("subscriptions", list_or_dash(&info.subscriptions)),
         ("functions", functions_by_path(&functions).len().to_string()),
     ]);
-    for (path, tags) in functions_by_path(&functions) {
-        println!("  {path:<40} {}", tags.join(", "));
+    // Each function once, by its shortest tag (a custom one when it has one); every tag
+    // is in `--json` and `net call` accepts any of them, the path or the name.
+    let rows: Vec<(&str, &str)> = functions_by_path(&functions)
+        .into_iter()
+        .map(|(path, tags)| {
+            let tag = tags.iter().min_by_key(|t| t.len()).copied().unwrap_or("");
+            (tag, path)
+        })
+        .collect();
+    let width = rows.iter().map(|(tag, _)| tag.len()).max().unwrap_or(0);
+    for (tag, path) in rows {
+        println!("  {tag:<width$}  {path}");
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod peers;
 mod progress;
 mod serve;
 mod target;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -77,6 +78,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Info(args) => info::run(args).await,
         Command::Call(args) => call::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -39,7 +39,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// Completes on Ctrl-C, or on SIGTERM where there is one.
-async fn stopped() {
+pub(crate) async fn stopped() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
