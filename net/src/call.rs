@@ -249,7 +249,12 @@ impl<R> RemoteCall<R> {
         self
     }
 
-    /// Sends the call without wanting a reply: the result is `Ok(())` once it is sent.
+    /// Sends the call without wanting a reply: the result is `Ok(())` once the call is
+    /// handed to the connection (a process about to exit should `shutdown().await` its peer,
+    /// which sends what is queued). Calls on one connection run concurrently, so a one-way
+    /// call is not ordered with the calls after it: to read back what a one-way call wrote,
+    /// make the write an ordinary call; for an ordered stream use `#[net::event]`, which
+    /// delivers in publishing order.
     pub fn oneway(self) -> RemoteCall<()> {
         RemoteCall {
             tag: self.tag,
