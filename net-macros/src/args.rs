@@ -63,63 +63,48 @@ impl ConnectArgs {
     }
 }
 
-/// The arguments of `#[net::flag]`.
-pub(crate) struct FlagArgs {
-    /// The flag's name, `"NAME"` or `name = "NAME"`; `None` only after an error.
+/// The arguments of an attribute that names one thing: `#[net::flag("NAME")]`,
+/// `#[net::event("name")]`.
+pub(crate) struct NamedArgs {
+    /// The name, `"name"` or `name = "name"`; `None` only after an error.
     pub(crate) name: Option<LitStr>,
     /// The path of the runtime crate, `::net` unless `crate = path`.
     pub(crate) krate: Path,
 }
 
-impl FlagArgs {
-    /// Parses every argument; a bad one is recorded in `errors`, and so is a missing name.
-    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
-        let mut name = None;
-        let mut krate = None;
-        let mut named = false;
-        for entry in entries(args, errors) {
-            match entry {
-                Entry::Str(lit) => {
-                    named = true;
-                    set_name(&mut name, lit, "flag's name", errors);
-                }
-                Entry::Pair(key, value) if key == "name" => {
-                    named = true;
-                    if let Some(lit) = errors.ok(syn::parse2(value)) {
-                        set_name(&mut name, lit, "flag's name", errors);
-                    }
-                }
-                Entry::Pair(key, value) if key == "crate" => set_crate(&mut krate, key, value, errors),
-                Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
-                    &key,
-                    format!("unknown argument `{key}`; expected the flag's name as a string, e.g. `\"BUSY\"`"),
-                ),
-            }
-        }
-        if !named {
-            errors.push(Error::new(
-                Span::call_site(),
-                "#[net::flag] needs the flag's name: #[net::flag(\"NAME\")]",
-            ));
-        }
-        FlagArgs {
-            name,
-            krate: krate.unwrap_or_else(default_crate),
-        }
-    }
-}
+/// The arguments of `#[net::flag]`.
+pub(crate) type FlagArgs = NamedArgs;
 
 /// The arguments of `#[net::event]`.
-pub(crate) struct EventArgs {
-    /// The event's name, `"name"` or `name = "name"`; `None` only after an error.
-    pub(crate) name: Option<LitStr>,
-    /// The path of the runtime crate, `::net` unless `crate = path`.
-    pub(crate) krate: Path,
-}
+pub(crate) type EventArgs = NamedArgs;
 
-impl EventArgs {
+impl NamedArgs {
+    /// `#[net::flag]`'s arguments.
+    pub(crate) fn parse_flag(args: TokenStream, errors: &mut Errors) -> Self {
+        Self::parse_named(args, errors, "flag", "flag's name", "\"BUSY\"", "\"NAME\"")
+    }
+
+    /// `#[net::event]`'s arguments.
+    pub(crate) fn parse_event(args: TokenStream, errors: &mut Errors) -> Self {
+        Self::parse_named(
+            args,
+            errors,
+            "event",
+            "event's name",
+            "\"line\"",
+            "\"name\"",
+        )
+    }
+
     /// Parses every argument; a bad one is recorded in `errors`, and so is a missing name.
-    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+    fn parse_named(
+        args: TokenStream,
+        errors: &mut Errors,
+        attribute: &str,
+        what: &str,
+        example: &str,
+        placeholder: &str,
+    ) -> Self {
         let mut name = None;
         let mut krate = None;
         let mut named = false;
@@ -127,12 +112,12 @@ impl EventArgs {
             match entry {
                 Entry::Str(lit) => {
                     named = true;
-                    set_name(&mut name, lit, "event's name", errors);
+                    set_name(&mut name, lit, what, errors);
                 }
                 Entry::Pair(key, value) if key == "name" => {
                     named = true;
                     if let Some(lit) = errors.ok(syn::parse2(value)) {
-                        set_name(&mut name, lit, "event's name", errors);
+                        set_name(&mut name, lit, what, errors);
                     }
                 }
                 Entry::Pair(key, value) if key == "crate" => {
@@ -141,8 +126,8 @@ impl EventArgs {
                 Entry::Word(key) | Entry::Pair(key, _) => errors.spanned(
                     &key,
                     format!(
-                        "unknown argument `{key}`; expected the event's name as a string, e.g. \
-                         `\"line\"`, or `crate = path`"
+                        "unknown argument `{key}`; expected the {what} as a string, e.g. \
+                         `{example}`, or `crate = path`"
                     ),
                 ),
             }
@@ -150,10 +135,10 @@ impl EventArgs {
         if !named {
             errors.push(Error::new(
                 Span::call_site(),
-                "#[net::event] needs the event's name: #[net::event(\"name\")]",
+                format!("#[net::{attribute}] needs the {what}: #[net::{attribute}({placeholder})]"),
             ));
         }
-        EventArgs {
+        NamedArgs {
             name,
             krate: krate.unwrap_or_else(default_crate),
         }
@@ -460,13 +445,13 @@ mod tests {
     #[test]
     fn flag_needs_a_non_empty_name() {
         let mut errors = Errors::default();
-        let args = FlagArgs::parse(quote!("BUSY"), &mut errors);
+        let args = FlagArgs::parse_flag(quote!("BUSY"), &mut errors);
         assert!(errors.finish().is_ok());
         assert_eq!(args.name.map(|n| n.value()).as_deref(), Some("BUSY"));
 
         for tokens in [quote!(), quote!(""), quote!(crate = net), quote!(busy)] {
             let mut errors = Errors::default();
-            FlagArgs::parse(tokens.clone(), &mut errors);
+            FlagArgs::parse_flag(tokens.clone(), &mut errors);
             assert!(errors.finish().is_err(), "{tokens}");
         }
     }

@@ -19,7 +19,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let args = EventArgs::parse(args, &mut errors);
+    let args = EventArgs::parse_event(args, &mut errors);
     let item = match parse_fn(item, "event") {
         Ok(item) => item,
         Err(error) => return Err(errors.with(error)),
@@ -82,7 +82,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     }
     errors.finish()?;
     let Some(name) = args.name else {
-        // EventArgs::parse records an error whenever the name is missing.
+        // EventArgs::parse_named records an error whenever the name is missing.
         return Ok(TokenStream::new());
     };
 

@@ -18,7 +18,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The static that registers the function; the function itself is emitted as written.
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let args = FlagArgs::parse(args, &mut errors);
+    let args = FlagArgs::parse_flag(args, &mut errors);
     let item = match parse_fn(item, "flag") {
         Ok(item) => item,
         Err(error) => return Err(errors.with(error)),
@@ -44,7 +44,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     }
     errors.finish()?;
     let Some(name) = args.name else {
-        // FlagArgs::parse records an error whenever the name is missing.
+        // FlagArgs::parse_named records an error whenever the name is missing.
         return Ok(TokenStream::new());
     };
 
