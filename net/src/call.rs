@@ -343,29 +343,8 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
     /// runtime `wait` would block the very thread the call needs, and it returns
     /// [`Error::Usage`] instead.
     pub fn wait(self) -> Result<R> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let current = Handle::try_current().ok();
-        if current
-            .as_ref()
-            .is_some_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
-        {
-            return Err(Error::Usage(
-                "wait() would block the only thread of this current-thread runtime; use .await"
-                    .into(),
-            ));
-        }
-        let home = self.home()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        home.runtime().spawn(async move {
-            let _ = tx.send(self.run().await);
-        });
-        let receive = move || rx.recv().unwrap_or(Err(Error::Shutdown));
-        match current {
-            // On a multi-thread runtime's worker: let the runtime move other tasks away
-            // while this thread blocks.
-            Some(_) => tokio::task::block_in_place(receive),
-            None => receive(),
-        }
+        let home = self.home();
+        peer::block_on(move || home, self.run())?
     }
 
     /// Runs the call in the background and hands the result to `on_ok` or the error to

@@ -179,31 +179,9 @@ impl Peers {
     /// async code use `.await`; on a current-thread runtime this returns
     /// [`Error::Usage`] instead of blocking the thread the answer needs.
     pub fn wait(self) -> Result<Vec<PeerInfo>> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let current = Handle::try_current().ok();
-        if current
-            .as_ref()
-            .is_some_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
-        {
-            return Err(Error::Usage(
-                "peers().wait() would block the only thread of this current-thread runtime; \
-                 use .await"
-                    .into(),
-            ));
-        }
-        let home = match &self.peer {
-            Some(peer) => peer.clone(),
-            None => peer::local_peer()?,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        home.runtime().spawn(async move {
-            let _ = tx.send(self.report().await.map(|r| r.peers));
-        });
-        let receive = move || rx.recv().unwrap_or(Err(Error::Shutdown));
-        match current {
-            Some(_) => tokio::task::block_in_place(receive),
-            None => receive(),
-        }
+        let home = self.peer.clone();
+        let peers = async move { self.report().await.map(|r| r.peers) };
+        peer::block_on(move || home.map_or_else(peer::local_peer, Ok), peers)?
     }
 }
 

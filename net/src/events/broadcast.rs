@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::call::{Call, RemoteCall};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::peer::{self, Peer};
 use crate::target::{Target, TargetKind};
 
@@ -116,30 +116,8 @@ impl<R: DeserializeOwned + Send + 'static> Broadcast<R> {
     /// Runs the broadcast and blocks this thread until every peer has answered or failed:
     /// for synchronous code (see [`RemoteCall::wait`]).
     pub fn wait(self) -> Result<Vec<(Target, Result<R>)>> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let current = Handle::try_current().ok();
-        if current
-            .as_ref()
-            .is_some_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
-        {
-            return Err(Error::Usage(
-                "wait() would block the only thread of this current-thread runtime; use .await"
-                    .into(),
-            ));
-        }
-        let home = match &self.via {
-            Some(peer) => peer.clone(),
-            None => peer::local_peer()?,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        home.runtime().spawn(async move {
-            let _ = tx.send(self.run().await);
-        });
-        let receive = move || rx.recv().map_err(|_| Error::Shutdown);
-        match current {
-            Some(_) => tokio::task::block_in_place(receive),
-            None => receive(),
-        }
+        let home = self.via.clone();
+        peer::block_on(move || home.map_or_else(peer::local_peer, Ok), self.run())
     }
 }
 

@@ -137,7 +137,7 @@ impl Publish {
     /// for synchronous code. Inside async code use `.await`; on a current-thread runtime
     /// `wait` would block the thread the deliveries need, and returns [`Error::Usage`].
     pub fn wait(self) -> Result<DeliveryReport> {
-        refuse_current_thread()?;
+        peer::refuse_current_thread()?;
         self.enqueue()?.wait()
     }
 }
@@ -160,16 +160,6 @@ impl fmt::Debug for Publish {
                 &self.payload.as_deref().map_err(|e| e.to_string()),
             )
             .finish()
-    }
-}
-
-fn refuse_current_thread() -> Result<()> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => Err(Error::Usage(
-            "wait() would block the only thread of this current-thread runtime; use .await".into(),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -218,19 +208,8 @@ impl Delivering {
 
     /// Blocks this thread until the report is complete (see [`Publish::wait`]).
     pub fn wait(self) -> Result<DeliveryReport> {
-        refuse_current_thread()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let runtime = self.home.runtime().clone();
-        runtime.spawn(async move {
-            let _ = tx.send(self.report().await);
-        });
-        let receive = move || rx.recv().map_err(|_| Error::Shutdown);
-        match tokio::runtime::Handle::try_current() {
-            // On a multi-thread runtime's worker: let the runtime move other tasks away
-            // while this thread blocks.
-            Ok(_) => tokio::task::block_in_place(receive),
-            Err(_) => receive(),
-        }
+        let home = self.home.clone();
+        peer::block_on(move || Ok(home), self.report())
     }
 
     async fn report(mut self) -> DeliveryReport {
