@@ -1,6 +1,10 @@
 //! The `net` command line run as a user runs it: against a `net serve` process, checking
 //! output, JSON and exit codes.
 
+mod support;
+
+use support::{example, free_range};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -53,16 +57,6 @@ fn net_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(k, v);
     }
     command.output().unwrap()
-}
-
-/// A range of `n` free ports for one test, so parallel tests never see each other's peers.
-fn free_range(n: u16) -> u16 {
-    (42_000u16..60_000)
-        .step_by(17)
-        .find(|base| {
-            (*base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        })
-        .expect("some free ports")
 }
 
 fn stdout(output: &Output) -> String {
@@ -230,24 +224,6 @@ fn doctor_explains_an_empty_network() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).contains("no peers found"), "{}", stderr(&out));
-}
-
-/// An example binary; `cargo test` builds the examples before it runs the tests.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test`",
-        path.display()
-    );
-    path
 }
 
 #[test]

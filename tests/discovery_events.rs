@@ -2,6 +2,10 @@
 //! finds (also a publisher that starts later), a failed call drops a peer from discovery,
 //! and a confined peer refuses to call beyond this machine.
 
+mod support;
+
+use support::free_range;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,16 +33,6 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// A range of free ports, so that this file's peers find only each other.
-fn free_range(n: u16) -> u16 {
-    (43_000u16..60_000)
-        .step_by(23)
-        .find(|base| {
-            (*base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        })
-        .expect("some free ports")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

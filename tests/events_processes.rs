@@ -2,9 +2,12 @@
 //! order, a killed one is pruned without disturbing the rest, a late one receives the later
 //! events, and the two event examples (simple_subscription, token) run as a user runs them.
 
+mod support;
+
+use support::example;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,22 +16,6 @@ use std::time::{Duration, Instant};
 #[net::event("line")]
 fn line(text: String) -> String {
     text
-}
-
-/// An example binary; `cargo test` builds every example before it runs the tests.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("examples").join(name))
-        .expect("target directory layout");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
 }
 
 /// A running example: its stdin, and every line it printed so far (stderr lines start

@@ -47,6 +47,23 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     ports
 }
 
+/// The first of `n` consecutive free ports on 127.0.0.1, for peers that bind a
+/// `NET_PORT` range. Each call of a test binary gets a range of its own (parallel tests in
+/// one binary never share one), and binaries start at different places.
+pub fn free_range(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = 30_000 + (std::process::id() % 1_000) * 25;
+    loop {
+        let offset = NEXT.fetch_add(u32::from(n) + 1, Ordering::Relaxed);
+        let base = 30_000 + (start - 30_000 + offset) % 29_000;
+        let base = u16::try_from(base).expect("below 59,000");
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+}
+
 /// An example's command with an environment that keeps it on loopback whatever the
 /// developer's shell has set.
 fn command(name: &str, args: &[&str]) -> Command {
