@@ -5,9 +5,13 @@
 //!
 //! Every app-net process is confined to 127.0.0.1 by tests/python/appnet_loopback.py.
 
+mod support;
+
+use support::{appnet_python, free_range};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -71,28 +75,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's Python, or `None` after a loud SKIP line (written past the test harness's
-/// output capture so that it shows).
-fn python(test: &str) -> Option<PathBuf> {
-    let python = root().join("target/appnet-venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("NET_REQUIRE_APPNET").is_some_and(|v| v == "1") {
-        panic!(
-            "NET_REQUIRE_APPNET=1 but there is no app-net venv at {}; run `bash \
-             tests/python/setup.sh`",
-            python.display()
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n=== SKIP appnet::{test}: no app-net venv at {}; run `bash tests/python/setup.sh` ===\n",
-        python.display()
-    );
-    None
-}
-
 /// A runtime for our peers; the tests themselves are plain blocking code, as the Python
 /// processes are.
 fn runtime() -> tokio::runtime::Runtime {
@@ -103,21 +85,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A port base that is unlikely to collide with other tests running at the same time.
-fn port_base() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let mix = nanos ^ (std::process::id() << 7);
-    20_000 + (mix % 4_000) as u16 * 10
-}
-
 /// Starts a loopback peer in `NET_PORT..=NET_PORT+2` of a fresh base, retrying on a busy
 /// range.
 fn peer_in_range(rt: &tokio::runtime::Runtime) -> (net::Peer, u16) {
     for _ in 0..20 {
-        let base = port_base();
+        let base = free_range(6);
         let config = net::Config::default()
             .loopback(true)
             .port(base)
@@ -249,7 +221,7 @@ fn call_kw(tag: &str, args: Value, kwargs: Value) -> Value {
 
 /// A Python app-net peer serving tests/python/app.py; returns it and its address.
 fn python_peer(python: &Path) -> (Py, SocketAddr) {
-    let mut py = Py::spawn(python, "appnet_peer.py", &[], port_base());
+    let mut py = Py::spawn(python, "appnet_peer.py", &[], free_range(6));
     let ready = py.line();
     let port = ready["port"].as_u64().unwrap() as u16;
     assert_eq!(ready["host"], "127.0.0.1");
@@ -279,7 +251,7 @@ fn json_values() -> Vec<Value> {
 
 #[test]
 fn python_calls_rust() {
-    let Some(python) = python("python_calls_rust") else {
+    let Some(python) = appnet_python("appnet::python_calls_rust") else {
         return;
     };
     let rt = runtime();
@@ -293,7 +265,7 @@ fn python_calls_rust() {
         &python,
         "appnet_client.py",
         &["127.0.0.1".into(), port],
-        port_base(),
+        free_range(6),
     );
 
     // app-net's own `peer` keyword travels with every call and is ignored.
@@ -538,7 +510,7 @@ fn app_net_shapes_byte_for_byte() {
 
 #[test]
 fn rust_calls_python() {
-    let Some(python) = python("rust_calls_python") else {
+    let Some(python) = appnet_python("appnet::rust_calls_python") else {
         return;
     };
     let rt = runtime();
@@ -667,7 +639,9 @@ fn rust_to_python_failures_are_clear() {
 
 #[test]
 fn python_discovery_lists_our_peer_and_we_recognise_python() {
-    let Some(python) = python("python_discovery_lists_our_peer_and_we_recognise_python") else {
+    let Some(python) =
+        appnet_python("appnet::python_discovery_lists_our_peer_and_we_recognise_python")
+    else {
         return;
     };
     let rt = runtime();

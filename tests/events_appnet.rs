@@ -6,9 +6,13 @@
 //!
 //! Every app-net process is confined to 127.0.0.1 by tests/python/appnet_loopback.py.
 
+mod support;
+
+use support::{appnet_python, free_range};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,43 +73,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's Python, or `None` after a loud SKIP line.
-fn python(test: &str) -> Option<PathBuf> {
-    let python = root().join("target/appnet-venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("NET_REQUIRE_APPNET").is_some_and(|v| v == "1") {
-        panic!(
-            "NET_REQUIRE_APPNET=1 but there is no app-net venv at {}; run `bash \
-             tests/python/setup.sh`",
-            python.display()
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n=== SKIP events_appnet::{test}: no app-net venv at {}; run `bash \
-         tests/python/setup.sh` ===\n",
-        python.display()
-    );
-    None
-}
-
-/// A port range for app-net (which cannot take port 0) unlikely to be in use.
-fn port_base() -> u16 {
-    // Distinct per call too: the tests of this file run in parallel in one process, and two
-    // Python peers sharing a range see (and ping) each other.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    (24_000u16..40_000)
-        .step_by(13)
-        .skip((std::process::id() % 600) as usize + call * 40)
-        .find(|base| {
-            (*base..=base + 5).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        })
-        .expect("some free ports")
-}
-
 /// A Python process and every line it printed (stderr lines start with `E: `).
 struct Python {
     child: Child,
@@ -120,7 +87,7 @@ impl Python {
             .arg(script)
             .arg(root().join("tests/python"))
             .args(args)
-            .env("NET_PORT", port_base().to_string())
+            .env("NET_PORT", free_range(6).to_string())
             .env("NET_PORT_RANGE", "5")
             .env_remove("NET_GROUP")
             .env_remove("NET_IS_HUB")
@@ -200,7 +167,9 @@ fn peer(rt: &tokio::runtime::Runtime) -> net::Peer {
 
 #[test]
 fn a_python_subscriber_receives_our_events_in_order_and_is_pruned_when_gone() {
-    let Some(python) = python("a_python_subscriber_receives_our_events_in_order") else {
+    let Some(python) =
+        appnet_python("events_appnet::a_python_subscriber_receives_our_events_in_order")
+    else {
         return;
     };
     let rt = runtime();
@@ -245,7 +214,7 @@ fn a_python_subscriber_receives_our_events_in_order_and_is_pruned_when_gone() {
 
 #[test]
 fn we_subscribe_to_a_python_publisher() {
-    let Some(python) = python("we_subscribe_to_a_python_publisher") else {
+    let Some(python) = appnet_python("events_appnet::we_subscribe_to_a_python_publisher") else {
         return;
     };
     let rt = runtime();
