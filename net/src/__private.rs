@@ -2,12 +2,10 @@
 //! the public API and not covered by semver (the macro crate is pinned to this version).
 
 pub use crate::call::{AsyncFn, SyncFn};
-pub use crate::caller::Caller;
 pub use crate::events::{payload, publish, set_batch_limit, Payload};
-pub use crate::outcome::Outcome;
-pub use crate::registry::{
-    Args, BoxFuture, Connection, EventDecl, FlagHandler, Handler, Subscription, CONNECTIONS,
-    EVENTS, FLAGS, SUBSCRIPTIONS,
+pub use crate::serve::{
+    Args, BoxFuture, Caller, Connection, EventDecl, FlagHandler, Handler, Outcome, Subscription,
+    CONNECTIONS, EVENTS, FLAGS, SUBSCRIPTIONS,
 };
 pub use linkme;
 pub use serde;

@@ -1,7 +1,10 @@
 //! The one error type of the crate. Every variant names what went wrong, where, and what
-//! to do about it.
+//! to do about it; an OS error behind it is kept as its [`source`](std::error::Error::source),
+//! so code decides by [`Error::io_kind`], never by searching the text.
 
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `Result` with [`net::Error`](Error).
@@ -63,8 +66,12 @@ pub enum Error {
     Unreachable {
         /// The address tried.
         addr: String,
-        /// The connect error.
+        /// The connect error, as text.
         reason: String,
+        /// The OS error behind it, when there is one (shared, so that the error stays
+        /// `Clone`).
+        #[source]
+        source: Option<Arc<io::Error>>,
     },
 
     /// The call took longer than its timeout. The remote work was cancelled.
@@ -222,8 +229,11 @@ pub enum Error {
     Io {
         /// What was being done.
         context: String,
-        /// The OS error.
+        /// The OS error, as text.
         message: String,
+        /// The OS error itself, when there is one.
+        #[source]
+        source: Option<Arc<io::Error>>,
     },
 }
 
@@ -245,17 +255,54 @@ impl Error {
         )
     }
 
-    pub(crate) fn io(context: impl Into<String>, err: std::io::Error) -> Error {
+    /// The kind of the OS error behind this one, if there is one: what a caller decides
+    /// on (a refused connect is `ConnectionRefused`, whatever the platform's text says).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<io::Error>() {
+                return Some(io.kind());
+            }
+            if let Some(io) = error.downcast_ref::<Arc<io::Error>>() {
+                return Some(io.kind());
+            }
+            cause = error.source();
+        }
+        None
+    }
+
+    pub(crate) fn io(context: impl Into<String>, err: io::Error) -> Error {
         Error::Io {
             context: context.into(),
             message: err.to_string(),
+            source: Some(Arc::new(err)),
         }
     }
 
-    pub(crate) fn unreachable(addr: SocketAddr, reason: impl ToString) -> Error {
+    /// An I/O failure with no OS error behind it (a task that failed, say).
+    pub(crate) fn io_text(context: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Io {
+            context: context.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The connect to `addr` failed with this OS error.
+    pub(crate) fn unreachable(addr: SocketAddr, err: io::Error) -> Error {
         Error::Unreachable {
             addr: addr.to_string(),
-            reason: reason.to_string(),
+            reason: err.to_string(),
+            source: Some(Arc::new(err)),
+        }
+    }
+
+    /// `addr` could not be reached, for a reason that is no OS error (no answer in time).
+    pub(crate) fn unreachable_because(addr: SocketAddr, reason: impl Into<String>) -> Error {
+        Error::Unreachable {
+            addr: addr.to_string(),
+            reason: reason.into(),
+            source: None,
         }
     }
 }

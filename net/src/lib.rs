@@ -46,57 +46,69 @@
 //!
 //! # Layout
 //!
-//! `call` (the calling side) → `conn` (one TCP stream, many calls in flight both ways) →
-//! `wire` (frames, codec, handshake) → `server` (bind, accept) → `dispatch` (registry
-//! lookup, handler run, panics caught) → `registry` (link-time collection). The wire format
-//! is in `docs/PROTOCOL.md`. `discovery/` finds peers and keeps the membership table.
+//! The crate is built in layers, lowest first; a module imports only from its own layer or
+//! below (the test suite checks it: `tests/it/layering.rs` reads this table). News travels
+//! up over the peer's bus; a service's state is data the peer holds (by type), and its
+//! behaviour attaches from above (`impl Peer` in the service's own files). The one
+//! exception is the lazy start of the process-wide peer (`peer/default.rs`), which must
+//! reach the composition root.
+//!
+//! | layer | modules | owns |
+//! | --- | --- | --- |
+//! | base | `error`, `config`, `id`, `sync`, `logging`, `addrs` | one [`Error`] (causes kept as sources), `NET_*` settings, peer ids, lock helper, log set-up, this host's addresses |
+//! | wire | `wire` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, the `info` description |
+//! | link | `link` | one multiplexed stream over any transport: request ids, pending calls, cancel, write scheduling, budgets; hands inbound calls to a trait |
+//! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
+//! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
+//! | call | `call` | [`Call`], [`RemoteCall`], [`Target`] and routes, the blocking bridge, [`Broadcast`] |
+//! | services | `discovery`, `events`, `appnet` | finding peers, events and subscriptions, app-net compatibility |
+//! | built-ins | `builtins` | `info`, `pass_through`, `null`, `connections` |
+//! | root | `start`, `__private` | starting and stopping a peer in order; what the macros expand to |
+//!
+//! The wire format is in `docs/PROTOCOL.md`.
 #![deny(missing_docs)]
 
 // Lets the built-ins use `#[net::connect]`, whose expansion names `::net`.
 extern crate self as net;
 
+mod addrs;
+mod appnet;
 mod builtins;
 mod call;
-mod caller;
 mod config;
-mod conn;
 mod discovery;
-mod dispatch;
 mod error;
 mod events;
-mod flags;
 mod id;
-mod legacy;
+mod link;
 mod logging;
-mod outcome;
-mod panic;
 mod peer;
-mod registry;
-mod server;
-mod target;
+mod serve;
+mod start;
+mod sync;
 mod wire;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use builtins::{
-    connections, info, known_peers, null, pass_through, subscription_handler,
-    unsubscription_handler, Info, KnownPeer,
-};
-pub use call::{call_tag, ByTag, Call, RemoteCall};
-pub use caller::Caller;
-pub use config::{Config, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
+pub use appnet::AppNetInfo;
+pub use builtins::{connections, info, null, pass_through};
+pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
+pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
 pub use discovery::{
-    membership, peer_group, peers, Discovery, DiscoveryPaths, Membership, PathReport, PeerInfo,
+    known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo,
     Peers, Report,
 };
 pub use error::{Error, Result};
-pub use events::{Broadcast, Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
-pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use events::{
+    subscription_handler, unsubscription_handler, Delivering, Delivery, DeliveryReport,
+    DeliveryStatus, Publish,
+};
 pub use id::PeerId;
-pub use legacy::AppNetInfo;
-pub use peer::{local_peer, start, start_on, Peer};
-pub use target::Target;
+pub use peer::{local_peer, Peer};
+pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use start::{start, start_on};
+pub use wire::Info;
 
 /// Registers a function so that peers can call it.
 ///

@@ -15,8 +15,7 @@ use super::info::AppNetInfo;
 use super::json;
 use super::{INFO_TAG, PYTHON_READ_LIMIT};
 use crate::error::Error;
-use crate::flags::INVALID_CONNECTION;
-use crate::registry;
+use crate::serve::{self, INVALID_CONNECTION};
 use crate::wire::WireOutcome;
 
 /// How long the follow-up `info` that lists an app-net peer's tags for an
@@ -152,7 +151,7 @@ fn interpret(reply: &[u8], label: &str) -> Result<WireOutcome, Error> {
             "the app-net peer closed the connection without answering".into(),
         ));
     }
-    let flags = registry::flag_names();
+    let flags = serve::flag_names();
     let is_flag = |name: &str| flags.iter().any(|f| f == name);
     if is_flag(text) {
         return Ok(flag(text));
@@ -228,6 +227,7 @@ fn unreachable(addr: SocketAddr, e: std::io::Error) -> Error {
     Error::Unreachable {
         addr: addr.to_string(),
         reason: format!("{e} (is a Python app-net peer listening there?)"),
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::json;
 use super::{APP_NET_BUILTINS, INFO_TAG, PYTHON_READ_LIMIT};
 use crate::peer::Peer;
-use crate::registry::{self, Registry};
-use crate::target::Target;
+use crate::call::Target;
+use crate::serve::{self, Registry};
 
 /// What a Python app-net 0.6 peer says about itself when asked for `info`
 /// (`net.defaults.handlers.info`): the dict its discovery reads.
@@ -113,7 +113,7 @@ pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
         .chain(custom)
         .chain(default)
         .collect();
-    let flags = registry::flag_names();
+    let flags = serve::flag_names();
     let group = peer.group().unwrap_or("None").to_owned();
     let host = peer.id().host().to_string();
     let port = peer.addr().port();

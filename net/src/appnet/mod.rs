@@ -7,17 +7,26 @@
 //! from ours by its first byte, `{`, which never starts one of our frames; it reads until
 //! the JSON value is complete (json.rs), runs the function through the registry and
 //! answers in app-net's shapes. The client (client.rs) sends calls in that format when
-//! `.on()` is given a [`Target::app_net`](crate::Target::app_net). info.rs holds the
-//! `info` dict app-net's discovery reads.
+//! `.on()` is given a [`Target::app_net`](crate::Target::app_net), through the route in
+//! route.rs. info.rs holds the `info` dict app-net's discovery reads.
 
 mod client;
 mod info;
 mod json;
+mod route;
 mod server;
 
 pub(crate) use client::call;
 pub use info::AppNetInfo;
-pub(crate) use server::{serve, sniff, FirstByte};
+
+use crate::peer::Peer;
+
+/// Serves app-net requests on `peer`'s port: they are the connections whose first byte is
+/// `{`, which never starts one of our frames (a frame's length is at most 1 GiB, so its
+/// first byte is at most 0x40).
+pub(crate) fn start(peer: &Peer) {
+    peer.claim(b'{', |peer, stream, from| server::serve(stream, from, peer));
+}
 
 /// app-net 0.6 reads one `recv(1024)` of a request (server) and of a reply (client) and
 /// never more: a longer message arrives cut and fails to parse on the Python side.

@@ -6,24 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::info::app_net_info;
 use super::json::{self, ObjectEnd, Parsed, Request};
 use super::{CONNECTIONS_TAG, INFO_TAG, NULL_TAG, PASS_THROUGH_TAG};
-use crate::caller::Caller;
-use crate::dispatch;
-use crate::flags::{INVALID_CONNECTION, NULL};
 use crate::peer::Peer;
-use crate::registry::{Args, Registry};
+use crate::serve::{self, Args, Caller, Registry, INVALID_CONNECTION, NULL};
 use crate::wire::WireOutcome;
-
-/// How long a new connection may stay silent before we decide it is not an app-net client.
-/// app-net sends its request in the same breath as its connect; a client of ours may wait
-/// for our hello before sending its own (docs/PROTOCOL.md allows either order), so the
-/// wait must stay short: after it, the framed handshake starts and sends our hello.
-const SNIFF_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The longest pause allowed between two pieces of a request: a slow client is fine, a
 /// stalled one must not hold a connection slot.
@@ -35,29 +25,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// After refusing an oversized request, how long to keep reading (and discarding) so that
 /// the client, still sending, receives the error instead of a reset.
 const DRAIN: Duration = Duration::from_secs(2);
-
-/// What the first byte of a new connection says it is.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FirstByte {
-    /// `{`: an app-net JSON request.
-    AppNet,
-    /// Anything else (our frames start with a length whose first byte is at most 0x40),
-    /// or nothing yet: our protocol, whose handshake takes it from here.
-    Net,
-    /// The client closed or reset the connection before sending anything (app-net's
-    /// port `ping` does exactly this).
-    Gone,
-}
-
-/// Looks at the first byte of a new connection without consuming it.
-pub(crate) async fn sniff(stream: &TcpStream) -> FirstByte {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(SNIFF_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => FirstByte::Gone,
-        Ok(Ok(_)) if first[0] == b'{' => FirstByte::AppNet,
-        Ok(Ok(_)) | Err(_) => FirstByte::Net,
-    }
-}
 
 /// How reading a request ended.
 enum Read {
@@ -186,8 +153,8 @@ async fn answer(bytes: &[u8], from: SocketAddr, peer: &Peer, cancel: Cancellatio
             positional: request.args,
             named: Some(named),
         };
-        let caller = Caller::app_net(from, peer.clone(), cancel);
-        let outcome = dispatch::run(connection, args, caller).await;
+        let caller = Caller::app_net(from, peer.host(), cancel);
+        let outcome = serve::run(connection, args, caller).await;
         return encode_outcome(outcome, peer, &request.tag);
     }
     match builtin(&request, peer) {

@@ -10,10 +10,9 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 
-use crate::call::{Call, RemoteCall};
+use super::{block_on, Call, RemoteCall, Target, TargetKind};
 use crate::error::Result;
 use crate::peer::{self, Peer};
-use crate::target::{Target, TargetKind};
 
 impl<R, K> Call<R, K> {
     /// Runs the call on every one of `targets`, at most `NET_THREAD_LIMIT` at a time, and
@@ -117,7 +116,7 @@ impl<R: DeserializeOwned + Send + 'static> Broadcast<R> {
     /// for synchronous code (see [`RemoteCall::wait`]).
     pub fn wait(self) -> Result<Vec<(Target, Result<R>)>> {
         let home = self.via.clone();
-        peer::block_on(move || home.map_or_else(peer::local_peer, Ok), self.run())
+        block_on(move || home.map_or_else(peer::local_peer, Ok), self.run())
     }
 }
 
@@ -136,7 +135,7 @@ impl fmt::Display for Target {
             TargetKind::Addr(addr) => write!(f, "{addr}"),
             TargetKind::Text(text) => f.write_str(text),
             TargetKind::Caller(caller) => write!(f, "{caller:?}"),
-            TargetKind::AppNet(inner) => write!(f, "app-net peer {inner}"),
+            TargetKind::Routed(route) => write!(f, "{route}"),
         }
     }
 }

@@ -1,12 +1,56 @@
 //! Call targets: what `.on(...)` accepts (a peer id, "host:port", a socket address, a
-//! local `Peer`, a `Caller`) and how each becomes a connection.
+//! local `Peer`, a `Caller`) and how each becomes a link; and [`Route`], the seam through
+//! which a service offers another way to reach a target (app-net's one TCP connection per
+//! call), so that this layer never names the service.
 
+use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::caller::Caller;
-use crate::error::Error;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
 use crate::id::PeerId;
 use crate::peer::Peer;
+use crate::serve::Caller;
+use crate::wire::WireOutcome;
+
+/// One call handed to a [`Route`].
+pub(crate) struct RouteCall<'a> {
+    /// The local peer it goes from (its settings and runtime).
+    pub(crate) home: &'a Peer,
+    /// The function's tag.
+    pub(crate) tag: &'a str,
+    /// The positional arguments (a JSON array).
+    pub(crate) args: &'a RawValue,
+    /// The keyword arguments, if any.
+    pub(crate) kwargs: Option<&'a Map<String, Value>>,
+    /// How long the caller waits, in all.
+    pub(crate) budget: Duration,
+    /// No reply is wanted.
+    pub(crate) oneway: bool,
+}
+
+/// What a route answers: how errors name the other side, and the outcome (`None` for a
+/// one-way call).
+pub(crate) type Routed<'a> =
+    Pin<Box<dyn Future<Output = Result<(String, Option<WireOutcome>)>> + Send + 'a>>;
+
+/// Another way than a link to reach a target, offered by a service.
+pub(crate) trait Route: fmt::Debug + fmt::Display + Send + Sync {
+    /// Where it goes, resolved.
+    fn addr(&self) -> Pin<Box<dyn Future<Output = Result<SocketAddr>> + Send + '_>>;
+
+    /// Runs one call.
+    fn call<'a>(&'a self, call: RouteCall<'a>) -> Routed<'a>;
+
+    /// The protocol it speaks, for messages and for services that treat it apart.
+    fn protocol(&self) -> &'static str;
+}
 
 /// Where a call goes. Built from the types `.on(...)` accepts; text is parsed when the
 /// call runs, so a bad target is an error of the call, not a panic.
@@ -20,28 +64,24 @@ pub(crate) enum TargetKind {
     Addr(SocketAddr),
     Text(String),
     Caller(Caller),
-    /// A Python app-net peer at the inner target: calls use app-net's JSON format, one TCP
-    /// connection per call (legacy/client.rs).
-    AppNet(Box<Target>),
+    /// Reached another way than a link (a Python app-net peer: app-net's JSON format, one
+    /// TCP connection per call).
+    Routed(Arc<dyn Route>),
 }
 
 impl Target {
-    /// A Python app-net 0.6 peer at `target` (`"host:port"`, a socket address, ...): calls
-    /// to it are sent in app-net's own JSON format, one TCP connection per call, as app-net
-    /// expects (see docs/APPNET.md for what is compatible).
-    ///
-    /// ```no_run
-    /// #[net::connect("app.multiply")] // app-net's tag for `multiply` in module `app`
-    /// fn multiply(a: i64, b: i64) -> i64 { a * b }
-    ///
-    /// # async fn f() -> net::Result<()> {
-    /// let python = net::Target::app_net("127.0.0.1:3010");
-    /// assert_eq!(multiply(5, 10).on(&python).await?, 50);
-    /// # Ok(()) }
-    /// ```
-    pub fn app_net(target: impl Into<Target>) -> Target {
+    /// A target reached through `route`.
+    pub(crate) fn routed(route: Arc<dyn Route>) -> Target {
         Target {
-            kind: TargetKind::AppNet(Box::new(target.into())),
+            kind: TargetKind::Routed(route),
+        }
+    }
+
+    /// The protocol of a target reached another way than a link (`"app-net"`), if so.
+    pub(crate) fn protocol(&self) -> Option<&'static str> {
+        match &self.kind {
+            TargetKind::Routed(route) => Some(route.protocol()),
+            _ => None,
         }
     }
 
@@ -60,7 +100,7 @@ impl Target {
                 reason: "a local call has no remote peer to call back".into(),
             }),
             TargetKind::Text(text) => resolve_text(text).await,
-            TargetKind::AppNet(inner) => Box::pin(inner.addr()).await,
+            TargetKind::Routed(route) => route.addr().await,
         }
     }
 }

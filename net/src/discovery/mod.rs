@@ -21,10 +21,8 @@
 //! | `addrs.rs` | this host's addresses: advertised, scanned, own |
 //! | `report.rs` | what each path did, and why nothing was found |
 
-mod addrs;
 mod arp;
 mod mdns;
-mod paths;
 mod probe;
 mod query;
 mod report;
@@ -39,17 +37,17 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::conn::lock;
-use crate::peer::Peer;
+use crate::peer::{News, Peer, Service};
+use crate::sync::lock;
 
-pub use paths::{Discovery, DiscoveryPaths};
+pub(crate) use crate::config::Discovery;
 pub use query::{membership, peer_group, peers, Peers};
 pub use report::{PathReport, Report};
-pub use seeds::KnownPeer;
+pub use seeds::{known_peers, KnownPeer};
 pub use table::{Membership, PeerInfo};
 
-pub(crate) use addrs::fallback_host;
-pub(crate) use seeds::{answer as answer_known_peers, learn};
+pub(crate) use seeds::known_peers_builtin;
+use seeds::learn;
 
 use mdns::MdnsState;
 use probe::Probe;
@@ -57,8 +55,9 @@ use table::Table;
 
 /// A known peer at `addr` is gone (a call found it unreachable, or it said goodbye): it
 /// leaves the table, and the membership stream says why.
-pub(crate) fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
-    let table = &peer.discovery().table;
+fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
+    let state = peer.discovery();
+    let table = &state.table;
     let gone: Vec<_> = table
         .snapshot()
         .into_iter()
@@ -85,8 +84,21 @@ pub(crate) struct State {
     mdns: Mutex<MdnsState>,
 }
 
+impl Service for State {
+    fn new(peer: &Peer) -> State {
+        State::for_config(peer.config())
+    }
+}
+
+impl Peer {
+    /// This peer's discovery state.
+    pub(crate) fn discovery(&self) -> Arc<State> {
+        self.service::<State>()
+    }
+}
+
 impl State {
-    pub(crate) fn new(config: &Config) -> State {
+    fn for_config(config: &Config) -> State {
         State {
             table: Table::new(),
             probes: Semaphore::new(config.thread_limit.max(1)),
@@ -113,8 +125,14 @@ impl State {
     }
 }
 
-/// Starts what runs in the background for a new peer: mDNS advertising and browsing.
+/// Starts what runs in the background for a new peer: mDNS advertising and browsing, and
+/// listening to the news of the core (who called in, who left, who is unreachable).
 pub(crate) fn start(peer: &Peer) {
+    peer.listen(|peer, news| match news {
+        News::Incoming { id, from } => learn(peer, id, Some(*from)),
+        News::Goodbye { addr } => gone(peer, *addr, "it said goodbye"),
+        News::Unreachable { addr, reason } => gone(peer, *addr, reason),
+    });
     let state = mdns::start(peer);
     *lock(&peer.discovery().mdns) = state;
 }

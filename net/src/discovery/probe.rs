@@ -10,8 +10,7 @@ use tokio::net::TcpStream;
 
 use super::table::PeerInfo;
 use super::Discovery;
-use crate::builtins::Info;
-use crate::conn::Conn;
+use crate::wire::Info;
 use crate::error::Error;
 use crate::peer::Peer;
 
@@ -83,11 +82,11 @@ async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<In
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| Error::unreachable(addr, e))?;
-        let conn = Conn::start(stream, peer).await?;
-        peer.adopt(&conn, false);
-        peer.offer(addr, &conn);
+        let link = peer.link_over_tcp(stream).await?;
+        peer.adopt(&link, false);
+        peer.offer(addr, &link);
     }
-    crate::builtins::info()
+    crate::call::call_tag::<Info>(crate::wire::INFO_TAG, serde_json::Value::Array(Vec::new()))
         .on(addr)
         .via(peer)
         .timeout(timeout)
@@ -96,16 +95,11 @@ async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<In
 
 fn classify(error: Error) -> Probe {
     match error {
-        Error::Unreachable { reason, .. } => {
-            let lower = reason.to_ascii_lowercase();
-            if lower.contains("refused") {
-                Probe::Closed
-            } else if lower.contains("no answer") || lower.contains("timed out") {
-                Probe::Silent
-            } else {
-                Probe::Failed(reason)
-            }
-        }
+        ref e @ Error::Unreachable { ref reason, .. } => match e.io_kind() {
+            Some(std::io::ErrorKind::ConnectionRefused) => Probe::Closed,
+            Some(std::io::ErrorKind::TimedOut) => Probe::Silent,
+            _ => Probe::Failed(reason.clone()),
+        },
         Error::Timeout { .. } => Probe::Silent,
         e @ Error::Incompatible { .. } => Probe::Incompatible(e.to_string()),
         Error::Protocol { .. }

@@ -8,7 +8,8 @@ use tokio::sync::broadcast;
 
 use super::report::Report;
 use super::table::{Membership, PeerInfo};
-use super::{addrs, discover};
+use super::discover;
+use crate::addrs;
 use crate::error::{Error, Result};
 use crate::peer::{self, Peer};
 
@@ -149,10 +150,8 @@ impl Peers {
                 paths,
             }
         });
-        task.await.map_err(|e| Error::Io {
-            context: "running discovery".into(),
-            message: e.to_string(),
-        })
+        task.await
+            .map_err(|e| Error::io_text("running discovery", e.to_string()))
     }
 
     fn filter(&self, known: Vec<PeerInfo>) -> Vec<PeerInfo> {
@@ -181,7 +180,7 @@ impl Peers {
     pub fn wait(self) -> Result<Vec<PeerInfo>> {
         let home = self.peer.clone();
         let peers = async move { self.report().await.map(|r| r.peers) };
-        peer::block_on(move || home.map_or_else(peer::local_peer, Ok), peers)?
+        crate::call::block_on(move || home.map_or_else(peer::local_peer, Ok), peers)?
     }
 }
 

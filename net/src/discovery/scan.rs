@@ -7,7 +7,8 @@ use std::ops::RangeInclusive;
 use super::probe::probe_all;
 use super::report::PathReport;
 use super::table::PeerInfo;
-use super::{addrs, Discovery};
+use super::Discovery;
+use crate::addrs;
 use crate::config::Config;
 use crate::peer::Peer;
 

@@ -13,7 +13,7 @@ use super::probe::{probe, probe_all, Probe};
 use super::report::PathReport;
 use super::table::PeerInfo;
 use super::Discovery;
-use crate::caller::Caller;
+use crate::serve::Caller;
 use crate::id::PeerId;
 use crate::peer::Peer;
 
@@ -34,9 +34,26 @@ pub struct KnownPeer {
     pub addr: SocketAddr,
 }
 
+/// The peers this peer knows (its discovery table), for peer exchange: a peer joining
+/// through a seed (`NET_PEERS`) asks it, and then asks the peers it learns of. The asker,
+/// if new, is probed and added to this peer's table.
+#[crate::connect("known_peers")]
+pub async fn known_peers(caller: Caller) -> Vec<KnownPeer> {
+    match caller.serving_peer() {
+        Ok(peer) => answer(&peer, &caller).await,
+        // Reported to the caller as a remote error with this message.
+        Err(e) => panic!("no local peer to answer for: {e}"),
+    }
+}
+
+/// The registry entry of `known_peers`, for the composition root's list of built-ins.
+pub(crate) fn known_peers_builtin() -> &'static crate::serve::Connection {
+    &__NET_CONNECTION_known_peers
+}
+
 /// The answer of the `known_peers` built-in: `peer`'s table without the caller. A caller
 /// it does not know yet is probed in the background and added (the asker is a peer too).
-pub(crate) async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
+async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
     let state = peer.discovery();
     // A peer that never ran discovery would know nobody; run a round first unless one is
     // running (it may be the very round that is asking us, which must not wait on us).
@@ -60,7 +77,7 @@ pub(crate) async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
 /// Learns a peer that contacted this one (asked for `known_peers`, or opened a connection
 /// with its id): if the table does not have it, it is probed in the background, where it
 /// was seen first, then at its id's address, and added. Gated like peer exchange.
-pub(crate) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
+pub(super) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
     let state = peer.discovery();
     if id == peer.id()
         || !peer.config().discovery.contains(Discovery::Seeds)
@@ -75,8 +92,8 @@ pub(crate) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
     }
     candidates.push(id.addr());
     // A peer on this host is what the on-host scan covers; others come by exchange.
-    let own = super::addrs::own_ips();
-    let path = if id.host().is_loopback() || super::addrs::is_own(id.host(), &own) {
+    let own = crate::addrs::own_ips();
+    let path = if id.host().is_loopback() || crate::addrs::is_own(id.host(), &own) {
         Discovery::Scan
     } else {
         Discovery::Seeds
@@ -202,7 +219,7 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
 }
 
 async fn ask(peer: &Peer, other: &PeerInfo, timeout: Duration) -> crate::Result<Vec<KnownPeer>> {
-    crate::builtins::known_peers()
+    known_peers()
         .on(other)
         .via(peer)
         .timeout(timeout)

@@ -10,12 +10,10 @@ use serde_json::value::RawValue;
 
 use super::publish::DeliveryStatus;
 use super::table::{Item, Verdict};
-use crate::caller::Caller;
-use crate::dispatch;
+use crate::serve::Caller;
 use crate::error::Error;
-use crate::flags::{INVALID_CONNECTION, NULL};
 use crate::peer::Peer;
-use crate::registry::{Args, Connection, Handler, Registry};
+use crate::serve::{self, Args, Connection, Handler, Registry, INVALID_CONNECTION, NULL};
 use crate::wire::WireOutcome;
 
 /// The batch built-in's tag.
@@ -66,7 +64,7 @@ pub(crate) async fn deliver(
         }
         if let Some(result) = caller
             .server()
-            .and_then(|peer| super::watch::deliver(peer, &tag, &payload))
+            .and_then(|peer| super::watch::deliver(&peer, &tag, &payload))
         {
             results.push(result);
             continue;
@@ -78,7 +76,7 @@ pub(crate) async fn deliver(
         match connection.handler {
             Handler::Async(_) => {
                 let outcome =
-                    dispatch::run_here(connection, Args::positional(payload), caller.clone()).await;
+                    serve::run_here(connection, Args::positional(payload), caller.clone()).await;
                 results.push(classify(outcome));
             }
             Handler::Sync(_) => {
@@ -98,7 +96,7 @@ pub(crate) async fn deliver(
                 }
                 let caller = caller.clone();
                 let count = run.len();
-                let ran = tokio::task::spawn_blocking(move || {
+                let ran = serve::blocking(move || {
                     let mut out = Vec::with_capacity(run.len());
                     for (connection, payload) in run {
                         if started.elapsed() > budget || caller.is_cancelled() {
@@ -106,7 +104,7 @@ pub(crate) async fn deliver(
                             continue;
                         }
                         let args = Args::positional(payload);
-                        out.push(classify(dispatch::run_inline(
+                        out.push(classify(serve::run_inline(
                             connection,
                             args,
                             caller.clone(),
@@ -237,7 +235,7 @@ pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Ite
 /// Sends a batch that fits one frame over `conn`.
 async fn send_fitting(
     peer: &Peer,
-    conn: &crate::conn::Conn,
+    conn: &crate::link::Link,
     addr: SocketAddr,
     batch: Vec<Item>,
 ) -> Verdict {
@@ -386,7 +384,7 @@ pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>
                 continue;
             }
         };
-        let sent = crate::legacy::call(addr, &item.tag, &args, None, budget, max_reply, false);
+        let sent = crate::appnet::call(addr, &item.tag, &args, None, budget, max_reply, false);
         match sent.await {
             Ok(Some(outcome)) => match classify(outcome) {
                 ItemResult::UnknownTag => unknown_tag(peer, addr, item),
@@ -411,7 +409,7 @@ pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>
     Verdict::Continue
 }
 
-fn missing_reply(conn: &crate::conn::Conn) -> Error {
+fn missing_reply(conn: &crate::link::Link) -> Error {
     Error::Protocol {
         peer: conn.label().to_owned(),
         message: "no reply to a delivery".into(),

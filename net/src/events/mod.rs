@@ -39,8 +39,8 @@
 //!   publisher's address, group and hub flag, whichever way it became known (an explicit
 //!   target, a seed, discovery). A subscription without `groups` accepts any group.
 
-mod broadcast;
 mod deliver;
+mod handlers;
 mod publish;
 mod subscriber;
 mod table;
@@ -50,20 +50,25 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-pub use broadcast::Broadcast;
 pub use publish::{Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish};
 
-use crate::caller::Caller;
 use crate::config::Config;
-use crate::peer::Peer;
-use crate::registry::{Connection, EventDecl};
+use crate::peer::{Peer, Service};
+use crate::serve::{Caller, Connection, EventDecl};
+
+pub use handlers::{subscription_handler, unsubscription_handler};
 
 /// The tag Python app-net peers serve `subscription_handler` under.
 pub(crate) const APP_NET_SUBSCRIPTION_TAG: &str = "net.defaults.handlers.subscription_handler";
 
-/// The built-ins this module adds, for `builtins::ALL`.
-pub(crate) fn builtins() -> [&'static Connection; 1] {
-    [&deliver::__NET_CONNECTION_deliver]
+/// The built-ins this module adds, for the composition root's list of built-ins.
+pub(crate) fn builtins() -> [&'static Connection; 4] {
+    [
+        &deliver::__NET_CONNECTION_deliver,
+        &handlers::__NET_CONNECTION_subscription_handler,
+        &handlers::__NET_CONNECTION_unsubscription_handler,
+        &handlers::__NET_CONNECTION_app_net_subscription_handler,
+    ]
 }
 
 /// The events state of one peer: its subscribers (as a publisher) and its registrations
@@ -77,8 +82,21 @@ pub(crate) struct PeerEvents {
     pub(crate) watchers: watch::Watchers,
 }
 
+impl Service for PeerEvents {
+    fn new(peer: &Peer) -> PeerEvents {
+        PeerEvents::for_config(peer.config())
+    }
+}
+
+impl Peer {
+    /// This peer's events state.
+    pub(crate) fn events(&self) -> std::sync::Arc<PeerEvents> {
+        self.service::<PeerEvents>()
+    }
+}
+
 impl PeerEvents {
-    pub(crate) fn new(config: &Config) -> PeerEvents {
+    fn for_config(config: &Config) -> PeerEvents {
         PeerEvents {
             table: table::Table::new(config.thread_limit),
             subscriber: subscriber::SubscriberSide::default(),

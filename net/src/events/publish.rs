@@ -137,7 +137,7 @@ impl Publish {
     /// for synchronous code. Inside async code use `.await`; on a current-thread runtime
     /// `wait` would block the thread the deliveries need, and returns [`Error::Usage`].
     pub fn wait(self) -> Result<DeliveryReport> {
-        peer::refuse_current_thread()?;
+        crate::call::refuse_current_thread()?;
         self.enqueue()?.wait()
     }
 }
@@ -209,7 +209,7 @@ impl Delivering {
     /// Blocks this thread until the report is complete (see [`Publish::wait`]).
     pub fn wait(self) -> Result<DeliveryReport> {
         let home = self.home.clone();
-        peer::block_on(move || Ok(home), self.report())
+        crate::call::block_on(move || Ok(home), self.report())
     }
 
     async fn report(mut self) -> DeliveryReport {

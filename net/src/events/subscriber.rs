@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::conn::lock;
+use crate::sync::lock;
 use crate::discovery::{Membership, PeerInfo};
 use crate::error::{Error, Result};
 use crate::peer::Peer;
-use crate::registry::{Subscription, SUBSCRIPTIONS};
-use crate::target::{Target, TargetKind};
+use crate::serve::{Subscription, SUBSCRIPTIONS};
+use crate::call::{Target, TargetKind};
 
 /// How long each unsubscribe call may take when the peer shuts down; they run together,
 /// so this bounds the whole step.
@@ -216,12 +216,12 @@ async fn register(
     }
     let (call, name) = if subscribe {
         (
-            crate::builtins::subscription_handler((*event).to_owned(), host, port, tag.clone()),
+            super::handlers::subscription_handler((*event).to_owned(), host, port, tag.clone()),
             "subscription_handler",
         )
     } else {
         (
-            crate::builtins::unsubscription_handler((*event).to_owned(), host, port, tag.clone()),
+            super::handlers::unsubscription_handler((*event).to_owned(), host, port, tag.clone()),
             "unsubscription_handler",
         )
     };
@@ -300,7 +300,7 @@ impl Peer {
                 "peer {addr} cannot subscribe to itself; call the handler locally instead"
             )));
         }
-        let candidate = if matches!(target.kind, TargetKind::AppNet(_)) {
+        let candidate = if target.protocol() == Some("app-net") {
             app_net_candidate(self, addr).await?
         } else {
             let conn = self.connection(addr, self.config().timeout).await?;
@@ -414,7 +414,8 @@ impl Peer {
 
     /// Where this peer's subscriptions are registered: (event, publishing peer), sorted.
     pub fn subscriptions(&self) -> Vec<(String, SocketAddr)> {
-        let registered = lock(&self.events().subscriber.registered);
+        let events = self.events();
+        let registered = lock(&events.subscriber.registered);
         let mut list: Vec<(String, SocketAddr)> = registered
             .iter()
             .flat_map(|(addr, r)| r.keys.iter().map(|(event, _)| ((*event).to_owned(), *addr)))
@@ -490,7 +491,7 @@ pub(crate) async fn unsubscribe_all(local: &Peer) {
 mod tests {
     use super::*;
 
-    static CONNECTION: &crate::registry::Connection = crate::builtins::ALL[2];
+    static CONNECTION: &crate::serve::Connection = &crate::builtins::__NET_CONNECTION_null;
 
     fn subscription(
         groups: &'static [&'static str],

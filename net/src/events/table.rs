@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::deliver;
 use super::publish::{Delivery, DeliveryStatus};
-use crate::conn::lock;
+use crate::sync::lock;
 use crate::peer::Peer;
 
 /// Most events one delivery call carries. Batches form only when events queue up faster

@@ -12,10 +12,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::deliver::ItemResult;
-use crate::conn::lock;
+use crate::sync::lock;
 use crate::error::{Error, Result};
 use crate::peer::Peer;
-use crate::target::Target;
+use crate::call::Target;
 
 /// Tags of watchers start with this; no `#[net::connect]` tag can (the registry is not
 /// consulted for them).
@@ -97,9 +97,9 @@ async fn register(
     let port = local.addr().port();
     let (event, tag) = (event.to_owned(), tag.to_owned());
     let call = if subscribe {
-        crate::builtins::subscription_handler(event, host, port, tag)
+        super::handlers::subscription_handler(event, host, port, tag)
     } else {
-        crate::builtins::unsubscription_handler(event, host, port, tag)
+        super::handlers::unsubscription_handler(event, host, port, tag)
     };
     call.on(publisher)
         .via(local)
@@ -119,7 +119,8 @@ pub(crate) fn deliver(peer: &Peer, tag: &str, payload: &RawValue) -> Option<Item
     if !tag.starts_with(WATCH_PREFIX) {
         return None;
     }
-    let mut watchers = lock(&peer.events().watchers.by_tag);
+    let events = peer.events();
+    let mut watchers = lock(&events.watchers.by_tag);
     let Some(watcher) = watchers.get(tag) else {
         return Some(ItemResult::UnknownTag);
     };

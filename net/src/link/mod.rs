@@ -1,37 +1,53 @@
-//! One peer-to-peer connection: a TCP stream shared by many calls in flight in both
-//! directions, matched to their replies by request id, with cancellation.
+//! The link: one multiplexed stream to another peer, shared by many calls in flight in
+//! both directions, matched to their replies by request id, with cancellation and budgets.
 //!
-//! Each connection runs two tasks on its local peer's runtime. The reader parses frames:
-//! calls from the other side go to a handler thread (synchronous functions) or a task of
-//! their own (async ones), replies complete the waiting caller, cancels stop the work.
-//! Outgoing frames collect in an [`Outbox`]: the writer task sends those of async code
-//! once per burst, a handler thread sends its replies itself.
+//! A link knows no peer, registry or discovery. It runs over any [`Transport`] (TCP, an
+//! in-memory pair, an encrypted stream) after the handshake, and hands each call from the
+//! other side to its [`Inbound`] handler, which runs it and replies through the link. It
+//! runs two tasks: the reader (`read.rs`) parses frames; the writer (`outbox.rs`) sends
+//! what async code queued, once per burst, while handler threads send their replies
+//! themselves. `inbound.rs` keeps the other side's calls running here, for cancels,
+//! budgets and drain.
 
+mod inbound;
 mod outbox;
-mod serve;
+mod read;
+mod transport;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
-use crate::peer::{Peer, PeerInner};
-use crate::wire::{self, CallRef, Frame, Hello, Incoming, ReplyFrame, WireOutcome};
-use outbox::{with_scratch, Flush, Outbox, HIGH_WATER};
-use serve::Serving;
+use crate::sync::lock;
+use crate::wire::{self, CallIn, CallRef, Frame, Hello, WireOutcome};
+use inbound::Serving;
+use outbox::{with_scratch, Outbox, HIGH_WATER};
+
+pub(crate) use outbox::Flush;
+pub(crate) use transport::{ReadHalf, Transport, WriteHalf};
+
+/// What a link hands upward: calls from the other side, and its goodbye. Implemented by
+/// the layers above; the link calls it from its reader task, so it must not block.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// Runs a call from the other side (its frame's bytes are `frame`) and replies
+    /// through `link`.
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, frame: &Bytes);
+
+    /// The other side said goodbye: it is shutting down.
+    fn goodbye(&self, link: &Link);
+}
 
 /// Calls by request id. Ids are a counter, so a multiplication spreads them well enough;
 /// SipHash, the default, showed in the call benchmark.
@@ -60,25 +76,41 @@ impl Hasher for IdHasher {
 /// A reply, or why none will come.
 type ReplySlot = oneshot::Sender<Result<WireOutcome, Error>>;
 
-/// One live connection to another peer.
-pub(crate) struct Conn {
+/// A transport after a successful handshake, ready to become a link.
+pub(crate) struct Handshaken {
+    /// Frames from the other side; holds whatever was read past the hello.
+    pub(crate) reader: FramedRead<ReadHalf, LengthDelimitedCodec>,
+    /// Bytes to the other side.
+    pub(crate) writer: WriteHalf,
+    /// The other side's hello.
+    pub(crate) remote: Hello,
+    /// The other side's address.
+    pub(crate) remote_addr: SocketAddr,
+    /// The largest frame this side accepts (NET_MAX_FRAME).
+    pub(crate) max_in: usize,
+}
+
+/// One live link to another peer.
+pub(crate) struct Link {
     /// How errors name the other side: its id when it has one, else its address.
     label: String,
     /// The other side's hello: id, group, hub flag, frame limit.
     remote: Hello,
-    /// The other side's socket address.
+    /// The other side's address.
     remote_addr: SocketAddr,
-    /// Frames on their way out, and the socket's write side.
+    /// Frames on their way out, and the transport's write side.
     outbox: Arc<Outbox>,
     /// Our calls waiting for replies, by request id.
     pending: Mutex<IdMap<ReplySlot>>,
-    /// Next request id for our calls on this connection.
+    /// Next request id for our calls on this link.
     next_id: AtomicU64,
     /// The other side's calls running here, by their request id, so a cancel stops them.
     serving: Mutex<IdMap<Serving>>,
-    /// Cancelled when the connection ends, which stops both tasks.
+    /// Signalled when the last of the other side's calls running here ends, for drain.
+    drained: Notify,
+    /// Cancelled when the link ends, which stops both tasks.
     closed: CancellationToken,
-    /// A task sweeps `serving` for synchronous calls past their budget (see [`sweep`]).
+    /// A task sweeps `serving` for synchronous calls past their budget (`inbound.rs`).
     sweeping: AtomicBool,
     /// Why it ended, for the errors of calls made afterwards.
     close_reason: Mutex<Option<String>>,
@@ -86,45 +118,34 @@ pub(crate) struct Conn {
     max_out: usize,
     /// The largest frame we accept (NET_MAX_FRAME), for error messages.
     max_in: usize,
-    /// The peer this connection belongs to; weak so that connections never keep a
-    /// dropped peer alive.
-    local: Weak<PeerInner>,
+    /// Where calls from the other side go.
+    handler: Arc<dyn Inbound>,
+    /// Tracks the link's tasks, so that whoever owns the tracker can wait for them.
+    tracker: TaskTracker,
 }
 
-impl Conn {
-    /// Runs the handshake on a fresh stream and starts the reader and writer tasks on the
-    /// local peer's runtime.
-    pub(crate) async fn start(stream: TcpStream, local: &Peer) -> Result<Arc<Conn>, Error> {
-        let remote_addr = stream
-            .peer_addr()
-            .map_err(|e| Error::io("reading a connection's address", e))?;
-        let _ = stream.set_nodelay(true);
-        // A second handle on the socket, so the outbox can shut its write side down.
-        let stream = stream
-            .into_std()
-            .map_err(|e| Error::io("preparing a connection", e))?;
-        let shutdown = stream
-            .try_clone()
-            .map_err(|e| Error::io("preparing a connection", e))?;
-        let stream = TcpStream::from_std(stream)
-            .map_err(|e| Error::io("registering a connection with the runtime", e))?;
-        let (read, write) = stream.into_split();
-        let max_in = local.config().max_frame;
-        let mut reader = FramedRead::new(read, wire::codec(max_in));
-        let mut writer = FramedWrite::new(write, wire::codec(u32::MAX as usize));
-        let remote = wire::handshake(
-            &mut reader,
-            &mut writer,
-            &local.hello(),
-            &remote_addr.to_string(),
-        )
-        .await?;
+impl Link {
+    /// Starts the reader and writer tasks of a handshaken transport, on the current
+    /// runtime. The link ends when `parent` is cancelled, or when either side closes it.
+    pub(crate) fn start(
+        transport: Handshaken,
+        handler: Arc<dyn Inbound>,
+        parent: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Arc<Link> {
+        let Handshaken {
+            reader,
+            writer,
+            remote,
+            remote_addr,
+            max_in,
+        } = transport;
         let label = match &remote.id {
             Some(id) => format!("{} ({})", id.addr(), id),
             None => remote_addr.to_string(),
         };
-        let outbox = Arc::new(Outbox::new(writer.into_inner(), shutdown));
-        let conn = Arc::new(Conn {
+        let outbox = Arc::new(Outbox::new(writer));
+        let link = Arc::new(Link {
             label,
             // A hello claiming a tiny limit would make even error replies unsendable.
             max_out: remote.max_frame.clamp(crate::config::MIN_FRAME, max_in),
@@ -135,19 +156,20 @@ impl Conn {
             pending: Mutex::new(IdMap::default()),
             next_id: AtomicU64::new(1),
             serving: Mutex::new(IdMap::default()),
-            closed: local.shutdown_token().child_token(),
+            drained: Notify::new(),
+            closed: parent.child_token(),
             sweeping: AtomicBool::new(false),
             close_reason: Mutex::new(None),
-            local: Arc::downgrade(local.inner()),
+            handler,
+            tracker: tracker.clone(),
         });
-        let tracker = local.tracker();
-        let weak = Arc::downgrade(&conn);
+        let weak = Arc::downgrade(&link);
         // Batching pays only when several calls are in flight; a lone call goes at once.
-        let batch = move || weak.upgrade().is_some_and(|conn| conn.in_flight() > 1);
-        tracker.spawn(outbox.write_loop(conn.closed.clone(), batch));
-        tracker.spawn(read_loop(conn.clone(), reader));
-        tracing::debug!(peer = %conn.label, "connected");
-        Ok(conn)
+        let batch = move || weak.upgrade().is_some_and(|link| link.in_flight() > 1);
+        tracker.spawn(outbox.write_loop(link.closed.clone(), batch));
+        tracker.spawn(read::read_loop(link.clone(), reader));
+        tracing::debug!(peer = %link.label, "connected");
+        link
     }
 
     /// How errors name the other side.
@@ -160,14 +182,9 @@ impl Conn {
         &self.remote
     }
 
-    /// The other side's socket address.
+    /// The other side's address.
     pub(crate) fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
-    }
-
-    /// True while calls from the other side run here.
-    pub(crate) fn is_serving(&self) -> bool {
-        !lock(&self.serving).is_empty()
     }
 
     /// Calls in flight in both directions.
@@ -175,18 +192,18 @@ impl Conn {
         lock(&self.pending).len() + lock(&self.serving).len()
     }
 
-    /// Completes when the connection has ended.
+    /// Completes when the link has ended.
     pub(crate) async fn closed(&self) {
         self.closed.cancelled().await
     }
 
-    /// False once the connection has ended.
+    /// False once the link has ended.
     pub(crate) fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
     }
 
-    /// Ends the connection: tells the other side why, fails our waiting calls, stops the
-    /// work we run for it.
+    /// Ends the link: tells the other side why, fails our waiting calls, stops the work
+    /// we run for it.
     pub(crate) fn close(&self, reason: &str) {
         self.shut(reason, Some(Frame::Goodbye));
     }
@@ -207,12 +224,7 @@ impl Conn {
         for tx in waiting {
             let _ = tx.send(Err(self.closed_error()));
         }
-        for (_, serving) in lock(&self.serving).drain() {
-            serving.cancel.cancel();
-            if let Some(abort) = serving.abort {
-                abort.abort();
-            }
-        }
+        self.cancel_all_inbound();
         tracing::debug!(peer = %self.label, reason, "connection closed");
     }
 
@@ -256,7 +268,7 @@ impl Conn {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         let guard = CancelGuard {
-            conn: self,
+            link: self,
             id,
             armed: true,
         };
@@ -280,7 +292,7 @@ impl Conn {
     }
 
     /// Queues a call frame for the writer task, refusing one over the frame limit; waits
-    /// while the socket is backed up.
+    /// while the transport is backed up.
     async fn send(&self, frame: &CallRef<'_>) -> Result<(), Error> {
         let queued = with_scratch(|buf| {
             wire::encode_call(frame, buf);
@@ -302,8 +314,7 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues a frame of ours (cancel, goodbye, error), if the connection still takes
-    /// frames.
+    /// Queues a frame of ours (cancel, goodbye, error), if the link still takes frames.
     fn push(&self, frame: &Frame, flush: Flush) {
         with_scratch(|buf| {
             wire::encode_into(frame, buf);
@@ -311,50 +322,47 @@ impl Conn {
         });
     }
 
-    /// Handles one frame from the other side (`bytes` holds it); `Err` ends the
-    /// connection with that reason.
-    fn receive(self: &Arc<Self>, frame: Incoming<'_>, bytes: &Bytes) -> Result<(), String> {
-        match frame {
-            Incoming::Call(call) => {
-                self.serve(call, bytes);
-                Ok(())
+    /// Queues the reply to call `id` of function `tag`; one over the frame limit becomes
+    /// a panic outcome saying so. Replies are never held back (the reader stops taking
+    /// calls instead while the transport is backed up).
+    pub(crate) fn reply(
+        &self,
+        id: u64,
+        outcome: WireOutcome,
+        tag: impl FnOnce() -> String,
+        flush: Flush,
+    ) {
+        with_scratch(|buf| {
+            wire::encode_reply(id, &outcome, buf);
+            if buf.len() > self.max_out {
+                let message = format!(
+                    "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of \
+                     the caller",
+                    buf.len(),
+                    self.max_out
+                );
+                let outcome = WireOutcome::Panic {
+                    message,
+                    location: tag(),
+                };
+                wire::encode_reply(id, &outcome, buf);
             }
-            Incoming::Reply(ReplyFrame { id, outcome }) => {
-                match lock(&self.pending).remove(&id) {
-                    Some(tx) => {
-                        let _ = tx.send(Ok(outcome));
-                    }
-                    // The caller gave up (timeout) before the reply came.
-                    None => tracing::debug!(peer = %self.label, id, "late reply dropped"),
-                }
-                Ok(())
-            }
-            Incoming::Cancel { id } => {
-                if let Some(serving) = lock(&self.serving).remove(&id) {
-                    serving.cancel.cancel();
-                    if let Some(abort) = serving.abort {
-                        abort.abort();
-                    }
-                }
-                Ok(())
-            }
-            Incoming::Error { message } => Err(format!("the peer reported an error: {message}")),
-            Incoming::Goodbye => {
-                // A peer that says goodbye leaves discovery's table at once.
-                if let (Some(local), Some(id)) = (self.local.upgrade(), &self.remote.id) {
-                    crate::discovery::gone(&Peer::from_inner(local), id.addr(), "it said goodbye");
-                }
-                Err("the peer shut down".to_owned())
-            }
-            Incoming::Hello(_) => Err("a second hello on an open connection".to_owned()),
-        }
+            // Refused only once the link has ended: nobody to reply to.
+            let _ = self.outbox.push(buf, flush);
+        });
+    }
+
+    /// Makes sure replies queued with [`Flush::Caller`] go out: `defer` is handed the
+    /// flush to run once the caller's current batch of work is done.
+    pub(crate) fn promise_flush(&self, defer: impl FnOnce(Box<dyn FnOnce()>)) {
+        self.outbox.promise_flush(defer);
     }
 }
 
 /// Removes a call from the pending table and asks the other side to cancel it, unless
 /// the reply arrived.
 struct CancelGuard<'a> {
-    conn: &'a Conn,
+    link: &'a Link,
     id: u64,
     armed: bool,
 }
@@ -370,58 +378,9 @@ impl Drop for CancelGuard<'_> {
         if !self.armed {
             return;
         }
-        if lock(&self.conn.pending).remove(&self.id).is_some() {
-            // Best effort: once the connection has ended there is nothing to cancel.
-            self.conn.push(&Frame::Cancel { id: self.id }, Flush::Task);
+        if lock(&self.link.pending).remove(&self.id).is_some() {
+            // Best effort: once the link has ended there is nothing to cancel.
+            self.link.push(&Frame::Cancel { id: self.id }, Flush::Task);
         }
     }
-}
-
-/// Reads frames until the connection ends, then closes it.
-async fn read_loop(conn: Arc<Conn>, mut frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>) {
-    let reason = loop {
-        let next = tokio::select! {
-            next = frames.next() => next,
-            _ = conn.closed.cancelled() => break None,
-        };
-        match next {
-            None => break Some(("the peer closed the connection".to_owned(), None)),
-            Some(Err(e)) => {
-                let message = wire::describe_read_error(&e, conn.max_in);
-                tracing::warn!(peer = %conn.label, %message, "closing connection");
-                break Some((message.clone(), Some(Frame::Error { message })));
-            }
-            Some(Ok(bytes)) => {
-                let bytes = bytes.freeze();
-                // Checked as UTF-8 once here rather than string by string while parsing.
-                let parsed = std::str::from_utf8(&bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| wire::decode(text).map_err(|e| e.to_string()));
-                match parsed {
-                    Ok(frame) => {
-                        if let Err(reason) = conn.receive(frame, &bytes) {
-                            break Some((reason, None));
-                        }
-                    }
-                    Err(e) => {
-                        let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
-                        tracing::warn!(peer = %conn.label, %message, "closing connection");
-                        break Some((message.clone(), Some(Frame::Error { message })));
-                    }
-                }
-            }
-        }
-    };
-    match reason {
-        Some((reason, last_words)) => conn.shut(&reason, last_words),
-        None => conn.shut("closed", None),
-    }
-}
-
-/// Locks a mutex that only guards short, non-panicking sections; a poisoned lock still
-/// holds consistent data.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,18 +1,25 @@
-//! The frames waiting to go out on one connection, and the rule for who writes them: the
-//! connection's writer task for frames queued by async code, batched per burst; the
-//! handler thread itself for replies of synchronous handlers, once it has no more queued
-//! work, so that a reply neither waits for the async worker to wake nor costs it a
-//! thread switch.
+//! The frames waiting to go out on one link, and the rule for who writes them: the link's
+//! writer task for frames queued by async code, batched per burst; the handler thread
+//! itself for replies of synchronous handlers, once it has no more queued work, so that a
+//! reply neither waits for the async worker to wake nor costs it a thread switch.
+//!
+//! A handler thread writes through the transport's `AsyncWrite` with a waker that does
+//! nothing: what the transport takes at once goes out; when it would wait, the rest passes
+//! to the writer task, which polls again with its own waker.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use super::transport::WriteHalf;
 
 /// Unsent bytes past which callers wait until the socket drains: a stalled peer pushes
 /// back on new calls. (Replies are always queued: a reader that stopped reading while
@@ -22,16 +29,18 @@ pub(crate) const HIGH_WATER: usize = 1 << 20;
 /// How long the last frames (goodbye, error) may take to go out when the connection ends.
 const LAST_WORDS: Duration = Duration::from_secs(1);
 
-/// One connection's outgoing frames.
+/// One link's outgoing frames.
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    /// The socket's write side: `try_write` works from any thread.
-    socket: OwnedWriteHalf,
-    /// A second handle on the socket, to shut its write side down from `&self` when the
-    /// connection ends (tokio's half needs `&mut` or to be dropped for that).
-    shutdown: std::net::TcpStream,
+    /// The transport's write half. Only the holder of the write responsibility
+    /// ([`Writer`]) locks it, so the lock is never contended; it exists because that
+    /// holder may be a task or a thread.
+    socket: Mutex<WriteHalf>,
     /// Wakes the writer task: it has been made responsible for the buffer.
     wake: Notify,
+    /// Wakes the writer task at the end of the link when a thread lets go of the write
+    /// responsibility, so the last frames go out after the thread's.
+    released: Notify,
     /// Wakes senders waiting for the buffer to drop below [`HIGH_WATER`].
     room: Notify,
     /// A handler thread has promised to flush when it runs out of queued work.
@@ -99,16 +108,16 @@ pub(crate) enum Flush {
 pub(crate) struct Closed;
 
 impl Outbox {
-    pub(crate) fn new(socket: OwnedWriteHalf, shutdown: std::net::TcpStream) -> Outbox {
+    pub(crate) fn new(socket: WriteHalf) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(8 * 1024),
                 writer: Writer::Nobody,
                 closed: false,
             }),
-            socket,
-            shutdown,
+            socket: Mutex::new(socket),
             wake: Notify::new(),
+            released: Notify::new(),
             room: Notify::new(),
             flush_promised: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
@@ -186,13 +195,14 @@ impl Outbox {
         loop {
             let mut chunk = state.buf.split().freeze();
             drop(state);
-            let result = write_some(&self.socket, &mut chunk);
+            let result = self.write_now(&mut chunk);
             state = self.lock();
             match result {
                 Ok(()) if state.buf.is_empty() => {
                     state.writer = Writer::Nobody;
                     drop(state);
                     self.room.notify_waiters();
+                    self.released.notify_one();
                     return;
                 }
                 Ok(()) => continue,
@@ -206,16 +216,18 @@ impl Outbox {
                     state.writer = Writer::Task;
                     drop(state);
                     self.wake.notify_one();
+                    self.released.notify_one();
                     return;
                 }
                 Err(e) => {
-                    // The socket failed; the reader sees it too and closes the connection.
+                    // The transport failed; the reader sees it too and closes the link.
                     tracing::debug!(error = %e, "write failed");
                     state.closed = true;
                     state.buf.clear();
                     state.writer = Writer::Nobody;
                     drop(state);
                     self.room.notify_waiters();
+                    self.released.notify_one();
                     return;
                 }
             }
@@ -248,13 +260,16 @@ impl Outbox {
         }
         let _ = tokio::time::timeout(LAST_WORDS, self.last_words()).await;
         self.lock().closed = true;
-        let _ = self.shutdown.shutdown(std::net::Shutdown::Write);
         self.room.notify_waiters();
     }
 
-    /// Refuses further frames and writes out the rest, once a thread writing has let go.
+    /// Refuses further frames, writes out the rest once a thread writing has let go, and
+    /// shuts the write side (the other side reads the end of the stream).
     async fn last_words(&self) {
         loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
             {
                 let mut state = self.lock();
                 state.closed = true;
@@ -263,9 +278,11 @@ impl Outbox {
                     break;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            released.await;
         }
         let _ = self.write_out().await;
+        // Nobody else writes once the responsibility is the task's and frames are refused.
+        let _ = poll_fn(|cx| Pin::new(&mut **lock_socket(&self.socket)).poll_shutdown(cx)).await;
     }
 
     /// Writes until the buffer is empty, waiting for the socket as needed; then gives up
@@ -287,37 +304,52 @@ impl Outbox {
                 }
                 state.buf.split().freeze()
             };
-            while !chunk.is_empty() {
-                match write_some(&self.socket, &mut chunk) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.socket.writable().await?;
-                    }
-                    Err(e) => {
-                        let mut state = self.lock();
-                        state.closed = true;
-                        state.buf.clear();
-                        state.writer = Writer::Nobody;
-                        return Err(e);
-                    }
-                }
+            // The task holds the responsibility, so it alone locks the socket.
+            let result =
+                poll_fn(|cx| write_all(&mut lock_socket(&self.socket), &mut chunk, cx)).await;
+            if let Err(e) = result {
+                let mut state = self.lock();
+                state.closed = true;
+                state.buf.clear();
+                state.writer = Writer::Nobody;
+                return Err(e);
             }
+        }
+    }
+
+    /// Writes as much of `chunk` as the transport takes without waiting, from a handler
+    /// thread; `WouldBlock` when it would wait. `Ok` means all of it went.
+    fn write_now(&self, chunk: &mut Bytes) -> io::Result<()> {
+        let mut socket = lock_socket(&self.socket);
+        let mut cx = Context::from_waker(Waker::noop());
+        match write_all(&mut socket, chunk, &mut cx) {
+            Poll::Ready(result) => result,
+            // The noop waker is dropped; the writer task polls again with its own.
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
 
-/// Writes as much of `chunk` as the socket takes now, advancing it; `WouldBlock` when it
-/// took nothing more. `Ok` means all of it went.
-fn write_some(socket: &OwnedWriteHalf, chunk: &mut Bytes) -> io::Result<()> {
+/// Writes all of `chunk` and flushes, advancing `chunk` as the transport takes it; pending
+/// while the transport cannot take more.
+fn write_all(socket: &mut WriteHalf, chunk: &mut Bytes, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     while !chunk.is_empty() {
-        match socket.try_write(chunk) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => chunk.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        match Pin::new(&mut **socket).poll_write(cx, chunk) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => chunk.advance(n),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
         }
     }
-    Ok(())
+    // TCP flushes nothing; an encrypting transport seals what it buffered.
+    Pin::new(&mut **socket).poll_flush(cx)
+}
+
+/// Locks the write half. Only the holder of the write responsibility calls it, and
+/// nothing panics under it.
+fn lock_socket(socket: &Mutex<WriteHalf>) -> MutexGuard<'_, WriteHalf> {
+    socket.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Encodes into a reusable per-thread buffer and hands the bytes to `f`: no allocation
@@ -357,10 +389,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (mut receiver, _) = accepted.unwrap();
-        let std = client.unwrap().into_std().unwrap();
-        let shutdown = std.try_clone().unwrap();
-        let (_read, write) = TcpStream::from_std(std).unwrap().into_split();
-        let outbox = Arc::new(Outbox::new(write, shutdown));
+        let (_read, write) = client.unwrap().into_split();
+        let outbox = Arc::new(Outbox::new(Box::new(write)));
         let closed = CancellationToken::new();
         let writer = tokio::spawn(outbox.clone().write_loop(closed.clone(), || true));
 

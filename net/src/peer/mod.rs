@@ -1,29 +1,50 @@
-//! `net::Peer`: a running local peer (its server, its pool of connections to other peers,
-//! its shutdown), and the process-wide default peer that starts on first use.
+//! `net::Peer`: the handle on a running local peer: its settings and id, the runtime its
+//! sockets live on, its links to other peers, its tasks, the bus on which news travels up
+//! to the services, and the services' state.
+//!
+//! This layer starts and stops only the core (listener, links, tasks); the composition
+//! root (`start.rs`) starts the services on top and shuts everything down in order.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | the handle, its accessors, bringing the core up and down |
+//! | `pool.rs` | the links by address: reuse, adoption of incoming ones, forgetting dead ones |
+//! | `connect.rs` | opening a link (connect, handshake) and serving an accepted stream |
+//! | `bus.rs` | upward news: goodbyes, unreachable peers, incoming peers |
+//! | `services.rs` | the per-peer state of each service, by type |
+//! | `default.rs` | the process-wide default peer and its runtime |
+//! | `caller.rs` | `Caller::server`, the serving peer of a call |
 
-use std::collections::HashMap;
+mod bus;
+mod caller;
+mod connect;
+mod default;
+mod pool;
+mod services;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use tokio::runtime::{Handle, Runtime};
-use tokio::sync::OnceCell;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::conn::{lock, Conn};
 use crate::error::{Error, Result};
 use crate::id::PeerId;
-use crate::registry::Registry;
+use crate::link::Link;
+use crate::serve::{Registry, Server};
+use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
 
-/// How long a TCP connect may take at most, whatever the call's timeout: a live host on a
-/// LAN answers in well under a millisecond, an absent one never does.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) use bus::News;
+pub use default::local_peer;
+pub(crate) use default::{default_runtime, install_default, running_default, DefaultSlot};
+pub(crate) use connect::Claim;
+pub(crate) use services::Service;
 
-/// How long `shutdown` lets calls in progress finish before closing their connections.
+/// How long `shutdown` lets calls in progress finish before closing their links.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// A running peer: it serves this program's `#[net::connect]` functions on a port and
@@ -61,75 +82,80 @@ pub(crate) struct PeerInner {
     /// The runtime its sockets and tasks live on, so that calls work from any thread,
     /// including plain synchronous code.
     runtime: Handle,
-    /// Outgoing connections by address; the cell makes concurrent first calls share one
-    /// connect.
-    pool: Mutex<HashMap<SocketAddr, Arc<OnceCell<Arc<Conn>>>>>,
-    /// Every connection, both directions, for shutdown and the `connections` count.
-    conns: Mutex<Vec<Weak<Conn>>>,
-    /// Cancelled by `shutdown`: stops the accept loop; every connection's token is a
-    /// child of it.
+    /// Its links to other peers, both directions.
+    links: pool::Links,
+    /// Runs the calls that arrive over its links; set once, right after start (it needs
+    /// the peer's own address, to hand to handlers).
+    server: OnceLock<Arc<Server>>,
+    /// Cancelled by `shutdown`: every link's token is a child of it.
     shutdown: CancellationToken,
-    /// Cancelled first by `shutdown` to stop the accept loop while calls finish.
+    /// Cancelled first by `shutdown` to stop the accept loop while calls finish; a child
+    /// of `shutdown`.
     accepting: CancellationToken,
     /// Every task the peer spawned, so `shutdown` can wait for them.
     tracker: TaskTracker,
-    /// Its known peers, probe permits and mDNS advertiser (discovery/).
-    discovery: crate::discovery::State,
-    /// Its subscribers (as a publisher) and its subscriptions (as a subscriber).
-    events: crate::events::PeerEvents,
+    /// News for the services above: who said goodbye, who is unreachable, who called.
+    bus: bus::Bus,
+    /// Each service's state, by type (discovery's table, events' subscribers, ...).
+    services: services::Services,
+    /// Protocols other than this crate's that may arrive on its port (app-net's JSON),
+    /// told apart by their first byte.
+    claims: Mutex<Vec<Claim>>,
 }
 
 impl Peer {
-    /// Starts a peer on the current tokio runtime.
-    pub async fn start(config: Config) -> Result<Peer> {
-        Peer::start_on(config, Handle::current())
-    }
-
-    /// Starts a peer whose sockets and tasks live on `runtime`.
-    pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+    /// Brings up the core of a peer on `runtime`: checks the settings and the registry,
+    /// binds the port and starts accepting. The services start on top of it (`start.rs`).
+    pub(crate) fn bring_up(config: Config, runtime: Handle) -> Result<Peer> {
         config.validate()?;
         crate::logging::init(config.dev);
         Registry::get()?;
-        let listener = crate::server::bind(&config)?;
+        let listener = crate::serve::bind(&config)?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        let host = advertised_host(&config);
-        let id = PeerId::new(host, addr.port(), config.group.clone());
-        let discovery = crate::discovery::State::new(&config);
+        let id = PeerId::new(advertised_host(&config), addr.port(), config.group.clone());
+        let shutdown = CancellationToken::new();
         let peer = Peer {
             inner: Arc::new(PeerInner {
-                events: crate::events::PeerEvents::new(&config),
+                links: pool::Links::default(),
+                services: services::Services::default(),
+                bus: bus::Bus::default(),
+                claims: Mutex::new(Vec::new()),
+                server: OnceLock::new(),
                 config,
                 id,
                 addr,
                 runtime: runtime.clone(),
-                pool: Mutex::new(HashMap::new()),
-                conns: Mutex::new(Vec::new()),
-                accepting: CancellationToken::new(),
-                shutdown: CancellationToken::new(),
+                accepting: shutdown.child_token(),
+                shutdown,
                 tracker: TaskTracker::new(),
-                discovery,
             }),
         };
+        let news = Arc::downgrade(&peer.inner);
+        let host: std::sync::Weak<dyn std::any::Any + Send + Sync> = news.clone();
+        let server = Server::new(host, peer.inner.tracker.clone(), move |link: &Link| {
+            if let (Some(inner), Some(id)) = (news.upgrade(), &link.remote().id) {
+                // A peer that says goodbye leaves discovery's table at once.
+                Peer { inner }.publish(&News::Goodbye { addr: id.addr() });
+            }
+        });
+        // Set once, here, before anything can connect.
+        let _ = peer.inner.server.set(Arc::new(server));
         let listener = {
             let _entered = runtime.enter();
             tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::io("registering the listener with the runtime", e))?
         };
-        peer.tracker()
-            .spawn_on(crate::server::accept_loop(listener, peer.clone()), &runtime);
-        crate::discovery::start(&peer);
+        let accepting = peer.inner.accepting.clone();
+        let tracker = peer.inner.tracker.clone();
+        let serving = peer.clone();
+        let accept = crate::serve::accept_loop(listener, accepting, tracker, move |stream, from| {
+            serving.clone().serve_stream(stream, from)
+        });
+        peer.inner.tracker.spawn_on(accept, &runtime);
         tracing::info!(id = %peer.id(), addr = %addr, "peer started");
         Ok(peer)
-    }
-
-    pub(crate) fn from_inner(inner: Arc<PeerInner>) -> Peer {
-        Peer { inner }
-    }
-
-    pub(crate) fn inner(&self) -> &Arc<PeerInner> {
-        &self.inner
     }
 
     /// This peer's id.
@@ -159,9 +185,12 @@ impl Peer {
 
     /// How many connections to other peers are open, both directions.
     pub fn connection_count(&self) -> usize {
-        let mut conns = lock(&self.inner.conns);
-        conns.retain(|c| c.upgrade().is_some_and(|c| c.is_open()));
-        conns.len()
+        self.inner.links.count()
+    }
+
+    /// True once `shutdown` has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
     }
 
     pub(crate) fn runtime(&self) -> &Handle {
@@ -172,22 +201,16 @@ impl Peer {
         &self.inner.shutdown
     }
 
-    pub(crate) fn accepting_token(&self) -> &CancellationToken {
-        &self.inner.accepting
-    }
-
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
     }
 
-    pub(crate) fn discovery(&self) -> &crate::discovery::State {
-        &self.inner.discovery
+    /// The peer as the serving layer holds it, for handlers' `Caller`s.
+    pub(crate) fn host(&self) -> crate::serve::Host {
+        self.inner.clone()
     }
 
-    pub(crate) fn events(&self) -> &crate::events::PeerEvents {
-        &self.inner.events
-    }
-
+    /// The hello this peer sends on every new link.
     pub(crate) fn hello(&self) -> Hello {
         Hello {
             protocol: PROTOCOL_VERSION,
@@ -200,164 +223,22 @@ impl Peer {
         }
     }
 
-    /// Remembers a connection (either direction) for shutdown and counting. An incoming
-    /// connection from a serving peer also joins the pool, so that calls back to it reuse
-    /// it rather than opening a second one.
-    pub(crate) fn adopt(&self, conn: &Arc<Conn>, incoming: bool) {
-        {
-            let mut conns = lock(&self.inner.conns);
-            conns.retain(|c| c.upgrade().is_some_and(|c| c.is_open()));
-            conns.push(Arc::downgrade(conn));
-        }
-        if incoming {
-            // Only an id whose host is where the connection comes from: otherwise any
-            // client could claim another peer's address and receive calls meant for it.
-            let claimed = conn
-                .remote()
-                .id
-                .as_ref()
-                .filter(|id| id.host() == conn.remote_addr().ip());
-            if let Some(id) = claimed {
-                {
-                    let mut pool = lock(&self.inner.pool);
-                    let fresh = pool
-                        .get(&id.addr())
-                        .is_none_or(|cell| cell.get().is_none_or(|c| !c.is_open()));
-                    if fresh {
-                        pool.insert(id.addr(), Arc::new(OnceCell::new_with(Some(conn.clone()))));
-                    }
-                }
-                // A peer that contacted us is a peer we know (on loopback, where there is
-                // no mDNS, this is how existing peers hear of a newcomer).
-                crate::discovery::learn(self, id, Some(conn.remote_addr()));
-            }
-        }
-    }
-
-    /// The open connection to `addr`, connecting if there is none. Concurrent callers
-    /// share one connect attempt.
-    pub(crate) async fn connection(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Conn>> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(Error::Shutdown);
-        }
-        if self.inner.config.loopback && !addr.ip().is_loopback() {
-            return Err(Error::InvalidTarget {
-                target: addr.to_string(),
-                reason: "this peer is confined to loopback (NET_LOOPBACK); it calls nothing \
-                         beyond this machine"
-                    .into(),
-            });
-        }
-        for _ in 0..2 {
-            let cell = lock(&self.inner.pool).entry(addr).or_default().clone();
-            let result = cell
-                .get_or_try_init(|| self.open(addr, budget.min(CONNECT_TIMEOUT)))
-                .await;
-            match result {
-                Ok(conn) if conn.is_open() => return Ok(conn.clone()),
-                // A dead connection: forget it and connect afresh.
-                Ok(_) => self.forget(addr, &cell),
-                Err(e) => {
-                    self.forget(addr, &cell);
-                    if let Error::Unreachable { reason, .. } = &e {
-                        // A peer whose calls fail disappears from discovery.
-                        let why = format!("a call found it unreachable: {reason}");
-                        crate::discovery::gone(self, addr, &why);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Err(Error::unreachable(
-            addr,
-            "the connection closed as soon as it opened",
-        ))
-    }
-
-    /// The open pooled connection to `addr`, if there is one (discovery probes reuse it).
-    pub(crate) fn pooled(&self, addr: SocketAddr) -> Option<Arc<Conn>> {
-        let cell = lock(&self.inner.pool).get(&addr).cloned()?;
-        cell.get().filter(|c| c.is_open()).cloned()
-    }
-
-    /// Offers a connection opened elsewhere (a discovery probe) to the pool, so later
-    /// calls reuse it; false when `addr` already has one.
-    pub(crate) fn offer(&self, addr: SocketAddr, conn: &Arc<Conn>) -> bool {
-        let mut pool = lock(&self.inner.pool);
-        if let Some(cell) = pool.get(&addr) {
-            let open = cell.get().is_some_and(|c| c.is_open());
-            // A connect in progress holds a clone of the cell: let it win.
-            let connecting = cell.get().is_none() && Arc::strong_count(cell) > 1;
-            if open || connecting {
-                return false;
-            }
-        }
-        pool.insert(addr, Arc::new(OnceCell::new_with(Some(conn.clone()))));
-        true
-    }
-
-    fn forget(&self, addr: SocketAddr, cell: &Arc<OnceCell<Arc<Conn>>>) {
-        let mut pool = lock(&self.inner.pool);
-        if pool.get(&addr).is_some_and(|c| Arc::ptr_eq(c, cell)) {
-            pool.remove(&addr);
-        }
-    }
-
-    /// Connects and shakes hands on this peer's runtime (sockets belong to the runtime
-    /// that drives them, and the caller may be on another one or on none).
-    async fn open(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Conn>> {
-        let peer = self.clone();
-        let task = self.inner.runtime.spawn(async move {
-            let stream = match tokio::time::timeout(budget, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return Err(Error::unreachable(addr, e)),
-                Err(_) => {
-                    return Err(Error::unreachable(
-                        addr,
-                        format!("no answer within {budget:?}"),
-                    ))
-                }
-            };
-            let conn = Conn::start(stream, &peer).await?;
-            peer.adopt(&conn, false);
-            Ok(conn)
-        });
-        task.await
-            .map_err(|e| Error::unreachable(addr, format!("the connect task failed: {e}")))?
-    }
-
-    /// Stops the peer: its subscriptions are withdrawn from the peers it subscribed to, no
-    /// new connections, calls in progress get a short grace period to finish, then every
-    /// connection is closed with a goodbye and every task is awaited.
-    pub async fn shutdown(&self) {
-        if self.inner.shutdown.is_cancelled() {
-            return;
-        }
-        crate::events::before_shutdown(self).await;
-        // The mDNS goodbye first, while the peer still answers.
-        crate::discovery::stop(self).await;
+    /// Stops the core: no new connections, calls in progress get a short grace period to
+    /// finish, then every link is closed with a goodbye and every task is awaited. The
+    /// services have stopped before (`start.rs` orders it).
+    pub(crate) async fn bring_down(&self) {
         self.inner.accepting.cancel();
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        let conns: Vec<Arc<Conn>> = lock(&self.inner.conns)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        while conns.iter().any(|c| c.is_serving()) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let links = self.inner.links.all();
+        let drained = futures_util::future::join_all(links.iter().map(|link| link.drained()));
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
+        for link in &links {
+            link.close("the peer shut down");
         }
-        for conn in &conns {
-            conn.close("the peer shut down");
-        }
-        lock(&self.inner.pool).clear();
+        self.inner.links.clear();
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.inner.tracker.wait()).await;
         tracing::info!(id = %self.id(), "peer stopped");
-    }
-
-    /// True once `shutdown` has begun.
-    pub fn is_shut_down(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
     }
 }
 
@@ -386,118 +267,11 @@ fn advertised_host(config: &Config) -> IpAddr {
         })
         .map(|addr| addr.ip())
         // No route (a host or namespace without a default gateway): an interface address.
-        .or_else(|_| crate::discovery::fallback_host(config).ok_or(()))
+        .or_else(|_| crate::addrs::fallback_host(config).ok_or(()))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// The default peer, and the runtime it lives on when the program has none of its own.
-static DEFAULT_PEER: Mutex<Option<Peer>> = Mutex::new(None);
-static DEFAULT_RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
-
-fn default_runtime() -> Result<Handle> {
-    let runtime = DEFAULT_RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("net")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match runtime {
-        Ok(runtime) => Ok(runtime.handle().clone()),
-        Err(message) => Err(Error::Io {
-            context: "starting the net runtime".into(),
-            message: message.clone(),
-        }),
-    }
-}
-
-/// The process-wide default peer, started from the `NET_*` variables on first use (as
-/// app-net's `net.Peer()` singleton). It runs on a small runtime of its own, so remote
-/// calls work from plain synchronous code and from any async runtime alike.
-pub fn local_peer() -> Result<Peer> {
-    let mut slot = lock(&DEFAULT_PEER);
-    if let Some(peer) = slot.as_ref().filter(|p| !p.is_shut_down()) {
-        return Ok(peer.clone());
-    }
-    let peer = Peer::start_on(Config::from_env()?, default_runtime()?)?;
-    *slot = Some(peer.clone());
-    crate::events::default_started(&peer);
-    Ok(peer)
-}
-
-/// Runs `work` on the runtime of the peer `home` gives and blocks this thread until it
-/// ends: the `.wait()` of calls, queries, publications and broadcasts, for plain
-/// synchronous code. On a current-thread runtime that would block the very thread the work
-/// needs, so it refuses with [`Error::Usage`] before starting anything; on a multi-thread
-/// runtime's worker it lets the runtime move other tasks away while this thread blocks.
-pub(crate) fn block_on<T: Send + 'static>(
-    home: impl FnOnce() -> Result<Peer>,
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T> {
-    refuse_current_thread()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    home()?.runtime().spawn(async move {
-        let _ = tx.send(work.await);
-    });
-    let receive = move || rx.recv().map_err(|_| Error::Shutdown);
-    match Handle::try_current() {
-        Ok(_) => tokio::task::block_in_place(receive),
-        Err(_) => receive(),
-    }
-}
-
-/// Refuses to block the only thread of a current-thread runtime (see [`block_on`]).
-pub(crate) fn refuse_current_thread() -> Result<()> {
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread => {
-            Err(Error::Usage(
-                "wait() would block the only thread of this current-thread runtime; use .await"
-                    .into(),
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The default peer if it already runs; never starts it.
-pub(crate) fn running_default() -> Option<Peer> {
-    lock(&DEFAULT_PEER)
-        .as_ref()
-        .filter(|p| !p.is_shut_down())
-        .cloned()
-}
-
-/// Starts the process-wide default peer with `config` instead of the environment. Fails
-/// if it already runs.
-///
-/// ```
-/// let peer = net::start(net::Config::from_env()?.loopback(true).port(0))?;
-/// assert!(peer.addr().ip().is_loopback());
-/// # Ok::<(), net::Error>(())
-/// ```
-pub fn start(config: Config) -> Result<Peer> {
-    start_default(config, default_runtime)
-}
-
-/// Starts the process-wide default peer with `config` on `runtime` (for a program that
-/// wants its one runtime to carry everything). The runtime must outlive every call made
-/// through the default peer; a `#[tokio::main]` runtime does.
-pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
-    start_default(config, move || Ok(runtime))
-}
-
-fn start_default(config: Config, runtime: impl FnOnce() -> Result<Handle>) -> Result<Peer> {
-    let mut slot = lock(&DEFAULT_PEER);
-    if let Some(peer) = slot.as_ref().filter(|p| !p.is_shut_down()) {
-        return Err(Error::Usage(format!(
-            "the default peer already runs as {} ({}); call net::start before any remote call",
-            peer.addr(),
-            peer.id()
-        )));
-    }
-    let peer = Peer::start_on(config, runtime()?)?;
-    *slot = Some(peer.clone());
-    crate::events::default_started(&peer);
-    Ok(peer)
+/// Locks the claims list (short sections only).
+fn claims(peer: &Peer) -> std::sync::MutexGuard<'_, Vec<Claim>> {
+    lock(&peer.inner.claims)
 }

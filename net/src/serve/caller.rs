@@ -1,14 +1,16 @@
 //! `net::Caller`: what a handler can learn about who called it, and the way to call that
-//! peer back over the same connection (Peers' reverse channel).
+//! peer back over the same link (Peers' reverse channel). The serving peer is held
+//! erased ([`Host`]): this layer is below the peer's; `Caller::server` is attached in
+//! `peer/caller.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::conn::Conn;
+use super::Host;
 use crate::id::PeerId;
-use crate::peer::Peer;
+use crate::link::Link;
 
 /// Who called. Add a parameter of this type to a `#[net::connect]` function to receive it;
 /// it is filled in by the peer, not sent by the caller.
@@ -35,45 +37,37 @@ pub struct Caller {
 #[derive(Clone)]
 enum Kind {
     Local {
-        peer: Option<Peer>,
+        host: Option<Host>,
     },
     Remote {
-        conn: Arc<Conn>,
-        server: Peer,
+        link: Arc<Link>,
+        host: Host,
         cancel: CancellationToken,
     },
     /// A Python app-net client: one request per TCP connection, nothing to call back on.
     AppNet {
         addr: SocketAddr,
-        server: Peer,
+        host: Host,
         cancel: CancellationToken,
     },
 }
 
 impl Caller {
-    pub(crate) fn local(peer: Option<Peer>) -> Caller {
+    pub(crate) fn local(host: Option<Host>) -> Caller {
         Caller {
-            kind: Kind::Local { peer },
+            kind: Kind::Local { host },
         }
     }
 
-    pub(crate) fn remote(conn: Arc<Conn>, server: Peer, cancel: CancellationToken) -> Caller {
+    pub(crate) fn remote(link: Arc<Link>, host: Host, cancel: CancellationToken) -> Caller {
         Caller {
-            kind: Kind::Remote {
-                conn,
-                server,
-                cancel,
-            },
+            kind: Kind::Remote { link, host, cancel },
         }
     }
 
-    pub(crate) fn app_net(addr: SocketAddr, server: Peer, cancel: CancellationToken) -> Caller {
+    pub(crate) fn app_net(addr: SocketAddr, host: Host, cancel: CancellationToken) -> Caller {
         Caller {
-            kind: Kind::AppNet {
-                addr,
-                server,
-                cancel,
-            },
+            kind: Kind::AppNet { addr, host, cancel },
         }
     }
 
@@ -93,7 +87,7 @@ impl Caller {
     /// serve nothing.
     pub fn id(&self) -> Option<&PeerId> {
         match &self.kind {
-            Kind::Remote { conn, .. } => conn.remote().id.as_ref(),
+            Kind::Remote { link, .. } => link.remote().id.as_ref(),
             Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
@@ -101,7 +95,7 @@ impl Caller {
     /// The calling socket's address; `None` for local calls.
     pub fn addr(&self) -> Option<SocketAddr> {
         match &self.kind {
-            Kind::Remote { conn, .. } => Some(conn.remote_addr()),
+            Kind::Remote { link, .. } => Some(link.remote_addr()),
             Kind::AppNet { addr, .. } => Some(*addr),
             Kind::Local { .. } => None,
         }
@@ -110,7 +104,7 @@ impl Caller {
     /// The calling peer's group.
     pub fn group(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Remote { conn, .. } => conn.remote().group.as_deref(),
+            Kind::Remote { link, .. } => link.remote().group.as_deref(),
             Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
@@ -118,16 +112,16 @@ impl Caller {
     /// Whether the calling peer is a hub.
     pub fn is_hub(&self) -> bool {
         match &self.kind {
-            Kind::Remote { conn, .. } => conn.remote().hub,
+            Kind::Remote { link, .. } => link.remote().hub,
             Kind::Local { .. } | Kind::AppNet { .. } => false,
         }
     }
 
-    /// The local peer serving this call (for local calls: the one given, if any).
-    pub fn server(&self) -> Option<&Peer> {
+    /// The serving peer, erased (for local calls: the one given, if any).
+    pub(crate) fn host(&self) -> Option<&Host> {
         match &self.kind {
-            Kind::Remote { server, .. } | Kind::AppNet { server, .. } => Some(server),
-            Kind::Local { peer } => peer.as_ref(),
+            Kind::Remote { host, .. } | Kind::AppNet { host, .. } => Some(host),
+            Kind::Local { host } => host.as_ref(),
         }
     }
 
@@ -148,10 +142,10 @@ impl Caller {
         }
     }
 
-    /// The connection back to the caller, for `.on(&caller)`.
-    pub(crate) fn conn(&self) -> Option<(&Arc<Conn>, &Peer)> {
+    /// The link back to the caller, for `.on(&caller)`.
+    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
         match &self.kind {
-            Kind::Remote { conn, server, .. } => Some((conn, server)),
+            Kind::Remote { link, .. } => Some(link),
             Kind::Local { .. } | Kind::AppNet { .. } => None,
         }
     }
@@ -161,7 +155,7 @@ impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
             Kind::Local { .. } => f.write_str("Caller(local)"),
-            Kind::Remote { conn, .. } => write!(f, "Caller({})", conn.label()),
+            Kind::Remote { link, .. } => write!(f, "Caller({})", link.label()),
             Kind::AppNet { addr, .. } => write!(f, "Caller(app-net client {addr})"),
         }
     }

@@ -60,7 +60,7 @@ pub struct FlagEvent {
 /// Runs every handler registered for the event's flag. A panicking handler is logged and
 /// does not stop the others or the call.
 pub(crate) fn dispatch(event: &FlagEvent) {
-    for flag in crate::registry::flag_handlers(&event.name) {
+    for flag in super::registry::flag_handlers(&event.name) {
         let run = std::panic::AssertUnwindSafe(|| (flag.handler)(event));
         if std::panic::catch_unwind(run).is_err() {
             tracing::warn!(flag = %event.name, "a #[net::flag] handler panicked");

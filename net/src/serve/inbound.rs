@@ -1,129 +1,123 @@
-//! The serving side of a connection: calls from the other side run here, synchronous
-//! functions on a handler thread that also sends the reply, async ones on a task of
-//! their own; and the sweep that stops synchronous calls past their budget.
+//! The one place where a call from another peer becomes a handler run and a reply:
+//! [`Server`] is what every link hands its inbound calls to. Synchronous functions run on
+//! a handler thread that also sends the reply (no task, no timer); async ones on a task of
+//! their own within the caller's budget; a panic becomes the caller's `Remote` error.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::outbox::{with_scratch, Flush};
-use super::{lock, Conn};
-use crate::caller::Caller;
-use crate::peer::Peer;
-use crate::registry::{Args, Handler};
-use crate::wire::{self, CallIn, WireOutcome};
+use super::registry::{Args, Handler};
+use super::{run, Caller, Host};
+use crate::link::{Flush, Inbound, Link};
+use crate::wire::{CallIn, WireOutcome};
 
-/// A call from the other side running here.
-pub(super) struct Serving {
-    /// Seen by the handler through `Caller::is_cancelled`, so a synchronous handler can
-    /// stop early; async handlers are also aborted.
-    pub(super) cancel: CancellationToken,
-    /// Aborts the task running the handler.
-    pub(super) abort: Option<AbortHandle>,
-    /// When a synchronous call's budget runs out: the sweep then cancels it.
-    pub(super) deadline: Option<Instant>,
+/// Serves the functions of this program to the links of one peer.
+pub(crate) struct Server {
+    /// The peer served for, erased (this layer is below the peer's), handed to handlers in
+    /// their [`Caller`]; weak, so that links never keep a dropped peer alive.
+    host: Weak<dyn std::any::Any + Send + Sync>,
+    /// Handler tasks and threads count as the peer's tasks, so that shutdown waits for
+    /// them.
+    tracker: TaskTracker,
+    /// Told when a link's other side says goodbye: the peer passes the news up.
+    goodbye: Box<dyn Fn(&Link) + Send + Sync>,
 }
 
-impl Conn {
+impl Server {
+    pub(crate) fn new(
+        host: Weak<dyn std::any::Any + Send + Sync>,
+        tracker: TaskTracker,
+        goodbye: impl Fn(&Link) + Send + Sync + 'static,
+    ) -> Server {
+        Server {
+            host,
+            tracker,
+            goodbye: Box::new(goodbye),
+        }
+    }
+}
+
+impl Inbound for Server {
+    fn goodbye(&self, link: &Link) {
+        (self.goodbye)(link);
+    }
+
     /// Runs a call from the other side and sends the reply: a synchronous function on a
-    /// handler thread, which also sends the reply (no task, no timer); an async one on a
-    /// task of its own, within the caller's time budget.
-    pub(super) fn serve(self: &Arc<Self>, call: CallIn<'_>, bytes: &Bytes) {
-        let Some(local) = self.local.upgrade().map(Peer::from_inner) else {
+    /// handler thread, which also sends the reply; an async one on a task of its own,
+    /// within the caller's time budget.
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes) {
+        let Some(host): Option<Host> = self.host.upgrade() else {
             return;
         };
         let id = call.id;
         let oneway = call.oneway;
         let budget = call.timeout_ms.map(Duration::from_millis);
-        let connection = crate::dispatch::lookup(&call.tag).ok();
+        let connection = run::lookup(&call.tag).ok();
         let sync = connection.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
         let cancel = if oneway {
-            // Not in `serving`: only the connection's end can cancel it.
-            self.closed.child_token()
+            link.oneway_token()
         } else {
-            let mut serving = lock(&self.serving);
-            if serving.contains_key(&id) {
-                // Its reply would be ambiguous and its cancel would hit the wrong call.
-                drop(serving);
-                let outcome = WireOutcome::BadArgs {
-                    message: format!("request id {id} is already in flight on this connection"),
-                };
-                self.reply(id, outcome, String::new, Flush::Task);
-                return;
+            // A synchronous call's budget is enforced by the link's sweep (an async
+            // one's by its task's timer).
+            match link.begin(id, budget.filter(|_| sync)) {
+                Ok(cancel) => cancel,
+                Err(_duplicate) => {
+                    let outcome = WireOutcome::BadArgs {
+                        message: format!("request id {id} is already in flight on this connection"),
+                    };
+                    link.reply(id, outcome, String::new, Flush::Task);
+                    return;
+                }
             }
-            // Cancelled by a cancel frame, by `shut` or by the sweep, through `serving`; a
-            // token of its own avoids contending for the connection token's lock on every
-            // call.
-            let cancel = CancellationToken::new();
-            // A synchronous call's budget is enforced by the sweep (an async one's by its
-            // task's timer).
-            let deadline = budget.filter(|_| sync).map(|b| Instant::now() + b);
-            serving.insert(
-                id,
-                Serving {
-                    cancel: cancel.clone(),
-                    abort: None,
-                    deadline,
-                },
-            );
-            if deadline.is_some() && !self.sweeping.swap(true, Ordering::AcqRel) {
-                local.tracker().spawn(sweep(Arc::downgrade(self)));
-            }
-            drop(serving);
-            // `shut` may have drained `serving` just before the insert.
-            if self.closed.is_cancelled() {
-                cancel.cancel();
-            }
-            cancel
         };
-        let caller = Caller::remote(self.clone(), local.clone(), cancel.clone());
+        let caller = Caller::remote(link.clone(), host, cancel.clone());
         if let Some(connection) = connection.filter(|_| sync) {
-            let conn = self.clone();
+            let link = link.clone();
             // Counts as a task of the peer, so that shutdown waits for it.
-            let running = local.tracker().token();
+            let running = self.tracker.token();
             // The arguments stay in the frame's bytes (shared, not copied) until the
             // handler thread copies them out: memory allocated and freed on one
             // thread is much cheaper than memory passed between threads.
             let args = bytes.slice_ref(call.args.get().as_bytes());
             let named = call.kwargs;
-            crate::dispatch::on_handler_thread(move || {
+            run::on_handler_thread(move || {
                 let _running = running;
-                // Given up on (cancel, budget spent, connection gone) before it could
-                // start: skip it. A one-way call runs whatever happens to the connection,
-                // as its sender was told it was delivered.
+                // Given up on (cancel, budget spent, link gone) before it could start:
+                // skip it. A one-way call runs whatever happens to the link, as its
+                // sender was told it was delivered.
                 if !oneway && cancel.is_cancelled() {
-                    lock(&conn.serving).remove(&id);
+                    link.finish(id);
                     return;
                 }
                 let outcome = match raw_args(&args) {
                     Some(positional) => {
-                        crate::dispatch::run_inline(connection, Args { positional, named }, caller)
+                        run::run_inline(connection, Args { positional, named }, caller)
                     }
                     None => WireOutcome::BadArgs {
                         message: "the arguments are not JSON".into(),
                     },
                 };
                 // Only if still wanted: a cancel or the sweep removed the entry.
-                if oneway || lock(&conn.serving).remove(&id).is_none() {
+                if oneway || !link.finish(id) {
                     return;
                 }
-                conn.reply(id, outcome, || connection.tag(), Flush::Caller);
+                link.reply(id, outcome, || connection.tag(), Flush::Caller);
                 // Sent once this thread has no more queued calls, with their replies.
-                conn.outbox.promise_flush(crate::dispatch::when_idle);
+                link.promise_flush(run::when_idle);
             });
             return;
         }
-        let conn = self.clone();
+        let task_link = link.clone();
         let tag = call.tag.into_owned();
         let args = call.args.to_owned();
         let named = call.kwargs;
-        let task = local.tracker().spawn(async move {
-            let work = crate::dispatch::run_tag(&tag, args, named, caller);
+        let task = self.tracker.spawn(async move {
+            let link = task_link;
+            let work = run::run_tag(&tag, args, named, caller);
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
@@ -131,94 +125,19 @@ impl Conn {
                     // function it called back sees the cancel through its Caller.
                     Err(_) => {
                         cancel.cancel();
-                        lock(&conn.serving).remove(&id);
+                        link.finish(id);
                         return;
                     }
                 },
                 None => work.await,
             };
-            if oneway {
+            if oneway || !link.finish(id) {
                 return;
             }
-            lock(&conn.serving).remove(&id);
-            conn.reply(id, outcome, || tag, Flush::Task);
+            link.reply(id, outcome, || tag, Flush::Task);
         });
         if !oneway {
-            if let Some(serving) = lock(&self.serving).get_mut(&id) {
-                serving.abort = Some(task.abort_handle());
-            }
-        }
-    }
-
-    /// Queues the reply to call `id` of function `tag`; one over the frame limit becomes
-    /// a panic outcome saying so. Replies are never held back (the reader stops taking
-    /// calls instead while the socket is backed up).
-    pub(super) fn reply(
-        &self,
-        id: u64,
-        outcome: WireOutcome,
-        tag: impl FnOnce() -> String,
-        flush: Flush,
-    ) {
-        with_scratch(|buf| {
-            wire::encode_reply(id, &outcome, buf);
-            if buf.len() > self.max_out {
-                let message = format!(
-                    "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of \
-                     the caller",
-                    buf.len(),
-                    self.max_out
-                );
-                let outcome = WireOutcome::Panic {
-                    message,
-                    location: tag(),
-                };
-                wire::encode_reply(id, &outcome, buf);
-            }
-            // Refused only once the connection has ended: nobody to reply to.
-            let _ = self.outbox.push(buf, flush);
-        });
-    }
-}
-
-/// How often the sweep looks for synchronous calls past their budget. The caller cancels
-/// at its own timeout anyway; the sweep stops the work of callers that do not (clients
-/// written from docs/PROTOCOL.md may not), without a timer per call.
-const SWEEP: Duration = Duration::from_millis(10);
-
-/// While synchronous calls with a budget run, cancels those past it (their handlers see
-/// `Caller::is_cancelled`, and no reply is sent), as the callee promises in
-/// docs/PROTOCOL.md. Ends when none is left; the next one starts it again.
-async fn sweep(conn: Weak<Conn>) {
-    loop {
-        tokio::time::sleep(SWEEP).await;
-        let Some(conn) = conn.upgrade() else { return };
-        let now = Instant::now();
-        let mut expired = Vec::new();
-        let mut left = false;
-        {
-            let mut serving = lock(&conn.serving);
-            serving.retain(|_, call| match call.deadline {
-                Some(deadline) if deadline <= now => {
-                    expired.push(call.cancel.clone());
-                    false
-                }
-                Some(_) => {
-                    left = true;
-                    true
-                }
-                None => true,
-            });
-            if !left || !conn.is_open() {
-                // Under the lock, so a call inserted next sees it and starts a new sweep.
-                conn.sweeping.store(false, Ordering::Release);
-            }
-        }
-        for cancel in expired {
-            cancel.cancel();
-        }
-        if !left || !conn.is_open() {
-            return;
+            link.set_abort(id, task.abort_handle());
         }
     }
 }

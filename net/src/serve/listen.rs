@@ -1,18 +1,19 @@
-//! The peer's server: binding a port of the configured range, and the accept loop with a
-//! connection limit.
+//! The listener: binding a port of the configured range, and the accept loop with a
+//! connection limit. What an accepted connection becomes is the business of the layer
+//! above, which hands the loop a function for it.
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::conn::Conn;
 use crate::error::{Error, Result};
-use crate::legacy::FirstByte;
-use crate::peer::Peer;
 
 /// Most connections one peer serves at once; further clients wait in the OS backlog until
 /// one closes, rather than exhausting file descriptors.
@@ -47,26 +48,30 @@ pub(crate) fn bind(config: &Config) -> Result<StdListener> {
     })
 }
 
-/// Accepts connections until the peer stops accepting. Each connection runs on its own
-/// task holding a permit of the connection limit; a failed handshake is logged and costs
-/// only that connection.
-pub(crate) async fn accept_loop(listener: TcpListener, peer: Peer) {
+/// Accepts connections until `stop` is cancelled. Each connection runs `serve` on a task
+/// of `tracker` holding a permit of the connection limit; its failures are its own
+/// business and cost only that connection.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let stop = peer.accepting_token().clone();
-    let shutdown = peer.shutdown_token().clone();
     let mut backoff = Duration::from_millis(10);
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => permit,
             _ = stop.cancelled() => break,
-            _ = shutdown.cancelled() => break,
         };
         // The semaphore is never closed, so acquiring cannot fail.
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.cancelled() => break,
-            _ = shutdown.cancelled() => break,
         };
         let (stream, from) = match accepted {
             Ok(accepted) => {
@@ -81,26 +86,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, peer: Peer) {
                 continue;
             }
         };
-        let peer = peer.clone();
-        let runtime = peer.runtime().clone();
-        peer.tracker().clone().spawn_on(
-            async move {
-                let _permit = permit;
-                // A first byte of `{` is a Python app-net request (docs/APPNET.md).
-                match crate::legacy::sniff(&stream).await {
-                    FirstByte::AppNet => crate::legacy::serve(stream, from, peer).await,
-                    FirstByte::Gone => tracing::debug!(%from, "closed before sending a byte"),
-                    FirstByte::Net => match Conn::start(stream, &peer).await {
-                        Ok(conn) => {
-                            peer.adopt(&conn, true);
-                            conn.closed().await;
-                        }
-                        Err(e) => tracing::warn!(%from, error = %e, "refused a connection"),
-                    },
-                }
-            },
-            &runtime,
-        );
+        let connection = serve(stream, from);
+        tracker.spawn(async move {
+            let _permit = permit;
+            connection.await;
+        });
     }
-    tracing::debug!(addr = %peer.addr(), "stopped accepting");
+    tracing::debug!(addr = ?listener.local_addr().ok(), "stopped accepting");
 }

@@ -6,7 +6,7 @@ use std::any::Any;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::flags::Flag;
+use super::Flag;
 
 /// The result of one handler run.
 #[derive(Debug)]

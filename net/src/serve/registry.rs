@@ -16,9 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::caller::Caller;
+use super::{Caller, Outcome};
 use crate::error::Error;
-use crate::outcome::Outcome;
 
 /// Every `#[net::connect]` function of the program, collected by the linker.
 #[distributed_slice]
@@ -100,7 +99,7 @@ pub struct FlagHandler {
     /// The flag's name, e.g. `NULL`.
     pub name: &'static str,
     /// Runs on the calling side when a call's response is this flag.
-    pub handler: fn(&crate::flags::FlagEvent),
+    pub handler: fn(&super::FlagEvent),
 }
 
 /// One `#[net::event("name")]` function: the event it publishes and where it is defined.
@@ -219,9 +218,17 @@ fn truncate(text: &str) -> String {
     format!("{}...", &text[..end])
 }
 
-/// The tag index, built once from the linker's slice plus the built-ins.
+/// The tag index, built once from the linker's slice.
 pub(crate) struct Registry {
     by_tag: BTreeMap<String, &'static Connection>,
+    /// Each function's calling tag by the address of its entry, sorted by address: a
+    /// call's tag is looked up, not rebuilt (building it, base64 of the path, on every
+    /// call was a tenth of a call's work in the call benchmark).
+    by_entry: Vec<(usize, String)>,
+}
+
+fn address(connection: &'static Connection) -> usize {
+    connection as *const Connection as usize
 }
 
 static REGISTRY: OnceLock<Result<Registry, Error>> = OnceLock::new();
@@ -237,10 +244,7 @@ impl Registry {
 
     fn build() -> Result<Registry, Error> {
         let mut by_tag: BTreeMap<String, &'static Connection> = BTreeMap::new();
-        // The built-ins are named here as well as collected by the linker, so that they
-        // exist even where a linker drops unreferenced sections of a dependency.
-        let all = crate::builtins::all().chain(CONNECTIONS.iter());
-        for conn in all {
+        for conn in CONNECTIONS.iter() {
             let mut tags = vec![conn.default_tag()];
             tags.extend(conn.custom_tag.map(str::to_owned));
             for tag in tags {
@@ -259,7 +263,34 @@ impl Registry {
                 }
             }
         }
-        Ok(Registry { by_tag })
+        let mut by_entry: Vec<(usize, String)> =
+            CONNECTIONS.iter().map(|c| (address(c), c.tag())).collect();
+        by_entry.sort_unstable_by_key(|(at, _)| *at);
+        Ok(Registry { by_tag, by_entry })
+    }
+
+    /// The calling tag of a registered function.
+    pub(crate) fn tag_of(&self, connection: &'static Connection) -> Option<&str> {
+        let at = self
+            .by_entry
+            .binary_search_by_key(&address(connection), |(at, _)| *at)
+            .ok()?;
+        Some(&self.by_entry[at].1)
+    }
+
+    /// Checks that every entry of `required` was collected: the built-ins are named by
+    /// the composition root and checked here, so that a linker that dropped them is a
+    /// loud start-up error rather than a peer that silently lacks `info`.
+    pub(crate) fn require(&self, required: &[&'static Connection]) -> Result<(), Error> {
+        match required.iter().find(|c| self.tag_of(c).is_none()) {
+            None => Ok(()),
+            Some(missing) => Err(Error::Usage(format!(
+                "the linker dropped net's built-in function {} ({}); link with \
+                 codegen-units=1 or report your platform",
+                missing.path(),
+                missing.location
+            ))),
+        }
     }
 
     /// The function registered under `tag`.
@@ -284,7 +315,7 @@ pub(crate) fn flag_handlers(name: &str) -> impl Iterator<Item = &'static FlagHan
 
 /// Every registered flag name, sorted and without repeats.
 pub(crate) fn flag_names() -> Vec<String> {
-    let mut names: Vec<String> = crate::flags::BUILT_IN
+    let mut names: Vec<String> = super::flags::BUILT_IN
         .iter()
         .map(|name| (*name).to_owned())
         .chain(FLAGS.iter().map(|flag| flag.name.to_owned()))

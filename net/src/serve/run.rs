@@ -1,18 +1,16 @@
 //! Running a registered function for a caller, local or remote, and turning what it did
 //! into a wire outcome. Local and remote calls share this path so that they behave alike.
 
-mod pool;
-
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::caller::Caller;
-use crate::flags::INVALID_CONNECTION;
-use crate::outcome::Outcome;
-use crate::panic::{self, Caught};
-use crate::registry::{Args, Connection, Handler, Registry};
+use super::flags::INVALID_CONNECTION;
+use super::panic::{self, Caught};
+use super::pool;
+use super::registry::{Args, Connection, Handler, Registry};
+use super::{Caller, Outcome};
 use crate::wire::WireOutcome;
 
 /// The function registered under `tag`, or the outcome that tells the caller why there
@@ -161,5 +159,22 @@ fn finish(connection: &'static Connection, result: Result<Outcome, Caught>) -> W
                 None => format!("{} ({})", connection.path(), connection.location),
             },
         },
+    }
+}
+
+/// Runs `job` on a handler thread and waits for what it returns: the crate's one blocking
+/// pool, for blocking work of the services too (reading the neighbour table, a batch of
+/// synchronous event handlers). `Err` says why there is no result (the job panicked).
+pub(crate) async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = oneshot::channel();
+    on_handler_thread(move || {
+        let _ = tx.send(panic::catch(job));
+    });
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(caught)) => Err(caught.message),
+        Err(_) => Err("the handler's thread failed".into()),
     }
 }

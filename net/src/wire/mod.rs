@@ -1,11 +1,12 @@
-//! The wire format: message types, framing with a size limit, and the handshake. Bytes are
-//! handled here and nowhere else; docs/PROTOCOL.md describes the same format for clients
-//! in other languages.
+//! The wire format: message types, framing with a size limit, the handshake, and the
+//! `info` description every peer gives. Bytes are handled here and nowhere else;
+//! docs/PROTOCOL.md describes the same format for clients in other languages.
 
 mod codec;
 mod fast;
 mod frame;
 mod handshake;
+mod info;
 
 pub(crate) use codec::{codec, describe_read_error, encode, encode_into};
 pub(crate) use fast::{decode, encode_call, encode_reply};
@@ -13,6 +14,8 @@ pub(crate) use frame::{
     CallIn, CallRef, Frame, Hello, Incoming, ReplyFrame, WireOutcome, PROTOCOL_VERSION,
 };
 pub(crate) use handshake::handshake;
+pub use info::Info;
+pub(crate) use info::INFO_TAG;
 
 #[cfg(test)]
 pub(crate) use frame::Outgoing;

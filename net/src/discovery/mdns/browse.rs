@@ -11,9 +11,9 @@ use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceEvent};
 
 use super::query as mdns_query;
 use super::Mdns;
-use crate::conn::lock;
+use crate::sync::lock;
+use crate::config::Discovery;
 use crate::discovery::probe::{probe, Probe};
-use crate::discovery::Discovery;
 use crate::id::PeerId;
 use crate::peer::Peer;
 use crate::wire::PROTOCOL_VERSION;

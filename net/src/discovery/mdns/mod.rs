@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use mdns_sd::{IfKind, Receiver, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 use super::report::PathReport;
-use super::{addrs, Discovery};
-use crate::conn::lock;
+use super::Discovery;
+use crate::addrs;
+use crate::sync::lock;
 use crate::id::PeerId;
 use crate::peer::Peer;
 use crate::wire::PROTOCOL_VERSION;

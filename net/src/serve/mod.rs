@@ -1,0 +1,45 @@
+//! The serving layer: the registry of this program's functions, and the one place where a
+//! call becomes a handler run and a reply (sync handlers on the handler threads, async
+//! ones on tasks, budgets, panics caught), for links ([`Server`]) and for local calls
+//! alike; plus the listener and its accept loop.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `registry.rs` | the link-time registry: entries, tags, flags, events, subscriptions |
+//! | `inbound.rs` | [`Server`]: a link's inbound call to a handler run and its reply |
+//! | `run.rs` | running an entry for any caller; turning what it did into an outcome |
+//! | `pool.rs` | the handler threads for synchronous functions |
+//! | `caller.rs` | `net::Caller`, what a handler learns of who called |
+//! | `outcome.rs`, `flags.rs`, `panic.rs` | what a run produced; named responses; caught panics |
+//! | `listen.rs` | binding the port range, the accept loop with its connection limit |
+
+mod caller;
+mod flags;
+mod inbound;
+mod listen;
+mod outcome;
+mod panic;
+mod pool;
+mod registry;
+mod run;
+
+use std::any::Any;
+use std::sync::Arc;
+
+pub use caller::Caller;
+pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use outcome::Outcome;
+pub use registry::{
+    Args, BoxFuture, Connection, EventDecl, FlagHandler, Handler, Subscription, CONNECTIONS,
+    EVENTS, FLAGS, SUBSCRIPTIONS,
+};
+
+pub(crate) use flags::dispatch as dispatch_flag;
+pub(crate) use inbound::Server;
+pub(crate) use listen::{accept_loop, bind};
+pub(crate) use registry::{event_names, flag_names, Registry};
+pub(crate) use run::{blocking, run, run_here, run_inline};
+
+/// The peer a call is served for, erased: this layer is below the peer's, which attaches
+/// `Caller::server` from above and is the only one to look inside.
+pub(crate) type Host = Arc<dyn Any + Send + Sync>;

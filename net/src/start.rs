@@ -1,0 +1,96 @@
+//! The composition root: starting a peer is bringing up its core (`peer/`), then its
+//! services in order (app-net on the same port, discovery, events); shutting it down is
+//! the same in reverse. Nothing else lives here.
+
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::peer::{default_runtime, install_default, DefaultSlot, Peer};
+use crate::serve::{Connection, Registry};
+
+/// Every built-in, named here so that the linker keeps them whatever it does with the
+/// distributed slice of a dependency (dtolnay/linkme#31, #61); start-up checks that each
+/// was collected.
+fn builtins() -> Vec<&'static Connection> {
+    let mut all = crate::builtins::ALL.to_vec();
+    all.push(crate::discovery::known_peers_builtin());
+    all.extend(crate::events::builtins());
+    all
+}
+
+impl Peer {
+    /// Starts a peer on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<Peer> {
+        Peer::start_on(config, Handle::current())
+    }
+
+    /// Starts a peer whose sockets and tasks live on `runtime`.
+    pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+        Registry::get()?.require(&builtins())?;
+        let peer = Peer::bring_up(config, runtime.clone())?;
+        // Services start inside the runtime: they spawn their tasks on it.
+        let _entered = runtime.enter();
+        crate::appnet::start(&peer);
+        crate::discovery::start(&peer);
+        Ok(peer)
+    }
+
+    /// Stops the peer: its subscriptions are withdrawn from the peers it subscribed to, its
+    /// mDNS goodbye is said, no new connections are taken, calls in progress get a short
+    /// grace period to finish, then every connection is closed with a goodbye and every
+    /// task is awaited.
+    pub async fn shutdown(&self) {
+        if self.is_shut_down() {
+            return;
+        }
+        crate::events::before_shutdown(self).await;
+        // The mDNS goodbye first, while the peer still answers.
+        crate::discovery::stop(self).await;
+        self.bring_down().await;
+    }
+}
+
+/// Starts the process-wide default peer with `config` instead of the environment. Fails
+/// if it already runs.
+///
+/// ```
+/// let peer = net::start(net::Config::from_env()?.loopback(true).port(0))?;
+/// assert!(peer.addr().ip().is_loopback());
+/// # Ok::<(), net::Error>(())
+/// ```
+pub fn start(config: Config) -> Result<Peer> {
+    let mut slot = DefaultSlot::lock();
+    refuse_second(&slot)?;
+    start_default(&mut slot, config, default_runtime()?)
+}
+
+/// Starts the process-wide default peer with `config` on `runtime` (for a program that
+/// wants its one runtime to carry everything). The runtime must outlive every call made
+/// through the default peer; a `#[tokio::main]` runtime does.
+pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+    let mut slot = DefaultSlot::lock();
+    refuse_second(&slot)?;
+    start_default(&mut slot, config, runtime)
+}
+
+fn refuse_second(slot: &DefaultSlot) -> Result<()> {
+    match slot.running() {
+        Some(peer) => Err(Error::Usage(format!(
+            "the default peer already runs as {} ({}); call net::start before any remote call",
+            peer.addr(),
+            peer.id()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Starts a peer into the default slot: as any peer, and then it subscribes by itself, as
+/// app-net's `net.Peer()` did (see `events/mod.rs`).
+pub(crate) fn start_default(slot: &mut DefaultSlot, config: Config, runtime: Handle) -> Result<Peer> {
+    let peer = Peer::start_on(config, runtime.clone())?;
+    install_default(slot, &peer);
+    let _entered = runtime.enter();
+    crate::events::default_started(&peer);
+    Ok(peer)
+}
