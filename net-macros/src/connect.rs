@@ -26,13 +26,13 @@ pub(crate) fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<To
     errors.finish()?;
     let expansion = Expansion::new(&args, &item, analysis);
     let caller_fn = expansion.caller_fn();
-    let connection = expansion.connection();
+    let entry = expansion.entry();
     let handler = expansion.handler();
     // The handler goes first: rustc then reports an argument type that does not cross the
     // wire at the spanned check on the user's type before anywhere else.
     Ok(quote! {
         #handler
-        #connection
+        #entry
         #caller_fn
     })
 }
@@ -43,7 +43,7 @@ struct Expansion<'a> {
     krate: &'a Path,
     item: &'a FnItem,
     analysis: Analysis<'a>,
-    /// `__NET_CONNECTION_<name>`: the registry entry, visible as the function is.
+    /// `__NET_ENTRY_<name>`: the registry entry, visible as the function is.
     static_ident: Ident,
     /// `__net_handler_<name>`: runs the user's function on decoded arguments.
     handler_ident: Ident,
@@ -57,7 +57,7 @@ impl<'a> Expansion<'a> {
             krate: &args.krate,
             item,
             analysis,
-            static_ident: format_ident!("__NET_CONNECTION_{}", name),
+            static_ident: format_ident!("__NET_ENTRY_{}", name),
             handler_ident: format_ident!("__net_handler_{}", name),
         }
     }
@@ -106,8 +106,8 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// The registry entry, collected by linkme into `CONNECTIONS`.
-    fn connection(&self) -> TokenStream {
+    /// The registry entry, collected by linkme into `ENTRIES`.
+    fn entry(&self) -> TokenStream {
         let FnItem { vis, sig, .. } = self.item;
         let krate = self.krate;
         let cfgs = self.cfgs();
@@ -132,9 +132,9 @@ impl<'a> Expansion<'a> {
             #(#cfgs)*
             #[doc(hidden)]
             #[allow(non_upper_case_globals)]
-            #[#krate::__private::linkme::distributed_slice(#krate::__private::CONNECTIONS)]
+            #[#krate::__private::linkme::distributed_slice(#krate::__private::ENTRIES)]
             #[linkme(crate = #krate::__private::linkme)]
-            #vis static #static_ident: #krate::__private::Connection = #krate::__private::Connection {
+            #vis static #static_ident: #krate::__private::Entry = #krate::__private::Entry {
                 name: #name,
                 module_path: ::core::module_path!(),
                 custom_tag: #tag,
@@ -302,7 +302,7 @@ mod tests {
             ),
         );
         assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn >"));
-        assert!(out.contains("pub static __NET_CONNECTION_multiply"));
+        assert!(out.contains("pub static __NET_ENTRY_multiply"));
         assert!(out.contains("params : & [\"a\" , \"b\"]"));
         assert!(out.contains("Handler :: Sync (__net_handler_multiply)"));
         assert!(out.contains("fn multiply (a : i64 , mut b : i64) -> i64 { b *= a ; b }"));

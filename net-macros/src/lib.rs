@@ -1,7 +1,7 @@
 //! The attribute macros of `net`; use them through the `net` crate, where they are documented.
 //!
 //! - `#[net::connect]` turns a free function into a remotely callable one: the function
-//!   keeps its name and now returns a `net::Call`, and a hidden `Connection` static
+//!   keeps its name and now returns a `net::Call`, and a hidden `Entry` static
 //!   registers it with the runtime (see `net::connect`).
 //! - `#[net::flag("NAME")]` registers a function that runs when a call answers with the
 //!   named flag (see `net::flag`).

@@ -1,4 +1,4 @@
-//! `#[net::subscribe("name", filters...)]`: the function becomes an ordinary connection
+//! `#[net::subscribe("name", filters...)]`: the function becomes an ordinary registered function
 //! (exactly as `#[net::connect]` makes it) plus a subscription static naming its event,
 //! its registry entry and its filters.
 
@@ -17,13 +17,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(parsed) => parsed,
         Err(error) => return errors.with(error).to_compile_error(),
     };
-    // The connection: the same expansion (and the same signature checks) as
+    // The registry entry: the same expansion (and the same signature checks) as
     // `#[net::connect(tag = .., crate = ..)]`.
     let krate = &args.krate;
     let tag = args.tag.iter();
-    let connection = crate::connect::try_expand(quote!(#(tag = #tag,)* crate = #krate), item);
-    let connection = match connection {
-        Ok(connection) => connection,
+    let entry = crate::connect::try_expand(quote!(#(tag = #tag,)* crate = #krate), item);
+    let entry = match entry {
+        Ok(entry) => entry,
         Err(error) => return errors.with(error).to_compile_error(),
     };
     let registration = match (errors.finish(), &args.event) {
@@ -34,7 +34,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             let sig = &parsed.sig;
             let name = sig.ident.unraw();
             let static_ident = format_ident!("__NET_SUBSCRIPTION_{}", name);
-            let connection_ident = format_ident!("__NET_CONNECTION_{}", name);
+            let entry_ident = format_ident!("__NET_ENTRY_{}", name);
             let cfgs = parsed.attrs.iter().filter(|attr| is_cfg(attr));
             let (groups, peers) = (&args.groups, &args.peers);
             let (hubs_only, on_host) = (args.hubs_only, args.on_host);
@@ -49,7 +49,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 #[linkme(crate = #krate::__private::linkme)]
                 static #static_ident: #krate::__private::Subscription = #krate::__private::Subscription {
                     event: #event,
-                    connection: &#connection_ident,
+                    entry: &#entry_ident,
                     groups: &[#(#groups),*],
                     hubs_only: #hubs_only,
                     on_host: #on_host,
@@ -61,7 +61,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     quote! {
         #registration
-        #connection
+        #entry
     }
 }
 
@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_and_a_subscription() {
+    fn an_entry_and_a_subscription() {
         let tokens = expand(
             quote!("line", groups = ["a", "b"], hubs_only, tag = "OnLine"),
             quote!(
@@ -85,11 +85,11 @@ mod tests {
         let out = tokens.to_string();
         assert!(out.contains("static __NET_SUBSCRIPTION_on_line"), "{out}");
         assert!(out.contains("event : \"line\""));
-        assert!(out.contains("connection : & __NET_CONNECTION_on_line"));
+        assert!(out.contains("entry : & __NET_ENTRY_on_line"));
         assert!(out.contains("groups : & [\"a\" , \"b\"]"));
         assert!(out.contains("hubs_only : true"));
         assert!(out.contains("on_host : false"));
-        assert!(out.contains("static __NET_CONNECTION_on_line"));
+        assert!(out.contains("static __NET_ENTRY_on_line"));
         assert!(out.contains("custom_tag : :: core :: option :: Option :: Some (\"OnLine\")"));
     }
 

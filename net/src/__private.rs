@@ -4,19 +4,16 @@
 pub use crate::call::{AsyncFn, SyncFn};
 pub use crate::events::{payload, publish, set_batch_limit, Payload};
 pub use crate::serve::{
-    Args, BoxFuture, Caller, Connection, EventDecl, FlagHandler, Handler, Outcome, Subscription,
-    CONNECTIONS, EVENTS, FLAGS, SUBSCRIPTIONS,
+    Args, BoxFuture, Caller, Entry, EventDecl, FlagHandler, Handler, Outcome, Subscription,
+    ENTRIES, EVENTS, FLAGS, SUBSCRIPTIONS,
 };
 pub use linkme;
 pub use serde;
 pub use serde_json;
 
 /// Builds the call value that an annotated function returns.
-pub fn call<R, K>(
-    connection: &'static Connection,
-    args: impl serde::Serialize,
-) -> crate::Call<R, K> {
-    crate::Call::new(connection, &args)
+pub fn call<R, K>(entry: &'static Entry, args: impl serde::Serialize) -> crate::Call<R, K> {
+    crate::Call::new(entry, &args)
 }
 
 /// Compile-time check that a parameter type crosses the wire; spanned at the parameter's

@@ -5,16 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::serve::{self, Caller, Connection, Flag, Registry, NULL};
+use crate::serve::{self, Caller, Entry, Flag, Registry, NULL};
 use crate::wire::Info;
 
 /// The built-ins' registry entries, named so that the composition root can check that
 /// the linker kept them.
-pub(crate) static ALL: [&Connection; 4] = [
-    &__NET_CONNECTION_info,
-    &__NET_CONNECTION_pass_through,
-    &__NET_CONNECTION_null,
-    &__NET_CONNECTION_connections,
+pub(crate) static ALL: [&Entry; 4] = [
+    &__NET_ENTRY_info,
+    &__NET_ENTRY_pass_through,
+    &__NET_ENTRY_null,
+    &__NET_ENTRY_connections,
 ];
 
 /// The user running this program: `USER` or `LOGNAME` when set, else the name of this

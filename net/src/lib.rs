@@ -96,8 +96,8 @@ pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
 pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
 pub use discovery::{
-    known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo,
-    Peers, Report,
+    known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
+    Report,
 };
 pub use error::{Error, Result};
 pub use events::{
@@ -107,7 +107,7 @@ pub use events::{
 pub use id::PeerId;
 pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
-pub use start::{start, start_on};
+pub use start::{start, start_with_runtime};
 pub use wire::Info;
 
 /// Registers a function so that peers can call it.

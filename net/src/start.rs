@@ -7,12 +7,12 @@ use tokio::runtime::Handle;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::peer::{default_runtime, install_default, DefaultSlot, Peer};
-use crate::serve::{Connection, Registry};
+use crate::serve::{Entry, Registry};
 
 /// Every built-in, named here so that the linker keeps them whatever it does with the
 /// distributed slice of a dependency (dtolnay/linkme#31, #61); start-up checks that each
 /// was collected.
-fn builtins() -> Vec<&'static Connection> {
+fn builtins() -> Vec<&'static Entry> {
     let mut all = crate::builtins::ALL.to_vec();
     all.push(crate::discovery::known_peers_builtin());
     all.extend(crate::events::builtins());
@@ -38,7 +38,7 @@ impl Peer {
 
     /// Stops the peer: its subscriptions are withdrawn from the peers it subscribed to, its
     /// mDNS goodbye is said, no new connections are taken, calls in progress get a short
-    /// grace period to finish, then every connection is closed with a goodbye and every
+    /// grace period to finish, then every entry is closed with a goodbye and every
     /// task is awaited.
     pub async fn shutdown(&self) {
         if self.is_shut_down() {
@@ -67,8 +67,9 @@ pub fn start(config: Config) -> Result<Peer> {
 
 /// Starts the process-wide default peer with `config` on `runtime` (for a program that
 /// wants its one runtime to carry everything). The runtime must outlive every call made
-/// through the default peer; a `#[tokio::main]` runtime does.
-pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
+/// through the default peer; a `#[tokio::main]` runtime does. (Named apart from
+/// [`Peer::start_on`], which starts another peer, not the process-wide one.)
+pub fn start_with_runtime(config: Config, runtime: Handle) -> Result<Peer> {
     let mut slot = DefaultSlot::lock();
     refuse_second(&slot)?;
     start_default(&mut slot, config, runtime)
@@ -87,7 +88,11 @@ fn refuse_second(slot: &DefaultSlot) -> Result<()> {
 
 /// Starts a peer into the default slot: as any peer, and then it subscribes by itself, as
 /// app-net's `net.Peer()` did (see `events/mod.rs`).
-pub(crate) fn start_default(slot: &mut DefaultSlot, config: Config, runtime: Handle) -> Result<Peer> {
+pub(crate) fn start_default(
+    slot: &mut DefaultSlot,
+    config: Config,
+    runtime: Handle,
+) -> Result<Peer> {
     let peer = Peer::start_on(config, runtime.clone())?;
     install_default(slot, &peer);
     let _entered = runtime.enter();

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::json;
 use super::{APP_NET_BUILTINS, INFO_TAG, PYTHON_READ_LIMIT};
-use crate::peer::Peer;
 use crate::call::Target;
+use crate::peer::Peer;
 use crate::serve::{self, Registry};
 
 /// What a Python app-net 0.6 peer says about itself when asked for `info`

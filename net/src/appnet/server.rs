@@ -147,14 +147,14 @@ async fn answer(bytes: &[u8], from: SocketAddr, peer: &Peer, cancel: Cancellatio
         Err(e) => return error_packet(peer, &request.tag, "RuntimeError", &e.to_string()),
     };
     // Registered functions first, so a program can take over an app-net tag.
-    if let Some(connection) = registry.lookup(&request.tag) {
-        let named = app_net_kwargs(request.kwargs, connection.params);
+    if let Some(entry) = registry.lookup(&request.tag) {
+        let named = app_net_kwargs(request.kwargs, entry.params);
         let args = Args {
             positional: request.args,
             named: Some(named),
         };
         let caller = Caller::app_net(from, peer.host(), cancel);
-        let outcome = serve::run(connection, args, caller).await;
+        let outcome = serve::run(entry, args, caller).await;
         return encode_outcome(outcome, peer, &request.tag);
     }
     match builtin(&request, peer) {

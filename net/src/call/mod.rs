@@ -26,14 +26,14 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::peer;
-use crate::serve::{self, Args, Caller, Connection, Registry};
+use crate::serve::{self, Args, Caller, Entry, Registry};
 
 pub(crate) use block::{block_on, refuse_current_thread};
 pub use broadcast::Broadcast;
 pub(crate) use decode::{decode, decode_json};
 pub use remote::RemoteCall;
-pub(crate) use target::{Route, RouteCall, Routed, TargetKind};
 pub use target::Target;
+pub(crate) use target::{Route, RouteCall, Routed, TargetKind};
 
 /// Marks the [`Call`] of a plain `fn`: `.local()` returns the result directly.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub enum ByTag {}
 pub struct Call<R, K = SyncFn> {
     tag: String,
     /// The registry entry, for `.local()`; `None` for calls by tag.
-    connection: Option<&'static Connection>,
+    entry: Option<&'static Entry>,
     returns_result: bool,
     oneway: bool,
     /// The encoded arguments, or why they could not be encoded (reported when run).
@@ -78,7 +78,7 @@ impl<R, K> Clone for Call<R, K> {
     fn clone(&self) -> Self {
         Call {
             tag: self.tag.clone(),
-            connection: self.connection,
+            entry: self.entry,
             returns_result: self.returns_result,
             oneway: self.oneway,
             args: self.args.clone(),
@@ -88,8 +88,8 @@ impl<R, K> Clone for Call<R, K> {
 }
 
 impl<R, K> Call<R, K> {
-    pub(crate) fn new(connection: &'static Connection, args: &impl Serialize) -> Self {
-        let tag = tag_of(connection);
+    pub(crate) fn new(entry: &'static Entry, args: &impl Serialize) -> Self {
+        let tag = tag_of(entry);
         // No arguments (`()`) encode as null; the wire always carries an array.
         let args = serde_json::value::to_raw_value(args)
             .and_then(|raw| match raw.get() {
@@ -102,9 +102,9 @@ impl<R, K> Call<R, K> {
             });
         Call {
             tag,
-            connection: Some(connection),
-            returns_result: connection.returns_result,
-            oneway: connection.oneway,
+            entry: Some(entry),
+            returns_result: entry.returns_result,
+            oneway: entry.oneway,
             args,
             _marker: PhantomData,
         }
@@ -132,8 +132,8 @@ impl<R: DeserializeOwned> Call<R, SyncFn> {
     /// Runs the function in this thread, through its registry entry. A panic in it is
     /// caught and returned as [`Error::Remote`], exactly as a remote call would report it.
     pub fn local(self) -> Result<R> {
-        let (connection, args) = self.local_parts()?;
-        let outcome = serve::run_inline(connection, Args::positional(args), local_caller());
+        let (entry, args) = self.local_parts()?;
+        let outcome = serve::run_inline(entry, Args::positional(args), local_caller());
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
@@ -141,32 +141,32 @@ impl<R: DeserializeOwned> Call<R, SyncFn> {
 impl<R: DeserializeOwned> Call<R, AsyncFn> {
     /// Runs the async function on this task, through its registry entry.
     pub async fn local(self) -> Result<R> {
-        let (connection, args) = self.local_parts()?;
-        let outcome = serve::run_here(connection, Args::positional(args), local_caller()).await;
+        let (entry, args) = self.local_parts()?;
+        let outcome = serve::run_here(entry, Args::positional(args), local_caller()).await;
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
 
 impl<R, K> Call<R, K> {
-    fn local_parts(&self) -> Result<(&'static Connection, Box<RawValue>)> {
+    fn local_parts(&self) -> Result<(&'static Entry, Box<RawValue>)> {
         Registry::get()?;
-        let connection = self.connection.ok_or_else(|| {
+        let entry = self.entry.ok_or_else(|| {
             Error::Usage(format!(
                 "the call of {} by tag can only run remotely",
                 self.tag
             ))
         })?;
         let args = self.args.as_ref().map_err(Clone::clone)?.clone();
-        Ok((connection, args))
+        Ok((entry, args))
     }
 }
 
 /// The tag of a registered function, looked up in the registry.
-fn tag_of(connection: &'static Connection) -> String {
-    match Registry::get().ok().and_then(|r| r.tag_of(connection)) {
+fn tag_of(entry: &'static Entry) -> String {
+    match Registry::get().ok().and_then(|r| r.tag_of(entry)) {
         Some(tag) => tag.to_owned(),
         // Every registered function is in the linker's slice; this is only a fallback.
-        None => connection.tag(),
+        None => entry.tag(),
     }
 }
 
@@ -198,7 +198,7 @@ pub fn call_tag<R>(tag: impl Into<String>, args: Value) -> Call<R, ByTag> {
     };
     Call {
         tag,
-        connection: None,
+        entry: None,
         returns_result: false,
         oneway: false,
         args,

@@ -137,7 +137,7 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             Some(conn) => conn,
             None => {
                 let addr = self.target.addr().await?;
-                home.connection(addr, budget).await?
+                home.link_to(addr, budget).await?
             }
         };
         let left = budget.saturating_sub(started.elapsed());
@@ -202,4 +202,3 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for RemoteCall<R> {
         Box::pin(self.run())
     }
 }
-

@@ -95,7 +95,6 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
-
 }
 
 fn parse_num<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T> {

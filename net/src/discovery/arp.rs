@@ -137,7 +137,7 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
         Ok(ports) => ports,
         Err(why) => return (Vec::new(), PathReport::idle(Discovery::Arp, why)),
     };
-    let table = match tokio::task::spawn_blocking(neighbours).await {
+    let table = match crate::serve::blocking(neighbours).await {
         Ok(Ok(table)) => table,
         Ok(Err(why)) => return (Vec::new(), PathReport::ran(Discovery::Arp, 0, why)),
         Err(e) => {

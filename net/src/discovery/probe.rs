@@ -10,9 +10,9 @@ use tokio::net::TcpStream;
 
 use super::table::PeerInfo;
 use super::Discovery;
-use crate::wire::Info;
 use crate::error::Error;
 use crate::peer::Peer;
+use crate::wire::Info;
 
 /// What probing one address showed.
 #[derive(Debug)]

@@ -6,9 +6,9 @@ use std::pin::Pin;
 
 use tokio::sync::broadcast;
 
+use super::discover;
 use super::report::Report;
 use super::table::{Membership, PeerInfo};
-use super::discover;
 use crate::addrs;
 use crate::error::{Error, Result};
 use crate::peer::{self, Peer};

@@ -13,9 +13,9 @@ use super::probe::{probe, probe_all, Probe};
 use super::report::PathReport;
 use super::table::PeerInfo;
 use super::Discovery;
-use crate::serve::Caller;
 use crate::id::PeerId;
 use crate::peer::Peer;
+use crate::serve::Caller;
 
 /// Most peers asked for their known peers in one round: exchange is breadth-first from
 /// the seeds and stops here, so a huge mesh costs a bounded number of calls.
@@ -47,8 +47,8 @@ pub async fn known_peers(caller: Caller) -> Vec<KnownPeer> {
 }
 
 /// The registry entry of `known_peers`, for the composition root's list of built-ins.
-pub(crate) fn known_peers_builtin() -> &'static crate::serve::Connection {
-    &__NET_CONNECTION_known_peers
+pub(crate) fn known_peers_builtin() -> &'static crate::serve::Entry {
+    &__NET_ENTRY_known_peers
 }
 
 /// The answer of the `known_peers` built-in: `peer`'s table without the caller. A caller
@@ -219,11 +219,7 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
 }
 
 async fn ask(peer: &Peer, other: &PeerInfo, timeout: Duration) -> crate::Result<Vec<KnownPeer>> {
-    known_peers()
-        .on(other)
-        .via(peer)
-        .timeout(timeout)
-        .await
+    known_peers().on(other).via(peer).timeout(timeout).await
 }
 
 /// `host:port` to an address; a bare host gets the default port. A confined peer resolves

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::Discovery;
-use crate::wire::Info;
-use crate::sync::lock;
-use crate::id::PeerId;
 use crate::call::Target;
+use crate::id::PeerId;
+use crate::sync::lock;
+use crate::wire::Info;
 
 /// How many membership events a slow subscriber may fall behind before it misses some
 /// (it then gets `RecvError::Lagged` and can re-read the table with `peers()`).

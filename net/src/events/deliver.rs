@@ -10,10 +10,10 @@ use serde_json::value::RawValue;
 
 use super::publish::DeliveryStatus;
 use super::table::{Item, Verdict};
-use crate::serve::Caller;
 use crate::error::Error;
 use crate::peer::Peer;
-use crate::serve::{self, Args, Connection, Handler, Registry, INVALID_CONNECTION, NULL};
+use crate::serve::Caller;
+use crate::serve::{self, Args, Entry, Handler, Registry, INVALID_CONNECTION, NULL};
 use crate::wire::WireOutcome;
 
 /// The batch built-in's tag.
@@ -69,21 +69,20 @@ pub(crate) async fn deliver(
             results.push(result);
             continue;
         }
-        let Some(connection) = registry.lookup(&tag) else {
+        let Some(entry) = registry.lookup(&tag) else {
             results.push(ItemResult::UnknownTag);
             continue;
         };
-        match connection.handler {
+        match entry.handler {
             Handler::Async(_) => {
                 let outcome =
-                    serve::run_here(connection, Args::positional(payload), caller.clone()).await;
+                    serve::run_here(entry, Args::positional(payload), caller.clone()).await;
                 results.push(classify(outcome));
             }
             Handler::Sync(_) => {
                 // This and the synchronous events right after it run in one trip to the
                 // blocking pool: one hop per batch rather than per event.
-                let mut run: Vec<(&'static Connection, Box<RawValue>)> =
-                    vec![(connection, payload)];
+                let mut run: Vec<(&'static Entry, Box<RawValue>)> = vec![(entry, payload)];
                 while let Some((tag, _)) = items.peek() {
                     match registry.lookup(tag) {
                         Some(next) if matches!(next.handler, Handler::Sync(_)) => {
@@ -98,17 +97,13 @@ pub(crate) async fn deliver(
                 let count = run.len();
                 let ran = serve::blocking(move || {
                     let mut out = Vec::with_capacity(run.len());
-                    for (connection, payload) in run {
+                    for (entry, payload) in run {
                         if started.elapsed() > budget || caller.is_cancelled() {
                             out.push(ItemResult::NotRun);
                             continue;
                         }
                         let args = Args::positional(payload);
-                        out.push(classify(serve::run_inline(
-                            connection,
-                            args,
-                            caller.clone(),
-                        )));
+                        out.push(classify(serve::run_inline(entry, args, caller.clone())));
                     }
                     out
                 })
@@ -193,7 +188,7 @@ const FRAME_MARGIN: usize = 4096;
 /// `NET_MAX_FRAME`) goes back to the front of the queue for the next call.
 pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Item>) -> Verdict {
     let budget = peer.config().timeout;
-    let conn = match peer.connection(addr, budget).await {
+    let conn = match peer.link_to(addr, budget).await {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
     };
@@ -335,7 +330,7 @@ async fn send_fitting(
 /// built-in. The lane sends these one at a time, so they run in order there too.
 pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
     let budget = peer.config().timeout;
-    let conn = match peer.connection(addr, budget).await {
+    let conn = match peer.link_to(addr, budget).await {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
     };
@@ -369,7 +364,7 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
     Verdict::Continue
 }
 
-/// Sends one event to a Python app-net subscriber in app-net's format (one connection
+/// Sends one event to a Python app-net subscriber in app-net's format (one entry
 /// per request, as app-net serves). The lane sends these one at a time, so they run in
 /// order there too.
 pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {

@@ -54,7 +54,7 @@ pub use publish::{Delivering, Delivery, DeliveryReport, DeliveryStatus, Publish}
 
 use crate::config::Config;
 use crate::peer::{Peer, Service};
-use crate::serve::{Caller, Connection, EventDecl};
+use crate::serve::{Caller, Entry, EventDecl};
 
 pub use handlers::{subscription_handler, unsubscription_handler};
 
@@ -62,12 +62,12 @@ pub use handlers::{subscription_handler, unsubscription_handler};
 pub(crate) const APP_NET_SUBSCRIPTION_TAG: &str = "net.defaults.handlers.subscription_handler";
 
 /// The built-ins this module adds, for the composition root's list of built-ins.
-pub(crate) fn builtins() -> [&'static Connection; 4] {
+pub(crate) fn builtins() -> [&'static Entry; 4] {
     [
-        &deliver::__NET_CONNECTION_deliver,
-        &handlers::__NET_CONNECTION_subscription_handler,
-        &handlers::__NET_CONNECTION_unsubscription_handler,
-        &handlers::__NET_CONNECTION_app_net_subscription_handler,
+        &deliver::__NET_ENTRY_deliver,
+        &handlers::__NET_ENTRY_subscription_handler,
+        &handlers::__NET_ENTRY_unsubscription_handler,
+        &handlers::__NET_ENTRY_app_net_subscription_handler,
     ]
 }
 

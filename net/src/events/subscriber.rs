@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::sync::lock;
+use crate::call::{Target, TargetKind};
 use crate::discovery::{Membership, PeerInfo};
 use crate::error::{Error, Result};
 use crate::peer::Peer;
 use crate::serve::{Subscription, SUBSCRIPTIONS};
-use crate::call::{Target, TargetKind};
+use crate::sync::lock;
 
 /// How long each unsubscribe call may take when the peer shuts down; they run together,
 /// so this bounds the whole step.
@@ -129,7 +129,7 @@ async fn reconcile(local: &Peer, candidate: &Candidate) -> Result<Vec<String>> {
     for sub in SUBSCRIPTIONS.iter() {
         let listed = listed(sub).await;
         if accepts(sub, candidate, local, &listed) {
-            wanted.insert((sub.event, sub.connection.tag()));
+            wanted.insert((sub.event, sub.entry.tag()));
         }
     }
     let have = lock(&side.registered)
@@ -303,7 +303,7 @@ impl Peer {
         let candidate = if target.protocol() == Some("app-net") {
             app_net_candidate(self, addr).await?
         } else {
-            let conn = self.connection(addr, self.config().timeout).await?;
+            let conn = self.link_to(addr, self.config().timeout).await?;
             Candidate {
                 addr,
                 group: conn.remote().group.clone(),
@@ -491,7 +491,7 @@ pub(crate) async fn unsubscribe_all(local: &Peer) {
 mod tests {
     use super::*;
 
-    static CONNECTION: &crate::serve::Connection = &crate::builtins::__NET_CONNECTION_null;
+    static ENTRY: &crate::serve::Entry = &crate::builtins::__NET_ENTRY_null;
 
     fn subscription(
         groups: &'static [&'static str],
@@ -500,7 +500,7 @@ mod tests {
     ) -> Subscription {
         Subscription {
             event: "e",
-            connection: CONNECTION,
+            entry: ENTRY,
             groups,
             hubs_only,
             on_host,

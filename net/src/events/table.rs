@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::deliver;
 use super::publish::{Delivery, DeliveryStatus};
-use crate::sync::lock;
 use crate::peer::Peer;
+use crate::sync::lock;
 
 /// Most events one delivery call carries. Batches form only when events queue up faster
 /// than the subscriber takes them, so a quiet stream still goes one event per call.

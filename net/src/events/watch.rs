@@ -12,10 +12,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::deliver::ItemResult;
-use crate::sync::lock;
+use crate::call::Target;
 use crate::error::{Error, Result};
 use crate::peer::Peer;
-use crate::call::Target;
+use crate::sync::lock;
 
 /// Tags of watchers start with this; no `#[net::connect]` tag can (the registry is not
 /// consulted for them).

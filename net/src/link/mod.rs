@@ -384,3 +384,8 @@ impl Drop for CancelGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

@@ -332,7 +332,11 @@ impl Outbox {
 
 /// Writes all of `chunk` and flushes, advancing `chunk` as the transport takes it; pending
 /// while the transport cannot take more.
-fn write_all(socket: &mut WriteHalf, chunk: &mut Bytes, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+fn write_all(
+    socket: &mut WriteHalf,
+    chunk: &mut Bytes,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     while !chunk.is_empty() {
         match Pin::new(&mut **socket).poll_write(cx, chunk) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),

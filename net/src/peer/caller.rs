@@ -9,7 +9,9 @@ impl Caller {
     /// runs).
     pub fn server(&self) -> Option<Peer> {
         let host = self.host()?.clone();
-        host.downcast::<PeerInner>().ok().map(|inner| Peer { inner })
+        host.downcast::<PeerInner>()
+            .ok()
+            .map(|inner| Peer { inner })
     }
 }
 

@@ -24,9 +24,8 @@ use crate::wire;
 const SNIFF_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// What serves a connection claimed by its first byte.
-type ClaimFn = dyn Fn(Peer, TcpStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>>
-    + Send
-    + Sync;
+type ClaimFn =
+    dyn Fn(Peer, TcpStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
 
 /// A protocol other than ours on the peer's port, claimed by a service.
 #[derive(Clone)]

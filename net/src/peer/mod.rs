@@ -39,9 +39,9 @@ use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
 
 pub(crate) use bus::News;
+pub(crate) use connect::Claim;
 pub use default::local_peer;
 pub(crate) use default::{default_runtime, install_default, running_default, DefaultSlot};
-pub(crate) use connect::Claim;
 pub(crate) use services::Service;
 
 /// How long `shutdown` lets calls in progress finish before closing their links.
@@ -150,9 +150,10 @@ impl Peer {
         let accepting = peer.inner.accepting.clone();
         let tracker = peer.inner.tracker.clone();
         let serving = peer.clone();
-        let accept = crate::serve::accept_loop(listener, accepting, tracker, move |stream, from| {
-            serving.clone().serve_stream(stream, from)
-        });
+        let accept =
+            crate::serve::accept_loop(listener, accepting, tracker, move |stream, from| {
+                serving.clone().serve_stream(stream, from)
+            });
         peer.inner.tracker.spawn_on(accept, &runtime);
         tracing::info!(id = %peer.id(), addr = %addr, "peer started");
         Ok(peer)

@@ -87,7 +87,7 @@ impl Peer {
 
     /// The open link to `addr`, connecting if there is none. Concurrent callers share one
     /// connect attempt.
-    pub(crate) async fn connection(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Link>> {
+    pub(crate) async fn link_to(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Link>> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::Shutdown);
         }
@@ -100,7 +100,10 @@ impl Peer {
             });
         }
         for _ in 0..2 {
-            let cell = lock(&self.inner.links.pool).entry(addr).or_default().clone();
+            let cell = lock(&self.inner.links.pool)
+                .entry(addr)
+                .or_default()
+                .clone();
             let result = cell
                 .get_or_try_init(|| self.open(addr, budget.min(CONNECT_TIMEOUT)))
                 .await;

@@ -56,8 +56,8 @@ impl Inbound for Server {
         let id = call.id;
         let oneway = call.oneway;
         let budget = call.timeout_ms.map(Duration::from_millis);
-        let connection = run::lookup(&call.tag).ok();
-        let sync = connection.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
+        let entry = run::lookup(&call.tag).ok();
+        let sync = entry.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
         let cancel = if oneway {
             link.oneway_token()
         } else {
@@ -75,7 +75,7 @@ impl Inbound for Server {
             }
         };
         let caller = Caller::remote(link.clone(), host, cancel.clone());
-        if let Some(connection) = connection.filter(|_| sync) {
+        if let Some(entry) = entry.filter(|_| sync) {
             let link = link.clone();
             // Counts as a task of the peer, so that shutdown waits for it.
             let running = self.tracker.token();
@@ -94,9 +94,7 @@ impl Inbound for Server {
                     return;
                 }
                 let outcome = match raw_args(&args) {
-                    Some(positional) => {
-                        run::run_inline(connection, Args { positional, named }, caller)
-                    }
+                    Some(positional) => run::run_inline(entry, Args { positional, named }, caller),
                     None => WireOutcome::BadArgs {
                         message: "the arguments are not JSON".into(),
                     },
@@ -105,7 +103,7 @@ impl Inbound for Server {
                 if oneway || !link.finish(id) {
                     return;
                 }
-                link.reply(id, outcome, || connection.tag(), Flush::Caller);
+                link.reply(id, outcome, || entry.tag(), Flush::Caller);
                 // Sent once this thread has no more queued calls, with their replies.
                 link.promise_flush(run::when_idle);
             });
@@ -215,5 +213,112 @@ mod tests {
         stream.read_exact(&mut body).await.unwrap();
         assert_eq!(String::from_utf8(body).unwrap(), r#""goodbye""#);
         stop.await.unwrap();
+    }
+
+    /// The serving layer alone, over an in-memory link: sync and async functions, typed
+    /// errors, panics, unknown tags and a reused request id, with no socket and no peer.
+    mod in_memory {
+        use std::any::Any;
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use bytes::Bytes;
+        use serde_json::value::RawValue;
+        use tokio_util::task::TaskTracker;
+
+        use crate::link::testing::memory_links;
+        use crate::link::{Inbound, Link};
+        use crate::serve::Server;
+        use crate::wire::{CallIn, WireOutcome};
+
+        #[net::connect("serve.tests.double")]
+        fn double(x: i64) -> i64 {
+            x * 2
+        }
+
+        #[net::connect("serve.tests.half")]
+        async fn half(x: i64) -> Result<i64, String> {
+            if x % 2 == 0 {
+                Ok(x / 2)
+            } else {
+                Err(format!("{x} is odd"))
+            }
+        }
+
+        #[net::connect("serve.tests.boom")]
+        fn boom() -> i64 {
+            panic!("boom")
+        }
+
+        /// The calling side serves nothing.
+        struct Nothing;
+
+        impl Inbound for Nothing {
+            fn call(&self, _: &Arc<Link>, _: CallIn<'_>, _: &Bytes) {}
+            fn goodbye(&self, _: &Link) {}
+        }
+
+        async fn call(link: &Link, tag: &str, args: &str) -> WireOutcome {
+            let args = RawValue::from_string(args.to_owned()).unwrap();
+            link.call(tag, args, None, Duration::from_secs(5), false)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_server_runs_what_a_link_hands_it() {
+            let host: Arc<dyn Any + Send + Sync> = Arc::new(());
+            let server = Server::new(Arc::downgrade(&host), TaskTracker::new(), |_: &Link| {});
+            let (caller, _served) =
+                memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
+
+            assert!(matches!(call(&caller, "serve.tests.double", "[21]").await,
+                WireOutcome::Ok(raw) if raw.get() == "42"));
+            assert!(matches!(call(&caller, "serve.tests.half", "[8]").await,
+                WireOutcome::Ok(raw) if raw.get() == "4"));
+            assert!(matches!(call(&caller, "serve.tests.half", "[7]").await,
+                WireOutcome::Raised(raw) if raw.get() == "\"7 is odd\""));
+            match call(&caller, "serve.tests.boom", "[]").await {
+                WireOutcome::Panic { message, location } => {
+                    assert_eq!(message, "boom");
+                    assert!(location.contains("boom"), "{location}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                call(&caller, "serve.tests.double", "[\"x\"]").await,
+                WireOutcome::BadArgs { .. }
+            ));
+            match call(&caller, "serve.tests.nothing", "[]").await {
+                WireOutcome::Flag { name, detail } => {
+                    assert_eq!(name, crate::INVALID_CONNECTION);
+                    assert!(
+                        detail.to_string().contains("serve.tests.double"),
+                        "{detail}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            // Many at once, sync and async mixed, each reply to its own call.
+            let calls = (0..100i64).map(|n| {
+                let caller = caller.clone();
+                async move {
+                    let tag = if n % 2 == 0 {
+                        "serve.tests.double"
+                    } else {
+                        "serve.tests.half"
+                    };
+                    (n, call(&caller, tag, &format!("[{}]", n * 2)).await)
+                }
+            });
+            for (n, outcome) in futures_util::future::join_all(calls).await {
+                let want = if n % 2 == 0 { n * 4 } else { n };
+                assert!(
+                    matches!(&outcome, WireOutcome::Ok(raw) if raw.get() == want.to_string()),
+                    "{n}: {outcome:?}"
+                );
+            }
+        }
     }
 }

@@ -30,8 +30,8 @@ pub use caller::Caller;
 pub use flags::{Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use outcome::Outcome;
 pub use registry::{
-    Args, BoxFuture, Connection, EventDecl, FlagHandler, Handler, Subscription, CONNECTIONS,
-    EVENTS, FLAGS, SUBSCRIPTIONS,
+    Args, BoxFuture, Entry, EventDecl, FlagHandler, Handler, Subscription, ENTRIES, EVENTS, FLAGS,
+    SUBSCRIPTIONS,
 };
 
 pub(crate) use flags::dispatch as dispatch_flag;

@@ -1,7 +1,7 @@
 //! The link-time registry of `#[net::connect]` functions, `#[net::flag]` handlers,
 //! `#[net::event]` declarations and `#[net::subscribe]` subscriptions, and lookup by tag.
 //!
-//! Each annotated function becomes one [`Connection`] static in the [`CONNECTIONS`]
+//! Each annotated function becomes one [`Entry`] static in the [`ENTRIES`]
 //! distributed slice (linkme). The first lookup builds a tag index; two functions claiming
 //! one tag is a start-up error that names both, never a silent "last one wins".
 
@@ -21,7 +21,7 @@ use crate::error::Error;
 
 /// Every `#[net::connect]` function of the program, collected by the linker.
 #[distributed_slice]
-pub static CONNECTIONS: [Connection];
+pub static ENTRIES: [Entry];
 
 /// Every `#[net::flag]` handler of the program, collected by the linker.
 #[distributed_slice]
@@ -51,7 +51,7 @@ pub enum Handler {
 }
 
 /// One registered function: what the macro emits for each `#[net::connect]`.
-pub struct Connection {
+pub struct Entry {
     /// The function's name as written.
     pub name: &'static str,
     /// `module_path!()` where it was defined; with `name` it makes the default tag.
@@ -71,7 +71,7 @@ pub struct Connection {
     pub handler: Handler,
 }
 
-impl Connection {
+impl Entry {
     /// The default tag: base64 of `module::path::name`, as app-net tags functions by
     /// module and name.
     pub fn default_tag(&self) -> String {
@@ -117,8 +117,8 @@ pub struct EventDecl {
 pub struct Subscription {
     /// The event subscribed to.
     pub event: &'static str,
-    /// The function run for each event; an ordinary connection.
-    pub connection: &'static Connection,
+    /// The function run for each event; an ordinary entry.
+    pub entry: &'static Entry,
     /// `groups = [...]`: only peers of these groups; empty means any group.
     pub groups: &'static [&'static str],
     /// `hubs_only`: only hubs.
@@ -138,7 +138,7 @@ pub struct Args {
     /// A JSON array, kept raw so that the handler decodes it straight into its parameter
     /// tuple without an intermediate `Value`.
     pub positional: Box<RawValue>,
-    /// Named arguments, matched against [`Connection::params`].
+    /// Named arguments, matched against [`Entry::params`].
     pub named: Option<Map<String, Value>>,
 }
 
@@ -220,15 +220,15 @@ fn truncate(text: &str) -> String {
 
 /// The tag index, built once from the linker's slice.
 pub(crate) struct Registry {
-    by_tag: BTreeMap<String, &'static Connection>,
+    by_tag: BTreeMap<String, &'static Entry>,
     /// Each function's calling tag by the address of its entry, sorted by address: a
     /// call's tag is looked up, not rebuilt (building it, base64 of the path, on every
     /// call was a tenth of a call's work in the call benchmark).
     by_entry: Vec<(usize, String)>,
 }
 
-fn address(connection: &'static Connection) -> usize {
-    connection as *const Connection as usize
+fn address(entry: &'static Entry) -> usize {
+    entry as *const Entry as usize
 }
 
 static REGISTRY: OnceLock<Result<Registry, Error>> = OnceLock::new();
@@ -243,8 +243,8 @@ impl Registry {
     }
 
     fn build() -> Result<Registry, Error> {
-        let mut by_tag: BTreeMap<String, &'static Connection> = BTreeMap::new();
-        for conn in CONNECTIONS.iter() {
+        let mut by_tag: BTreeMap<String, &'static Entry> = BTreeMap::new();
+        for conn in ENTRIES.iter() {
             let mut tags = vec![conn.default_tag()];
             tags.extend(conn.custom_tag.map(str::to_owned));
             for tag in tags {
@@ -264,16 +264,16 @@ impl Registry {
             }
         }
         let mut by_entry: Vec<(usize, String)> =
-            CONNECTIONS.iter().map(|c| (address(c), c.tag())).collect();
+            ENTRIES.iter().map(|c| (address(c), c.tag())).collect();
         by_entry.sort_unstable_by_key(|(at, _)| *at);
         Ok(Registry { by_tag, by_entry })
     }
 
     /// The calling tag of a registered function.
-    pub(crate) fn tag_of(&self, connection: &'static Connection) -> Option<&str> {
+    pub(crate) fn tag_of(&self, entry: &'static Entry) -> Option<&str> {
         let at = self
             .by_entry
-            .binary_search_by_key(&address(connection), |(at, _)| *at)
+            .binary_search_by_key(&address(entry), |(at, _)| *at)
             .ok()?;
         Some(&self.by_entry[at].1)
     }
@@ -281,7 +281,7 @@ impl Registry {
     /// Checks that every entry of `required` was collected: the built-ins are named by
     /// the composition root and checked here, so that a linker that dropped them is a
     /// loud start-up error rather than a peer that silently lacks `info`.
-    pub(crate) fn require(&self, required: &[&'static Connection]) -> Result<(), Error> {
+    pub(crate) fn require(&self, required: &[&'static Entry]) -> Result<(), Error> {
         match required.iter().find(|c| self.tag_of(c).is_none()) {
             None => Ok(()),
             Some(missing) => Err(Error::Usage(format!(
@@ -294,7 +294,7 @@ impl Registry {
     }
 
     /// The function registered under `tag`.
-    pub(crate) fn lookup(&self, tag: &str) -> Option<&'static Connection> {
+    pub(crate) fn lookup(&self, tag: &str) -> Option<&'static Entry> {
         self.by_tag.get(tag).copied()
     }
 

@@ -9,14 +9,14 @@ use tokio::sync::oneshot;
 use super::flags::INVALID_CONNECTION;
 use super::panic::{self, Caught};
 use super::pool;
-use super::registry::{Args, Connection, Handler, Registry};
+use super::registry::{Args, Entry, Handler, Registry};
 use super::{Caller, Outcome};
 use crate::wire::WireOutcome;
 
 /// The function registered under `tag`, or the outcome that tells the caller why there
 /// is none (an unknown tag is app-net's `INVALID_CONNECTION` flag with the peer's tags as
 /// detail).
-pub(crate) fn lookup(tag: &str) -> Result<&'static Connection, WireOutcome> {
+pub(crate) fn lookup(tag: &str) -> Result<&'static Entry, WireOutcome> {
     let registry = match Registry::get() {
         Ok(registry) => registry,
         Err(e) => {
@@ -36,12 +36,12 @@ pub(crate) async fn run_tag(
     kwargs: Option<Map<String, Value>>,
     caller: Caller,
 ) -> WireOutcome {
-    let connection = match lookup(tag) {
-        Ok(connection) => connection,
+    let entry = match lookup(tag) {
+        Ok(entry) => entry,
         Err(outcome) => return outcome,
     };
     run(
-        connection,
+        entry,
         Args {
             positional: args,
             named: kwargs,
@@ -65,12 +65,8 @@ fn unknown_tag(registry: &Registry) -> WireOutcome {
 
 /// Runs a function for a remote caller: synchronous ones on a handler thread so a slow
 /// one never stalls the async workers, async ones on this task.
-pub(crate) async fn run(
-    connection: &'static Connection,
-    args: Args,
-    caller: Caller,
-) -> WireOutcome {
-    let result = match connection.handler {
+pub(crate) async fn run(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+    let result = match entry.handler {
         Handler::Sync(f) => {
             let (tx, rx) = oneshot::channel();
             on_handler_thread(move || {
@@ -86,7 +82,7 @@ pub(crate) async fn run(
         }
         Handler::Async(f) => panic::catch_async(f(args, caller)).await,
     };
-    finish(connection, result)
+    finish(entry, result)
 }
 
 /// Runs `f` once this handler thread has no queued call left to take (or has taken a
@@ -108,12 +104,8 @@ pub(crate) fn on_handler_thread(job: impl FnOnce() + Send + 'static) {
 }
 
 /// Runs a function in this thread, for `.local()` of a synchronous function.
-pub(crate) fn run_inline(
-    connection: &'static Connection,
-    args: Args,
-    caller: Caller,
-) -> WireOutcome {
-    let result = match connection.handler {
+pub(crate) fn run_inline(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+    let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => {
             // `.local()` of an async function is itself async; this arm is unreachable
@@ -125,23 +117,19 @@ pub(crate) fn run_inline(
             })
         }
     };
-    finish(connection, result)
+    finish(entry, result)
 }
 
 /// Runs a function on this task, for `.local().await` of an async function.
-pub(crate) async fn run_here(
-    connection: &'static Connection,
-    args: Args,
-    caller: Caller,
-) -> WireOutcome {
-    let result = match connection.handler {
+pub(crate) async fn run_here(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+    let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => panic::catch_async(f(args, caller)).await,
     };
-    finish(connection, result)
+    finish(entry, result)
 }
 
-fn finish(connection: &'static Connection, result: Result<Outcome, Caught>) -> WireOutcome {
+fn finish(entry: &'static Entry, result: Result<Outcome, Caught>) -> WireOutcome {
     match result {
         Ok(Outcome::Value(raw)) => WireOutcome::Ok(raw),
         Ok(Outcome::Raised(raw)) => WireOutcome::Raised(raw),
@@ -150,13 +138,13 @@ fn finish(connection: &'static Connection, result: Result<Outcome, Caught>) -> W
         Ok(Outcome::Panic { message, location }) => WireOutcome::Panic { message, location },
         Ok(Outcome::Unencodable(message)) => WireOutcome::Panic {
             message: format!("the return value cannot be encoded as JSON: {message}"),
-            location: format!("{} ({})", connection.path(), connection.location),
+            location: format!("{} ({})", entry.path(), entry.location),
         },
         Err(caught) => WireOutcome::Panic {
             message: caught.message,
             location: match caught.location {
-                Some(at) => format!("{} at {at}", connection.path()),
-                None => format!("{} ({})", connection.path(), connection.location),
+                Some(at) => format!("{} at {at}", entry.path()),
+                None => format!("{} ({})", entry.path(), entry.location),
             },
         },
     }

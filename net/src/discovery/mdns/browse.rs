@@ -11,11 +11,11 @@ use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceEvent};
 
 use super::query as mdns_query;
 use super::Mdns;
-use crate::sync::lock;
 use crate::config::Discovery;
 use crate::discovery::probe::{probe, Probe};
 use crate::id::PeerId;
 use crate::peer::Peer;
+use crate::sync::lock;
 use crate::wire::PROTOCOL_VERSION;
 
 /// When, after start-up, to send the start-up query again (it goes out at once, too):
@@ -173,7 +173,7 @@ fn learned(
     }
     lock(&mdns.instances).insert(fullname.to_owned(), (id.clone(), ips.clone()));
     mdns.resolved.fetch_add(1, Ordering::AcqRel);
-    mdns.in_flight.fetch_add(1, Ordering::AcqRel);
+    mdns.in_flight.send_modify(|n| *n += 1);
     let (peer2, mdns2) = (peer.clone(), mdns.clone());
     let task = async move {
         let timeout = peer2.config().probe_timeout;
@@ -191,7 +191,7 @@ fn learned(
         if !last.is_empty() {
             mdns2.note(format!("{} did not answer a probe ({last})", id.addr()));
         }
-        mdns2.in_flight.fetch_sub(1, Ordering::AcqRel);
+        mdns2.in_flight.send_modify(|n| *n -= 1);
     };
     peer.tracker().spawn_on(task, peer.runtime());
 }

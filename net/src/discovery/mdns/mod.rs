@@ -25,9 +25,9 @@ use mdns_sd::{IfKind, Receiver, ServiceDaemon, ServiceEvent, ServiceInfo};
 use super::report::PathReport;
 use super::Discovery;
 use crate::addrs;
-use crate::sync::lock;
 use crate::id::PeerId;
 use crate::peer::Peer;
+use crate::sync::lock;
 use crate::wire::PROTOCOL_VERSION;
 
 /// How long the first discovery round lets mDNS answer before reporting: the start-up
@@ -70,8 +70,9 @@ pub(crate) struct Mdns {
     heard_self: AtomicBool,
     /// Other peers' instances resolved, found or not.
     resolved: AtomicUsize,
-    /// Probes of resolved instances still running; the first round waits for them.
-    in_flight: AtomicUsize,
+    /// Probes of resolved instances still running; the first round waits for them to be
+    /// none (a watch, so the wait is a signal, not a poll).
+    in_flight: tokio::sync::watch::Sender<usize>,
     /// Errors and oddities for the report (daemon errors, bad TXT, unreachable peers).
     notes: Mutex<Vec<String>>,
 }
@@ -207,7 +208,7 @@ impl Mdns {
             instances: Mutex::new(HashMap::new()),
             heard_self: AtomicBool::new(false),
             resolved: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
+            in_flight: tokio::sync::watch::Sender::new(0),
             notes: Mutex::new(Vec::new()),
         };
         Ok((mdns, events))
@@ -236,10 +237,9 @@ impl Mdns {
     pub(crate) async fn settle(&self, peer: &Peer) -> PathReport {
         let until = self.started + SETTLE;
         tokio::time::sleep_until(until.into()).await;
-        let deadline = Instant::now() + peer.config().probe_timeout + Duration::from_millis(100);
-        while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let bound = peer.config().probe_timeout + Duration::from_millis(100);
+        let mut in_flight = self.in_flight.subscribe();
+        let _ = tokio::time::timeout(bound, in_flight.wait_for(|n| *n == 0)).await;
         self.report(peer)
     }
 
