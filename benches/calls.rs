@@ -52,7 +52,7 @@ const PAYLOAD: usize = 96;
 const IN_FLIGHT: usize = 64;
 
 /// Client connections for the multi-connection figure.
-const ENTRIES: usize = 4;
+const CONNECTIONS: usize = 4;
 
 /// How long each part runs; the quick run is a smoke test of the same code.
 #[derive(Clone, Copy)]
@@ -158,7 +158,7 @@ fn main() {
     let echo = run_on(&server_rt, spawn_echo_server()).expect("binding the echo server");
     let config = || net::Config::default().loopback(true).port(0);
     let server = net::Peer::start_on(config(), server_rt.handle().clone()).expect("server peer");
-    let clients: Vec<net::Peer> = (0..ENTRIES)
+    let clients: Vec<net::Peer> = (0..CONNECTIONS)
         .map(|_| net::Peer::start_on(config(), client_rt.handle().clone()).expect("client peer"))
         .collect();
     for client in &clients {
@@ -197,7 +197,7 @@ fn main() {
         }
         if sides.raw {
             four.1
-                .push(run_on(&client_rt, raw_throughput(echo, ENTRIES, plan)));
+                .push(run_on(&client_rt, raw_throughput(echo, CONNECTIONS, plan)));
         }
         if sides.net {
             let (server, clients) = (server.clone(), clients.clone());
