@@ -1,0 +1,10 @@
+//! The replicated table (py2p's chord DHT as `net::Table`): placement, versions,
+//! quorum decisions, the replica store and anti-entropy digests.
+
+mod error;
+mod ids;
+mod placement;
+mod quorum;
+mod record;
+mod terms;
+mod version;
