@@ -89,18 +89,16 @@ impl Record {
     }
 
     /// The stored form: format byte, millis (8, big-endian), counter (4), writer length
-    /// (2) and UTF-8 writer, then 0 for a tombstone or 1 and the value's JSON bytes.
+    /// (4) and UTF-8 writer, then 0 for a tombstone or 1 and the value's JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let writer = self.version.writer.as_str().as_bytes();
         let value = self.value.as_deref().unwrap_or_default();
-        let mut out = Vec::with_capacity(16 + writer.len() + value.len());
+        let mut out = Vec::with_capacity(18 + writer.len() + value.len());
         out.push(FORMAT);
         out.extend_from_slice(&self.version.millis.to_be_bytes());
         out.extend_from_slice(&self.version.counter.to_be_bytes());
-        // Writer ids are peer ids, a few dozen bytes; a longer one is cut at the limit
-        // on the way in (`from_bytes` would refuse a longer length anyway).
-        let writer = &writer[..writer.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&(writer.len() as u16).to_be_bytes());
+        // A writer id is a peer id, a few dozen bytes; over 4 GiB cannot be held anyway.
+        out.extend_from_slice(&(writer.len() as u32).to_be_bytes());
         out.extend_from_slice(writer);
         match &self.value {
             None => out.push(0),
@@ -114,29 +112,19 @@ impl Record {
 
     /// Reads the stored form back; the error says what is wrong with the bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Record, String> {
-        let mut rest = bytes;
-        let mut take = |n: usize, what: &str| -> Result<&[u8], String> {
-            if rest.len() < n {
-                return Err(format!(
-                    "{} bytes end before the {what} ({n} more needed)",
-                    bytes.len()
-                ));
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
-        };
-        let format = take(1, "format byte")?[0];
+        let mut input = Input { bytes, at: 0 };
+        let [format] = input.array("format byte")?;
         if format != FORMAT {
             return Err(format!("record format {format}, this build reads {FORMAT}"));
         }
-        let millis = u64::from_be_bytes(take(8, "millis")?.try_into().map_err(|_| "millis")?);
-        let counter = u32::from_be_bytes(take(4, "counter")?.try_into().map_err(|_| "counter")?);
-        let len = u16::from_be_bytes(take(2, "writer length")?.try_into().map_err(|_| "len")?);
-        let writer = std::str::from_utf8(take(len as usize, "writer")?)
+        let millis = u64::from_be_bytes(input.array("millis")?);
+        let counter = u32::from_be_bytes(input.array("counter")?);
+        let len = u32::from_be_bytes(input.array("writer length")?);
+        let writer = std::str::from_utf8(input.take(len as usize, "writer")?)
             .map_err(|_| "the writer id is not UTF-8".to_owned())?;
         let writer = MemberId::from(writer);
-        let kind = take(1, "record kind")?[0];
+        let [kind] = input.array("record kind")?;
+        let rest = &bytes[input.at..];
         let value = match kind {
             0 if rest.is_empty() => None,
             0 => return Err(format!("a tombstone followed by {} bytes", rest.len())),
@@ -151,6 +139,34 @@ impl Record {
             },
             value,
         })
+    }
+}
+
+/// A stored record being read, front to back.
+struct Input<'a> {
+    /// The whole record.
+    bytes: &'a [u8],
+    /// How much of it was read.
+    at: usize,
+}
+
+impl<'a> Input<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        let bytes: &'a [u8] = self.bytes;
+        let field = bytes.get(self.at..self.at + n).ok_or_else(|| {
+            format!(
+                "{} bytes end before the {what} ({n} bytes)",
+                self.bytes.len()
+            )
+        })?;
+        self.at += n;
+        Ok(field)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
     }
 }
 
