@@ -32,6 +32,7 @@ pub struct Digest {
     /// entry can cancel a copy of itself; a chance collision needs 2^64 entries.
     pub hash: u128,
     /// How many entries: two buckets with equal hashes but different counts differ.
+    /// Kept with wrapping arithmetic, so that adding and removing are exact inverses.
     pub count: u32,
 }
 
@@ -75,14 +76,14 @@ impl BucketDigests {
     pub fn add(&mut self, bucket: Bucket, key: &Key, version: &Version) {
         let digest = &mut self.digests[bucket.index() as usize];
         digest.hash ^= entry_hash(key, version);
-        digest.count += 1;
+        digest.count = digest.count.wrapping_add(1);
     }
 
     /// Removes an entry that was added to `bucket`.
     pub fn remove(&mut self, bucket: Bucket, key: &Key, version: &Version) {
         let digest = &mut self.digests[bucket.index() as usize];
         digest.hash ^= entry_hash(key, version);
-        digest.count = digest.count.saturating_sub(1);
+        digest.count = digest.count.wrapping_sub(1);
     }
 
     /// The digest of `bucket`.
