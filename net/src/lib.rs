@@ -98,17 +98,19 @@ pub mod __private;
 pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
-pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
+pub use config::{
+    Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, DEFAULT_TABLE_REPLICAS,
+};
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,
 };
-pub use error::{Error, Result};
+pub use error::{Error, NoQuorum, QuorumOp, QuorumReplica, QuorumReply, Result};
 pub use events::{
     subscription_handler, unsubscription_handler, Delivering, Delivery, DeliveryReport,
     DeliveryStatus, Publish,
 };
-pub use id::PeerId;
+pub use id::{PeerId, TableKey};
 pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};

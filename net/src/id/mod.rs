@@ -1,5 +1,9 @@
 //! Peer ids: short base64 text that decodes back to a peer's host, port and group, as
-//! app-net's `generate_id` / `decode_id` do.
+//! app-net's `generate_id` / `decode_id` do; and the keys of replicated tables (`key.rs`).
+
+mod key;
+
+pub use key::TableKey;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
