@@ -61,7 +61,7 @@
 //! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
 //! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
 //! | call | `call` | [`Call`], [`RemoteCall`], [`Target`] and routes, the blocking bridge, [`Broadcast`] |
-//! | services | `discovery`, `events`, `appnet` | finding peers, events and subscriptions, app-net compatibility |
+//! | services | `discovery`, `events`, `appnet`, `table` | finding peers, events and subscriptions, app-net compatibility, the replicated table |
 //! | built-ins | `builtins` | `info`, `pass_through`, `null`, `connections` |
 //! | root | `start`, `__private` | starting and stopping a peer in order; what the macros expand to |
 //!
@@ -86,9 +86,6 @@ mod peer;
 mod serve;
 mod start;
 mod sync;
-// The table's core (placement, versions, quorum, store, digests) lands before the calls
-// that use it (issue 13, phase 2): nothing outside the module uses it yet.
-#[allow(dead_code)]
 mod table;
 mod wire;
 
@@ -114,6 +111,7 @@ pub use id::{PeerId, TableKey};
 pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
+pub use table::{Table, TableMember, TableOp};
 pub use wire::Info;
 
 /// Registers a function so that peers can call it.

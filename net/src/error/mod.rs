@@ -277,6 +277,18 @@ pub enum Error {
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// Unjoin could not hand this member's keys to the members that own them without it.
+    #[error(
+        "cannot leave table {table:?}: handing its keys to their new owners failed \
+         ({reason}); it stays a member and lost nothing: try again when they are reachable"
+    )]
+    TableHandoff {
+        /// The table.
+        table: String,
+        /// Which owner failed, and how.
+        reason: String,
+    },
+
     /// A table value could not be encoded as JSON, or a stored value is not of the type
     /// the table was opened with.
     #[error("table {table:?}: the value of key {key} {reason}")]

@@ -38,7 +38,8 @@ pub enum TableError {
         reason: String,
     },
 
-    /// A value could not be encoded as JSON.
+    /// A value could not be encoded as JSON (`Record::encode`).
+    #[cfg_attr(not(test), allow(dead_code))]
     #[error("the value for key {key} cannot be encoded as JSON: {reason}")]
     Encode {
         /// The key being written.

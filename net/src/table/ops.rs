@@ -1,0 +1,347 @@
+//! The table's operations over the replicas: a read (ask every owner of the key, decide
+//! at a majority of those that hold the key's whole bucket, repair the stale ones), a
+//! write (put on every owner, decide at a majority of acknowledgements; the others
+//! finish in the background), and a scan (every bucket from a majority of its owners).
+//! When a replica answers from another view (the members changed), the peer merges it
+//! and tries once more with the owners it now knows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::ids::{Key, MemberId};
+use super::placement::{bucket_of, Bucket};
+use super::quorum::{self, decide_read, decide_write, majority, Op, WriteAck};
+use super::record::Record;
+use super::route::{self, Failure, Replica};
+use super::state::TableState;
+use super::version::Version;
+use super::wire::{self, WireError, WireRecord};
+use crate::error::{Error, NoQuorum, Result};
+use crate::peer::Peer;
+use crate::sync::lock;
+
+/// How each replica answered for one key or bucket: its record, or why it does not count.
+type Answers<T> = Vec<(MemberId, std::result::Result<T, String>)>;
+
+/// Why an answer from a replica still receiving its bucket does not count.
+const NOT_READY: &str = "still receiving its share of the table";
+
+/// Most buckets asked of one member in one scan call.
+const SCAN_CHUNK: usize = 1024;
+
+/// The owners of `key` as this peer knows them, and its view's hash.
+fn owners(state: &TableState, key: &Key) -> (Vec<Replica>, String) {
+    let view = lock(&state.view);
+    let owners = view.owners(key).into_iter().map(Replica::of).collect();
+    (owners, view.hash_hex())
+}
+
+/// Notes what answers said about the view: a `NotOwner` brings the member's view, which
+/// is merged; another hash marks this peer's view stale. Returns whether it changed.
+fn learn(
+    state: &TableState,
+    refused: Option<&WireError>,
+    their_view: Option<&str>,
+    mine: &str,
+) -> bool {
+    if let Some(WireError::NotOwner { members }) = refused {
+        state.stale.store(true, Ordering::Relaxed);
+        return state.update_view(|view| view.merge_wire(members));
+    }
+    if their_view.is_some_and(|theirs| theirs != mine) {
+        state.stale.store(true, Ordering::Relaxed);
+    }
+    false
+}
+
+/// Names the table and addresses in a quorum failure and makes it a `net::Error`.
+fn no_quorum(state: &TableState, error: NoQuorum) -> Error {
+    let view = lock(&state.view);
+    let error = quorum::locate(error, &state.name, |member| {
+        view.addr_of(&MemberId::from(member))
+    });
+    Error::NoQuorum(Box::new(error))
+}
+
+/// Reads `key`: the newest record a majority of its ready replicas knows (a tombstone
+/// for a popped key), `None` if none has heard of it.
+pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Option<Record>> {
+    let budget = peer.config().timeout;
+    route::prepare(peer, state).await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (replicas, hash) = owners(state, key);
+        let needed = majority(replicas.len());
+        let mut asked: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|r| async move { (r, route::get(peer, state, r, key, budget).await) })
+            .collect();
+        let mut answers: Answers<Option<Record>> = Vec::new();
+        let mut others: Vec<(MemberId, Option<Record>)> = Vec::new();
+        let (mut ready, mut changed) = (0, false);
+        while let Some((replica, outcome)) = asked.next().await {
+            let answer = match outcome {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    if let Failure::Refused(refused) = &failure {
+                        changed |= learn(state, Some(refused), None, &hash);
+                    }
+                    answers.push((replica.id.clone(), Err(failure.to_string())));
+                    continue;
+                }
+            };
+            changed |= learn(state, None, Some(&answer.view), &hash);
+            let record = match answer.record.map(WireRecord::into_record).transpose() {
+                Ok(record) => record,
+                Err(bad) => {
+                    answers.push((replica.id.clone(), Err(bad.to_string())));
+                    continue;
+                }
+            };
+            if answer.ready {
+                ready += 1;
+                answers.push((replica.id.clone(), Ok(record)));
+            } else {
+                others.push((replica.id.clone(), record));
+                answers.push((replica.id.clone(), Err(NOT_READY.to_owned())));
+            }
+            if ready >= needed {
+                break;
+            }
+        }
+        drop(asked);
+        match decide_read(key, &ids(&replicas), &answers) {
+            Ok(decided) => {
+                let newest = others
+                    .iter()
+                    .filter_map(|(_, r)| r.clone())
+                    .chain(decided.newest)
+                    .max_by(|a, b| a.version.cmp(&b.version));
+                if let Some(newest) = &newest {
+                    repair(peer, state, key, newest, &replicas, &answers, &others);
+                }
+                return Ok(newest);
+            }
+            Err(_) if changed && attempt == 1 => continue,
+            Err(error) => return Err(no_quorum(state, error)),
+        }
+    }
+}
+
+/// Sends `newest` to the replicas that answered with something older (read repair), in
+/// the background.
+fn repair(
+    peer: &Peer,
+    state: &Arc<TableState>,
+    key: &Key,
+    newest: &Record,
+    replicas: &[Replica],
+    answers: &Answers<Option<Record>>,
+    others: &[(MemberId, Option<Record>)],
+) {
+    let held = answers
+        .iter()
+        .filter_map(|(id, a)| a.as_ref().ok().map(|r| (id, r.as_ref())))
+        .chain(others.iter().map(|(id, r)| (id, r.as_ref())));
+    let stale: Vec<Replica> = held
+        .filter(|(_, r)| r.is_none_or(|r| r.version < newest.version))
+        .filter_map(|(id, _)| replicas.iter().find(|r| r.id == *id).cloned())
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let (peer2, state, key) = (peer.clone(), state.clone(), key.clone());
+    let record = WireRecord::from_record(newest);
+    let timeout = peer.config().timeout;
+    let work = async move {
+        for replica in stale {
+            let records = vec![(key.clone(), record.clone())];
+            if route::put(&peer2, &state, &replica, records, timeout)
+                .await
+                .is_ok()
+            {
+                tracing::debug!(table = %state.name, key = %key, replica = %replica.id, "read repair");
+            }
+        }
+    };
+    peer.tracker().spawn_on(work, peer.runtime());
+}
+
+fn ids(replicas: &[Replica]) -> Vec<MemberId> {
+    replicas.iter().map(|r| r.id.clone()).collect()
+}
+
+/// What a write that a majority acknowledged learned.
+pub struct Written {
+    /// The newest version a replica held instead of the write, if any.
+    pub superseded_by: Option<Version>,
+}
+
+/// Writes `record` for `key` on its replicas: done at a majority of acknowledgements; the
+/// puts still under way finish in the background (never cancelled, so every replica
+/// that can be reached gets the write).
+pub async fn write(
+    peer: &Peer,
+    state: &Arc<TableState>,
+    key: &Key,
+    record: &Record,
+) -> Result<Written> {
+    let budget = peer.config().timeout;
+    route::prepare(peer, state).await?;
+    let wire = WireRecord::from_record(record);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (replicas, hash) = owners(state, key);
+        let needed = majority(replicas.len());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for replica in replicas.clone() {
+            let (peer2, state2, tx) = (peer.clone(), state.clone(), tx.clone());
+            let records = vec![(key.clone(), wire.clone())];
+            let put = async move {
+                let outcome = route::put(&peer2, &state2, &replica, records, budget).await;
+                let _ = tx.send((replica.id, outcome));
+            };
+            peer.tracker().spawn_on(put, peer.runtime());
+        }
+        drop(tx);
+        let mut answers: Answers<WriteAck> = Vec::new();
+        let (mut acked, mut changed) = (0, false);
+        while let Some((id, outcome)) = rx.recv().await {
+            let ack = match outcome {
+                Ok(answer) => {
+                    changed |= learn(state, None, Some(&answer.view), &hash);
+                    match answer.acks.into_iter().next() {
+                        Some(None) => Ok(WriteAck::Applied),
+                        Some(Some(held)) => held
+                            .into_version()
+                            .map(WriteAck::Superseded)
+                            .map_err(|e| e.to_string()),
+                        None => Err("answered without an acknowledgement".to_owned()),
+                    }
+                }
+                Err(failure) => {
+                    if let Failure::Refused(refused) = &failure {
+                        changed |= learn(state, Some(refused), None, &hash);
+                    }
+                    Err(failure.to_string())
+                }
+            };
+            acked += usize::from(ack.is_ok());
+            answers.push((id, ack));
+            if acked >= needed {
+                break;
+            }
+        }
+        match decide_write(key, &ids(&replicas), &answers) {
+            Ok(written) => {
+                return Ok(Written {
+                    superseded_by: written.superseded_by,
+                })
+            }
+            Err(_) if changed && attempt == 1 => continue,
+            Err(error) => return Err(no_quorum(state, error)),
+        }
+    }
+}
+
+/// Every live record of the table: each bucket from a majority of its ready owners,
+/// merged by version.
+pub async fn scan(peer: &Peer, state: &Arc<TableState>) -> Result<BTreeMap<Key, Record>> {
+    let budget = peer.config().timeout;
+    route::prepare(peer, state).await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (placement, members, hash) = {
+            let view = lock(&state.view);
+            (view.placement(), view.alive(), view.hash_hex())
+        };
+        let mut calls = Vec::new();
+        for member in members.into_iter().map(Replica::of) {
+            let owned: Vec<u16> = placement
+                .buckets_of(&member.id)
+                .iter()
+                .map(|b| b.index())
+                .collect();
+            for chunk in owned.chunks(SCAN_CHUNK) {
+                let (member, chunk) = (member.clone(), chunk.to_vec());
+                calls.push(async move {
+                    let outcome = route::scan(peer, state, &member, chunk.clone(), budget).await;
+                    (member, chunk, outcome)
+                });
+            }
+        }
+        let mut answers: HashMap<u16, Answers<()>> = HashMap::new();
+        let mut merged: BTreeMap<Key, Record> = BTreeMap::new();
+        let mut changed = false;
+        for (member, chunk, outcome) in futures_util::future::join_all(calls).await {
+            match outcome {
+                Ok(answer) => {
+                    changed |= learn(state, None, Some(&answer.view), &hash);
+                    for (key, record) in answer.records {
+                        let Ok(record) = record.into_record() else {
+                            continue;
+                        };
+                        if wire::check_key(&key).is_err()
+                            || !chunk.contains(&bucket_of(&key).index())
+                        {
+                            continue;
+                        }
+                        match merged.get(&key) {
+                            Some(held) if held.version >= record.version => {}
+                            _ => {
+                                merged.insert(key, record);
+                            }
+                        }
+                    }
+                    for b in chunk {
+                        let reply = if answer.not_ready.contains(&b) {
+                            Err(NOT_READY.to_owned())
+                        } else {
+                            Ok(())
+                        };
+                        answers
+                            .entry(b)
+                            .or_default()
+                            .push((member.id.clone(), reply));
+                    }
+                }
+                Err(failure) => {
+                    if let Failure::Refused(refused) = &failure {
+                        changed |= learn(state, Some(refused), None, &hash);
+                    }
+                    for b in chunk {
+                        let reply = Err(failure.to_string());
+                        answers
+                            .entry(b)
+                            .or_default()
+                            .push((member.id.clone(), reply));
+                    }
+                }
+            }
+        }
+        let short = Bucket::all().find_map(|b| {
+            let owners: Vec<MemberId> = placement.bucket_owners(b).cloned().collect();
+            let got = answers
+                .get(&b.index())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let ok = got.iter().filter(|(_, r)| r.is_ok()).count();
+            (ok < majority(owners.len()) || owners.is_empty())
+                .then(|| quorum::no_quorum(Op::Scan, None, b, &owners, got))
+        });
+        match short {
+            None => {
+                merged.retain(|_, record| !record.is_tombstone());
+                return Ok(merged);
+            }
+            Some(_) if changed && attempt == 1 => continue,
+            Some(error) => return Err(no_quorum(state, error)),
+        }
+    }
+}
