@@ -266,7 +266,7 @@ async fn hand_over(
                     Err(failure) => format!("{}: {failure}", to.addr),
                     Ok(()) => String::new(),
                 })
-                .unwrap_or_else(|| "no owner answered".to_owned());
+                .unwrap_or_else(|| format!("no owner of bucket {} was reachable", bucket.index()));
             return Err(Error::TableHandoff {
                 table: state.name.clone(),
                 reason: why,

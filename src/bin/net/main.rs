@@ -1,4 +1,4 @@
-//! `net`: see and poke the mesh from a terminal (peers, info, call, watch, serve).
+//! `net`: see and poke the mesh from a terminal (peers, info, call, watch, serve, table).
 
 mod args;
 mod call;
@@ -8,6 +8,7 @@ mod output;
 mod peers;
 mod progress;
 mod serve;
+mod table;
 mod target;
 mod watch;
 
@@ -23,17 +24,6 @@ pub(crate) enum Failure {
     Error(String),
     /// The peer does not exist or cannot be reached.
     NoPeer(String),
-}
-
-impl From<net::Error> for Failure {
-    fn from(error: net::Error) -> Failure {
-        match error {
-            net::Error::Unreachable { .. } | net::Error::InvalidTarget { .. } => {
-                Failure::NoPeer(error.to_string())
-            }
-            other => Failure::Error(other.to_string()),
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -80,6 +70,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Call(args) => call::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Table(args) => table::run(args).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `net serve`: a peer with the built-ins and a few demo functions, until Ctrl-C.
+//! `net serve`: a peer with the built-ins and a few demo functions (and the tables it
+//! joins with `--join`), until Ctrl-C.
 
 use crate::args::ServeArgs;
 use crate::Failure;
@@ -32,6 +33,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         peer.addr(),
         peer.id()
     );
+    if let Err(e) = crate::table::join_all(&peer, &args.join).await {
+        peer.shutdown().await;
+        return Err(e);
+    }
     stopped().await;
     peer.shutdown().await;
     println!("stopped");
