@@ -2,9 +2,10 @@
 //! one-line commands on stdin, answering one line each on stdout.
 //!
 //! Commands: `peers [refresh] [group=G] [hubs] [onhost]`, `until N [refresh] [timeout=MS]
-//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `touch HOST:PORT`, `quit`.
-//! Answers start with a word (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`, `EVENTS`,
-//! `RESULT`, `TOUCHED`, `ERROR`) followed by JSON.
+//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `touch HOST:PORT`,
+//! `table NAME join|members|len|get KEY|set KEY JSON`, `quit`. Answers start with a word
+//! (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`, `EVENTS`, `RESULT`, `TOUCHED`, `TABLE`,
+//! `ERROR`) followed by JSON.
 //!
 //! It refuses to run unconfined (without `NET_LOOPBACK=1`) in the machine's own network
 //! namespace: outside a namespace a test made, a peer must never multicast or probe the
@@ -62,6 +63,24 @@ fn query(words: &[&str]) -> net::Peers {
         }
     }
     q
+}
+
+/// One `table NAME ...` command on the process-wide peer's table `name`.
+fn table(name: &str, words: &[&str]) -> Result<serde_json::Value, String> {
+    let table = net::Table::<serde_json::Value>::new(name);
+    let done = |r: net::Result<()>| r.map(|()| serde_json::Value::Null);
+    let answer = match words {
+        ["join"] => done(table.join().wait()),
+        ["members"] => table.members().wait().map(|m| json!(m)),
+        ["len"] => table.len().wait().map(|n| json!(n)),
+        ["get", key] => table.get(*key).wait().map(|v| json!(v)),
+        ["set", key, value] => {
+            let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+            done(table.set(*key, value).wait())
+        }
+        _ => return Err(format!("unknown table command {words:?}")),
+    };
+    answer.map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -186,6 +205,10 @@ fn main() {
                 });
                 say(format!("TOUCHED {}", json!(reached)));
             }
+            ["table", name, rest @ ..] => say(match table(name, rest) {
+                Ok(answer) => format!("TABLE {answer}"),
+                Err(e) => format!("ERROR {}", json!(e)),
+            }),
             ["quit"] => break,
             _ => say(format!(
                 "ERROR {}",

@@ -119,7 +119,7 @@ pub async fn announce(
 ) -> Result<()> {
     let timeout = *lock(&peer.tables().timing);
     let timeout = timeout.call_timeout;
-    let mut targets: Vec<SocketAddr> = super::route::group_peers(peer).await;
+    let mut targets: Vec<SocketAddr> = super::route::group_peers(peer, false).await;
     let mut asked: BTreeSet<SocketAddr> = BTreeSet::from([member.addr]);
     let me = WireMember {
         id: member.id.to_string(),

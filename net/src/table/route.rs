@@ -177,9 +177,10 @@ pub async fn ask_members(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
 }
 
 /// The addresses of the other peers of this peer's group that discovery knows (a round
-/// runs the first time; quietly, since finding nobody is normal for a first member).
-pub async fn group_peers(peer: &Peer) -> Vec<SocketAddr> {
-    crate::discovery::discover(peer, false, false).await;
+/// runs the first time, or now with `fresh`; quietly, since finding nobody is normal for
+/// a first member).
+pub async fn group_peers(peer: &Peer, fresh: bool) -> Vec<SocketAddr> {
+    crate::discovery::discover(peer, fresh, false).await;
     let group = peer.group();
     peer.discovery()
         .table
@@ -205,9 +206,13 @@ pub async fn refresh(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
     };
     let mut incompatible = None;
     let mut answered = ask_views(peer, state, known, timeout, &mut incompatible).await;
-    if answered == 0 {
-        let found = group_peers(peer).await;
-        answered = ask_views(peer, state, found, timeout, &mut incompatible).await;
+    // Then the group's peers discovery knows; then the ones a new round finds (members
+    // that restarted on other ports).
+    for fresh in [false, true] {
+        if answered == 0 {
+            let found = group_peers(peer, fresh).await;
+            answered = ask_views(peer, state, found, timeout, &mut incompatible).await;
+        }
     }
     if answered > 0 {
         state.stale.store(false, Ordering::Relaxed);

@@ -33,6 +33,9 @@ pub struct Timing {
     pub sync_every: Duration,
     /// The longest any of the table's own background calls may take.
     pub call_timeout: Duration,
+    /// How long a heartbeat waits for its answer: a member on the LAN answers in a
+    /// millisecond; one that does not within this is failing.
+    pub heartbeat: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +45,7 @@ impl Default for Timing {
             dead_after: Duration::from_millis(1500),
             sync_every: Duration::from_secs(1),
             call_timeout: Duration::from_secs(2),
+            heartbeat: Duration::from_millis(750),
         }
     }
 }

@@ -19,6 +19,7 @@ fn quick() -> Timing {
         dead_after: Duration::from_millis(300),
         sync_every: Duration::from_millis(200),
         call_timeout: Duration::from_secs(1),
+        heartbeat: Duration::from_millis(500),
     }
 }
 

@@ -32,46 +32,72 @@ const HOUSEKEEPING: Duration = Duration::from_secs(30);
 /// How often the group's peers that discovery knows but the view does not are greeted.
 const REDISCOVER: Duration = Duration::from_secs(2);
 
-/// Runs until the member unjoins or the peer shuts down.
+/// Runs until the member unjoins or the peer shuts down: two loops side by side, so
+/// that a slow exchange with a member that stopped answering never delays the heartbeats
+/// that find it dead.
 pub async fn run(peer: Peer, state: Arc<TableState>, member: Arc<Member>) {
     let timing = *lock(&peer.tables().timing);
-    let mut ticks = tokio::time::interval(timing.tick);
+    tokio::join!(
+        watch(&peer, &state, &member, timing),
+        keep(&peer, &state, &member, timing)
+    );
+}
+
+/// Ticks until the member stops; false once it has.
+async fn tick(peer: &Peer, member: &Member, ticks: &mut tokio::time::Interval) -> bool {
+    tokio::select! {
+        _ = member.stop.cancelled() => false,
+        _ = peer.shutdown_token().cancelled() => false,
+        _ = ticks.tick() => true,
+    }
+}
+
+fn ticks(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// The membership loop: announcing, heartbeats, deaths, strangers.
+async fn watch(peer: &Peer, state: &TableState, member: &Member, timing: Timing) {
+    let mut ticks = ticks(timing.tick);
+    let mut next_rediscover = Instant::now() + REDISCOVER;
+    while tick(peer, member, &mut ticks).await {
+        if member.announce.swap(false, Ordering::Relaxed) {
+            let _ = member::announce(peer, state, member, false).await;
+        }
+        heartbeat(peer, state, member, timing).await;
+        drop_dead(peer, state, member, timing).await;
+        if Instant::now() >= next_rediscover {
+            next_rediscover = Instant::now() + REDISCOVER;
+            greet_strangers(peer, state, member).await;
+        }
+    }
+}
+
+/// The data loop: receiving gained buckets, handing off lost ones, comparing with a
+/// co-owner in turn, saving the view, housekeeping.
+async fn keep(peer: &Peer, state: &TableState, member: &Member, timing: Timing) {
+    let mut ticks = ticks(timing.tick);
     let mut next_compare = Instant::now() + jitter(timing.sync_every);
     let mut next_housekeeping = Instant::now();
-    let mut next_rediscover = Instant::now() + REDISCOVER;
     let mut partner = 0usize;
-    loop {
-        tokio::select! {
-            _ = member.stop.cancelled() => break,
-            _ = peer.shutdown_token().cancelled() => break,
-            _ = ticks.tick() => {}
-        }
-        if member.announce.swap(false, Ordering::Relaxed) {
-            let _ = member::announce(&peer, &state, &member, false).await;
-        }
-        heartbeat(&peer, &state, &member, timing).await;
-        drop_dead(&peer, &state, &member, timing).await;
-        sync::catch_up(&peer, &state, &member, timing).await;
-        sync::hand_off(&peer, &state, &member, timing).await;
-        let now = Instant::now();
-        if now >= next_compare {
-            next_compare = now + jitter(timing.sync_every);
-            let others = others(&state, &member);
+    while tick(peer, member, &mut ticks).await {
+        sync::catch_up(peer, state, member, timing).await;
+        sync::hand_off(peer, state, member, timing).await;
+        if Instant::now() >= next_compare {
+            next_compare = Instant::now() + jitter(timing.sync_every);
+            let others = others(state, member);
             if !others.is_empty() {
                 partner = (partner + 1) % others.len();
-                sync::compare(&peer, &state, &member, &others[partner], timing).await;
+                sync::compare(peer, state, member, &others[partner], timing).await;
             }
         }
-        if now >= next_rediscover {
-            next_rediscover = now + REDISCOVER;
-            greet_strangers(&peer, &state, &member).await;
-        }
         if member.view_dirty.swap(false, Ordering::Relaxed) {
-            save_view(&state, &member).await;
+            save_view(state, member).await;
         }
-        if now >= next_housekeeping {
-            next_housekeeping = now + HOUSEKEEPING;
+        if Instant::now() >= next_housekeeping {
+            next_housekeeping = Instant::now() + HOUSEKEEPING;
             let kept = member
                 .replicas
                 .run(|store| {
@@ -130,7 +156,7 @@ async fn heartbeat(peer: &Peer, state: &TableState, member: &Member, timing: Tim
         let hash = lock(&state.view).hash_hex();
         async move {
             let call = calls::members(state.name.clone(), Some(hash));
-            (to, ask(peer, state, to, call, timing.call_timeout).await)
+            (to, ask(peer, state, to, call, timing.heartbeat).await)
         }
     });
     for (to, answer) in join_all(beats).await {
@@ -198,7 +224,7 @@ async fn greet_strangers(peer: &Peer, state: &TableState, member: &Member) {
         .into_iter()
         .map(|(_, a)| a)
         .collect();
-    let found = super::route::group_peers(peer).await;
+    let found = super::route::group_peers(peer, false).await;
     let timeout = lock(&peer.tables().timing).call_timeout;
     let me = super::wire::WireMember {
         id: member.id.to_string(),
