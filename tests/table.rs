@@ -667,3 +667,35 @@ fn a_member_cut_off_gets_no_quorum_while_the_majority_goes_on_and_all_converge()
         })
     });
 }
+
+#[test]
+fn the_scoreboard_example_keeps_its_board_when_a_member_is_killed() {
+    let [a, b, c] = support::free_ports::<3>();
+    let addr = |port: u16| format!("127.0.0.1:{port}");
+    let mut first = support::Process::start("table", &["member", &addr(a)]);
+    first.wait_for("joined the scoreboard");
+    let others: Vec<support::Process> = [b, c]
+        .iter()
+        .map(|&port| support::Process::start("table", &["member", &addr(port), &addr(a)]))
+        .collect();
+    for member in &others {
+        member.wait_for("joined the scoreboard");
+    }
+    assert_eq!(
+        support::ok("table", &["add", &addr(a), "ada", "3"]),
+        "ada: 3"
+    );
+    assert_eq!(
+        support::ok("table", &["add", &addr(b), "ada", "2"]),
+        "ada: 5"
+    );
+    assert_eq!(
+        support::ok("table", &["add", &addr(c), "alan", "4"]),
+        "alan: 4"
+    );
+    assert_eq!(support::ok("table", &["board", &addr(c)]), "ada 5\nalan 4");
+    let owners = support::ok("table", &["owners", &addr(a), "ada"]);
+    assert_eq!(owners.lines().count(), 3, "{owners}");
+    first.kill();
+    assert_eq!(support::ok("table", &["board", &addr(b)]), "ada 5\nalan 4");
+}

@@ -134,7 +134,7 @@ pub(crate) async fn join_all(peer: &net::Peer, names: &[String]) -> Result<(), F
         let table = peer.table::<Value>(name.as_str());
         table.join().await?;
         let members = table.members().await?.len();
-        println!("joined table {name:?} ({members} members)");
+        println!("joined table {name:?}: {members} member(s)");
     }
     Ok(())
 }
