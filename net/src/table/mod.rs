@@ -250,6 +250,27 @@ pub(crate) async fn before_shutdown(peer: &Peer) {
     }
 }
 
+/// Makes this peer's member of `table` vanish as a killed process would: no handoff, no
+/// goodbye; from now on it answers the other members as a non-member, so their calls to
+/// it fail. For the benchmark of recovery, which runs 100 members in one process.
+pub(crate) fn vanish(peer: &Peer, table: &str) {
+    if let Some(state) = peer.tables().get(table) {
+        if let Some(member) = state.member() {
+            member.stop.cancel();
+            state.set_member(None);
+        }
+    }
+}
+
+/// How many keys this peer's member of `table` holds a value for, and how many buckets it
+/// is still receiving; `None` if it is not a member.
+pub(crate) fn held(peer: &Peer, table: &str) -> Option<(usize, usize)> {
+    let member = peer.tables().get(table)?.member()?;
+    let live = member.replicas.peek(|store| store.live_len());
+    let pending = crate::sync::lock(&member.pending).len();
+    Some((live, pending))
+}
+
 /// Sets the background timing of the tables this peer joins from now on (tests slow one
 /// part down to watch another).
 #[cfg(test)]

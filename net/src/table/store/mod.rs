@@ -214,7 +214,6 @@ impl Store {
     }
 
     /// How many keys hold a value here (tombstones not counted).
-    #[cfg_attr(not(test), allow(dead_code))] // the tests' own view of it
     pub fn live_len(&self) -> usize {
         self.live
     }
