@@ -122,6 +122,15 @@ pub(crate) struct Link {
     handler: Arc<dyn Inbound>,
     /// Tracks the link's tasks, so that whoever owns the tracker can wait for them.
     tracker: TaskTracker,
+    /// The runtime the link's tasks run on, for a reader started from outside it.
+    runtime: tokio::runtime::Handle,
+    /// Frames from the other side. Locked by the reader while it waits for a frame, not
+    /// while it serves one: a call served inline that runs long hands the reading to a
+    /// fresh task (`move_reader`), which takes the lock and goes on.
+    reader: tokio::sync::Mutex<FramedRead<ReadHalf, LengthDelimitedCodec>>,
+    /// Whose turn it is to read: bumped when the reading moves to a fresh task, so that
+    /// the one it moved from stops once its call is served.
+    reader_turn: AtomicU64,
 }
 
 impl Link {
@@ -162,12 +171,15 @@ impl Link {
             close_reason: Mutex::new(None),
             handler,
             tracker: tracker.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            reader: tokio::sync::Mutex::new(reader),
+            reader_turn: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&link);
         // Batching pays only when several calls are in flight; a lone call goes at once.
         let batch = move || weak.upgrade().is_some_and(|link| link.in_flight() > 1);
         tracker.spawn(outbox.write_loop(link.closed.clone(), batch));
-        tracker.spawn(read::read_loop(link.clone(), reader));
+        tracker.spawn(read::read_loop(link.clone(), 0));
         tracing::debug!(peer = %link.label, "connected");
         link
     }

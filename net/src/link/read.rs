@@ -1,24 +1,48 @@
-//! The reader task of a link: frames from the other side until it ends.
+//! The reader of a link: frames from the other side until it ends. It serves every frame
+//! that has arrived before it writes the replies that queued meanwhile, in one write, just
+//! before it would wait for more; so a burst of calls costs one read and one write.
 
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::{Link, ReadHalf};
+use super::Link;
 use crate::sync::lock;
 use crate::wire::{self, Frame, Incoming, ReplyFrame};
 
-/// Reads frames until the link ends, then closes it.
-pub(super) async fn read_loop(
-    link: Arc<Link>,
-    mut frames: FramedRead<ReadHalf, LengthDelimitedCodec>,
-) {
+/// Frames served in a row before the replies they queued are written anyway, so that a
+/// peer that never lets the reader wait still gets its replies.
+const FLUSH_EVERY: u32 = 64;
+
+/// Reads frames while it is reader `turn` and the link is open, then closes it.
+pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
+    let mut served = 0u32;
     let reason = loop {
-        let next = tokio::select! {
-            next = frames.next() => next,
-            _ = link.closed.cancelled() => break None,
+        let next = {
+            let mut frames = tokio::select! {
+                frames = link.reader.lock() => frames,
+                _ = link.closed.cancelled() => break None,
+            };
+            if link.reader_turn.load(Ordering::Acquire) != turn {
+                return;
+            }
+            let ready = poll_fn(|cx| match frames.poll_next_unpin(cx) {
+                Poll::Pending => {
+                    // About to wait: what the frames so far queued goes out now.
+                    link.outbox.flush_now();
+                    served = 0;
+                    Poll::Pending
+                }
+                Poll::Ready(next) => Poll::Ready(next),
+            });
+            tokio::select! {
+                next = ready => next,
+                _ = link.closed.cancelled() => break None,
+            }
         };
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),
@@ -47,10 +71,36 @@ pub(super) async fn read_loop(
                 }
             }
         }
+        if link.reader_turn.load(Ordering::Acquire) != turn {
+            // The reading moved on while a call was served here; the new reader has it,
+            // and may be waiting already: the reply queued here goes out now.
+            link.outbox.flush_now();
+            return;
+        }
+        served += 1;
+        if served >= FLUSH_EVERY {
+            link.outbox.flush_now();
+            served = 0;
+        }
     };
+    link.outbox.flush_now();
     match reason {
         Some((reason, last_words)) => link.shut(&reason, last_words),
         None => link.shut("closed", None),
+    }
+}
+
+impl Link {
+    /// Moves the reading to a fresh task: the current reader is serving a call that runs
+    /// long, and the link's other frames must not wait for it.
+    pub(crate) fn move_reader(self: &Arc<Self>) {
+        if !self.is_open() {
+            return;
+        }
+        let turn = self.reader_turn.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(peer = %self.label, "a call served inline runs long; reading moves on");
+        self.tracker
+            .spawn_on(read_loop(self.clone(), turn), &self.runtime);
     }
 }
 

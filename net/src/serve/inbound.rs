@@ -3,15 +3,17 @@
 //! a handler thread that also sends the reply (no task, no timer); async ones on a task of
 //! their own within the caller's budget; a panic becomes the caller's `Remote` error.
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio_util::task::TaskTracker;
 
 use super::registry::{Args, Handler};
-use super::{run, Caller, Host};
+use super::{inline, run, Caller, Host};
 use crate::link::{Flush, Inbound, Link};
 use crate::wire::{CallIn, WireOutcome};
 
@@ -46,9 +48,11 @@ impl Inbound for Server {
         (self.goodbye)(link);
     }
 
-    /// Runs a call from the other side and sends the reply: a synchronous function on a
-    /// handler thread, which also sends the reply; an async one on a task of its own,
-    /// within the caller's time budget.
+    /// Runs a call from the other side and replies. A quick synchronous function runs
+    /// right here on the reader, its reply going out with the others of this read; a
+    /// slow or unknown one on a handler thread, which sends its reply itself; an async one
+    /// is polled here once and, if not done, goes on as a task of its own within the
+    /// caller's budget.
     fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes) {
         let Some(host): Option<Host> = self.host.upgrade() else {
             return;
@@ -56,8 +60,8 @@ impl Inbound for Server {
         let id = call.id;
         let oneway = call.oneway;
         let budget = call.timeout_ms.map(Duration::from_millis);
-        let entry = run::lookup(&call.tag).ok();
-        let sync = entry.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
+        let found = run::lookup(&call.tag);
+        let sync = matches!(&found, Ok((entry, _)) if matches!(entry.handler, Handler::Sync(_)));
         let cancel = if oneway {
             link.oneway_token()
         } else {
@@ -69,13 +73,39 @@ impl Inbound for Server {
                     let outcome = WireOutcome::BadArgs {
                         message: format!("request id {id} is already in flight on this connection"),
                     };
-                    link.reply(id, outcome, String::new, Flush::Task);
+                    link.reply(id, outcome, String::new, Flush::Caller);
                     return;
                 }
             }
         };
+        let (entry, speed) = match found {
+            Ok(found) => found,
+            Err(outcome) => {
+                if !oneway && link.finish(id) {
+                    link.reply(id, outcome, String::new, Flush::Caller);
+                }
+                return;
+            }
+        };
         let caller = Caller::remote(link.clone(), host, cancel.clone());
-        if let Some(entry) = entry.filter(|_| sync) {
+        let named = call.kwargs;
+        if sync && speed.quick() {
+            let started = Instant::now();
+            let outcome = match RawValue::from_string(call.args.get().to_owned()) {
+                Ok(positional) => inline::run(link, started, || {
+                    run::run_inline(entry, Args { positional, named }, caller)
+                }),
+                Err(_) => WireOutcome::BadArgs {
+                    message: "the arguments are not JSON".into(),
+                },
+            };
+            speed.record(started.elapsed());
+            if !oneway && link.finish(id) {
+                link.reply(id, outcome, || entry.tag(), Flush::Caller);
+            }
+            return;
+        }
+        if sync {
             let link = link.clone();
             // Counts as a task of the peer, so that shutdown waits for it.
             let running = self.tracker.token();
@@ -83,7 +113,6 @@ impl Inbound for Server {
             // handler thread copies them out: memory allocated and freed on one
             // thread is much cheaper than memory passed between threads.
             let args = bytes.slice_ref(call.args.get().as_bytes());
-            let named = call.kwargs;
             run::on_handler_thread(move || {
                 let _running = running;
                 // Given up on (cancel, budget spent, link gone) before it could start:
@@ -93,12 +122,14 @@ impl Inbound for Server {
                     link.finish(id);
                     return;
                 }
+                let started = Instant::now();
                 let outcome = match raw_args(&args) {
                     Some(positional) => run::run_inline(entry, Args { positional, named }, caller),
                     None => WireOutcome::BadArgs {
                         message: "the arguments are not JSON".into(),
                     },
                 };
+                speed.record(started.elapsed());
                 // Only if still wanted: a cancel or the sweep removed the entry.
                 if oneway || !link.finish(id) {
                     return;
@@ -109,13 +140,25 @@ impl Inbound for Server {
             });
             return;
         }
+        let args = Args {
+            positional: call.args.to_owned(),
+            named,
+        };
+        let mut work = Box::pin(run::run(entry, args, caller));
+        // The first poll runs here: an async function that does not wait finishes
+        // without a task of its own (a spawn and a wake-up saved per call).
+        let mut noop = Context::from_waker(Waker::noop());
+        if let Poll::Ready(outcome) =
+            inline::run(link, Instant::now(), || work.as_mut().poll(&mut noop))
+        {
+            if !oneway && link.finish(id) {
+                link.reply(id, outcome, || entry.tag(), Flush::Caller);
+            }
+            return;
+        }
         let task_link = link.clone();
-        let tag = call.tag.into_owned();
-        let args = call.args.to_owned();
-        let named = call.kwargs;
         let task = self.tracker.spawn(async move {
             let link = task_link;
-            let work = run::run_tag(&tag, args, named, caller);
             let outcome = match budget {
                 Some(budget) => match tokio::time::timeout(budget, work).await {
                     Ok(outcome) => outcome,
@@ -132,7 +175,7 @@ impl Inbound for Server {
             if oneway || !link.finish(id) {
                 return;
             }
-            link.reply(id, outcome, || tag, Flush::Task);
+            link.reply(id, outcome, || entry.tag(), Flush::Task);
         });
         if !oneway {
             link.set_abort(id, task.abort_handle());
@@ -250,6 +293,29 @@ mod tests {
             panic!("boom")
         }
 
+        static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        static GATE_OPENED: std::sync::Condvar = std::sync::Condvar::new();
+
+        /// Quick, until asked to wait for `open_gate`, a call that comes after it.
+        #[net::connect("serve.tests.wait_gate")]
+        fn wait_gate(wait: bool) -> bool {
+            let mut open = GATE.lock().unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while wait && !*open && std::time::Instant::now() < until {
+                open = GATE_OPENED
+                    .wait_timeout(open, Duration::from_millis(50))
+                    .unwrap()
+                    .0;
+            }
+            *open || !wait
+        }
+
+        #[net::connect("serve.tests.open_gate")]
+        fn open_gate() {
+            *GATE.lock().unwrap() = true;
+            GATE_OPENED.notify_all();
+        }
+
         /// The calling side serves nothing.
         struct Nothing;
 
@@ -319,6 +385,40 @@ mod tests {
                     "{n}: {outcome:?}"
                 );
             }
+        }
+        /// A quick function runs inline on the reader; when one run of it waits for a
+        /// later call of the same link, the reading moves on and serves that call, as it
+        /// would have on a handler thread.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_long_inline_run_does_not_hold_its_links_other_calls() {
+            let host: Arc<dyn Any + Send + Sync> = Arc::new(());
+            let server = Server::new(Arc::downgrade(&host), TaskTracker::new(), |_: &Link| {});
+            let (caller, _served) =
+                memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
+            // Learns that it is quick.
+            for _ in 0..20 {
+                assert!(
+                    matches!(call(&caller, "serve.tests.wait_gate", "[false]").await,
+                    WireOutcome::Ok(raw) if raw.get() == "true")
+                );
+            }
+            let waiting = {
+                let caller = caller.clone();
+                tokio::spawn(async move { call(&caller, "serve.tests.wait_gate", "[true]").await })
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let opened = tokio::time::timeout(
+                Duration::from_secs(2),
+                call(&caller, "serve.tests.open_gate", "[]"),
+            )
+            .await
+            .expect("the call after a long inline run was never served");
+            assert!(matches!(opened, WireOutcome::Ok(_)), "{opened:?}");
+            let waited = tokio::time::timeout(Duration::from_secs(2), waiting)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(matches!(waited, WireOutcome::Ok(raw) if raw.get() == "true"));
         }
     }
 }

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::speed::Speed;
 use super::{Caller, Outcome};
 use crate::error::Error;
 
@@ -221,6 +222,9 @@ fn truncate(text: &str) -> String {
 /// The tag index, built once from the linker's slice.
 pub(crate) struct Registry {
     by_tag: BTreeMap<String, &'static Entry>,
+    /// How long each function's runs take, by the address of its entry (sorted as
+    /// `by_entry`): where the serving layer runs its next call (`speed.rs`).
+    speeds: Vec<(usize, Speed)>,
     /// Each function's calling tag by the address of its entry, sorted by address: a
     /// call's tag is looked up, not rebuilt (building it, base64 of the path, on every
     /// call was a tenth of a call's work in the call benchmark).
@@ -266,7 +270,24 @@ impl Registry {
         let mut by_entry: Vec<(usize, String)> =
             ENTRIES.iter().map(|c| (address(c), c.tag())).collect();
         by_entry.sort_unstable_by_key(|(at, _)| *at);
-        Ok(Registry { by_tag, by_entry })
+        let speeds = by_entry
+            .iter()
+            .map(|(at, _)| (*at, Speed::default()))
+            .collect();
+        Ok(Registry {
+            by_tag,
+            by_entry,
+            speeds,
+        })
+    }
+
+    /// The running record of a registered function.
+    pub(crate) fn speed(&'static self, entry: &'static Entry) -> Option<&'static Speed> {
+        let at = self
+            .speeds
+            .binary_search_by_key(&address(entry), |(at, _)| *at)
+            .ok()?;
+        Some(&self.speeds[at].1)
     }
 
     /// The calling tag of a registered function.

@@ -1,8 +1,7 @@
 //! Running a registered function for a caller, local or remote, and turning what it did
 //! into a wire outcome. Local and remote calls share this path so that they behave alike.
 
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -10,13 +9,14 @@ use super::flags::INVALID_CONNECTION;
 use super::panic::{self, Caught};
 use super::pool;
 use super::registry::{Args, Entry, Handler, Registry};
+use super::speed::Speed;
 use super::{Caller, Outcome};
 use crate::wire::WireOutcome;
 
 /// The function registered under `tag`, or the outcome that tells the caller why there
 /// is none (an unknown tag is app-net's `INVALID_CONNECTION` flag with the peer's tags as
 /// detail).
-pub(crate) fn lookup(tag: &str) -> Result<&'static Entry, WireOutcome> {
+pub(crate) fn lookup(tag: &str) -> Result<(&'static Entry, &'static Speed), WireOutcome> {
     let registry = match Registry::get() {
         Ok(registry) => registry,
         Err(e) => {
@@ -26,29 +26,10 @@ pub(crate) fn lookup(tag: &str) -> Result<&'static Entry, WireOutcome> {
             })
         }
     };
-    registry.lookup(tag).ok_or_else(|| unknown_tag(registry))
-}
-
-/// Looks `tag` up and runs it.
-pub(crate) async fn run_tag(
-    tag: &str,
-    args: Box<RawValue>,
-    kwargs: Option<Map<String, Value>>,
-    caller: Caller,
-) -> WireOutcome {
-    let entry = match lookup(tag) {
-        Ok(entry) => entry,
-        Err(outcome) => return outcome,
-    };
-    run(
-        entry,
-        Args {
-            positional: args,
-            named: kwargs,
-        },
-        caller,
-    )
-    .await
+    registry
+        .lookup(tag)
+        .and_then(|entry| Some((entry, registry.speed(entry)?)))
+        .ok_or_else(|| unknown_tag(registry))
 }
 
 fn unknown_tag(registry: &Registry) -> WireOutcome {
