@@ -149,10 +149,7 @@ async fn answer(bytes: &[u8], from: SocketAddr, peer: &Peer, cancel: Cancellatio
     // Registered functions first, so a program can take over an app-net tag.
     if let Some(entry) = registry.lookup(&request.tag) {
         let named = app_net_kwargs(request.kwargs, entry.params);
-        let args = Args {
-            positional: request.args,
-            named: Some(named),
-        };
+        let args = Args::owned(request.args, Some(named));
         let caller = Caller::app_net(from, peer.host(), cancel);
         let outcome = serve::run(entry, args, caller).await;
         return encode_outcome(outcome, peer, &request.tag);

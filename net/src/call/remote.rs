@@ -133,14 +133,21 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             TargetKind::Caller(caller) => caller.link().cloned(),
             _ => None,
         };
-        let conn = match back_channel {
-            Some(conn) => conn,
+        // One clock read per call when the link is there already: the budget is whole.
+        let deadline = started + budget;
+        let (conn, left) = match back_channel {
+            Some(conn) => (conn, budget),
             None => {
                 let addr = self.target.addr().await?;
-                home.link_to(addr, budget).await?
+                match home.pooled(addr) {
+                    Some(link) => (link, budget),
+                    None => {
+                        let link = home.link_to(addr, budget).await?;
+                        (link, budget.saturating_sub(started.elapsed()))
+                    }
+                }
             }
         };
-        let left = budget.saturating_sub(started.elapsed());
         if left.is_zero() {
             return Err(Error::Timeout {
                 peer: conn.label().to_owned(),
@@ -149,7 +156,7 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             });
         }
         let outcome = conn
-            .call(&self.tag, args, self.kwargs, left, self.oneway)
+            .call_until(&self.tag, args, self.kwargs, left, deadline, self.oneway)
             .await
             .map_err(|e| match e {
                 // Report the whole budget the caller gave, not what was left of it.

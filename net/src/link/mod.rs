@@ -261,6 +261,22 @@ impl Link {
         timeout: Duration,
         oneway: bool,
     ) -> Result<Option<WireOutcome>, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.call_until(tag, args, kwargs, timeout, deadline, oneway)
+            .await
+    }
+
+    /// [`Link::call`] with the deadline given: `timeout` is what is left until it, which
+    /// the other side is told (a caller that has read the clock once need not again).
+    pub(crate) async fn call_until(
+        &self,
+        tag: &str,
+        args: Box<RawValue>,
+        kwargs: Option<Map<String, Value>>,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+        oneway: bool,
+    ) -> Result<Option<WireOutcome>, Error> {
         if !self.is_open() {
             return Err(self.closed_error());
         }
@@ -285,7 +301,7 @@ impl Link {
             armed: true,
         };
         self.send(&frame).await?;
-        let result = tokio::time::timeout(timeout, rx).await;
+        let result = tokio::time::timeout_at(deadline, rx).await;
         match result {
             Ok(Ok(reply)) => {
                 guard.disarm();

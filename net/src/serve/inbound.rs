@@ -4,12 +4,14 @@
 //! their own within the caller's budget; a panic becomes the caller's `Remote` error.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::registry::{Args, Handler};
@@ -59,127 +61,157 @@ impl Inbound for Server {
         };
         let id = call.id;
         let oneway = call.oneway;
-        let budget = call.timeout_ms.map(Duration::from_millis);
-        let found = run::lookup(&call.tag);
-        let sync = matches!(&found, Ok((entry, _)) if matches!(entry.handler, Handler::Sync(_)));
-        let cancel = if oneway {
-            link.oneway_token()
-        } else {
-            // A synchronous call's budget is enforced by the link's sweep (an async
-            // one's by its task's timer).
-            match link.begin(id, budget.filter(|_| sync)) {
-                Ok(cancel) => cancel,
-                Err(_duplicate) => {
-                    let outcome = WireOutcome::BadArgs {
-                        message: format!("request id {id} is already in flight on this connection"),
-                    };
-                    link.reply(id, outcome, String::new, Flush::Caller);
-                    return;
-                }
-            }
-        };
-        let (entry, speed) = match found {
+        let (entry, speed) = match run::lookup(&call.tag) {
             Ok(found) => found,
             Err(outcome) => {
-                if !oneway && link.finish(id) {
+                if !oneway && !refuse_duplicate(link, id) {
                     link.reply(id, outcome, String::new, Flush::Caller);
                 }
                 return;
             }
         };
-        let caller = Caller::remote(link.clone(), host, cancel.clone());
         let named = call.kwargs;
-        if sync && speed.quick() {
-            let started = Instant::now();
-            let outcome = match RawValue::from_string(call.args.get().to_owned()) {
-                Ok(positional) => inline::run(link, started, || {
-                    run::run_inline(entry, Args { positional, named }, caller)
-                }),
-                Err(_) => WireOutcome::BadArgs {
-                    message: "the arguments are not JSON".into(),
-                },
-            };
-            speed.record(started.elapsed());
-            if !oneway && link.finish(id) {
-                link.reply(id, outcome, || entry.tag(), Flush::Caller);
-            }
-            return;
-        }
-        if sync {
-            let link = link.clone();
-            // Counts as a task of the peer, so that shutdown waits for it.
-            let running = self.tracker.token();
-            // The arguments stay in the frame's bytes (shared, not copied) until the
-            // handler thread copies them out: memory allocated and freed on one
-            // thread is much cheaper than memory passed between threads.
-            let args = bytes.slice_ref(call.args.get().as_bytes());
-            run::on_handler_thread(move || {
-                let _running = running;
-                // Given up on (cancel, budget spent, link gone) before it could start:
-                // skip it. A one-way call runs whatever happens to the link, as its
-                // sender was told it was delivered.
-                if !oneway && cancel.is_cancelled() {
-                    link.finish(id);
+        match entry.handler {
+            Handler::Sync(_) if speed.quick() => {
+                if !oneway && refuse_duplicate(link, id) {
                     return;
                 }
-                let started = Instant::now();
-                let outcome = match raw_args(&args) {
-                    Some(positional) => run::run_inline(entry, Args { positional, named }, caller),
-                    None => WireOutcome::BadArgs {
-                        message: "the arguments are not JSON".into(),
-                    },
+                // Nothing can cancel it but the end of the link: the reader that would
+                // read a cancel is busy running it.
+                let caller = Caller::remote(link.clone(), host, None);
+                let args = Args::borrowed(call.args, named);
+                let outcome = inline::run(link, speed, || run::run_inline(entry, args, caller));
+                if !oneway && link.is_open() {
+                    link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                }
+            }
+            Handler::Sync(_) => {
+                let budget = call.timeout_ms.map(Duration::from_millis);
+                // The budget is enforced by the link's sweep.
+                let Some(cancel) = self.begin(link, id, oneway, budget) else {
+                    return;
                 };
-                speed.record(started.elapsed());
-                // Only if still wanted: a cancel or the sweep removed the entry.
-                if oneway || !link.finish(id) {
-                    return;
-                }
-                link.reply(id, outcome, || entry.tag(), Flush::Caller);
-                // Sent once this thread has no more queued calls, with their replies.
-                link.promise_flush(run::when_idle);
-            });
-            return;
-        }
-        let args = Args {
-            positional: call.args.to_owned(),
-            named,
-        };
-        let mut work = Box::pin(run::run(entry, args, caller));
-        // The first poll runs here: an async function that does not wait finishes
-        // without a task of its own (a spawn and a wake-up saved per call).
-        let mut noop = Context::from_waker(Waker::noop());
-        if let Poll::Ready(outcome) =
-            inline::run(link, Instant::now(), || work.as_mut().poll(&mut noop))
-        {
-            if !oneway && link.finish(id) {
-                link.reply(id, outcome, || entry.tag(), Flush::Caller);
-            }
-            return;
-        }
-        let task_link = link.clone();
-        let task = self.tracker.spawn(async move {
-            let link = task_link;
-            let outcome = match budget {
-                Some(budget) => match tokio::time::timeout(budget, work).await {
-                    Ok(outcome) => outcome,
-                    // The caller has given up too; nobody waits for a reply. A synchronous
-                    // function it called back sees the cancel through its Caller.
-                    Err(_) => {
-                        cancel.cancel();
+                let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
+                let link = link.clone();
+                // Counts as a task of the peer, so that shutdown waits for it.
+                let running = self.tracker.token();
+                // The arguments stay in the frame's bytes (shared, not copied) until the
+                // handler thread copies them out: memory allocated and freed on one
+                // thread is much cheaper than memory passed between threads.
+                let args = bytes.slice_ref(call.args.get().as_bytes());
+                run::on_handler_thread(move || {
+                    let _running = running;
+                    // Given up on (cancel, budget spent, link gone) before it could
+                    // start: skip it. A one-way call runs whatever happens to the link,
+                    // as its sender was told it was delivered.
+                    if !oneway && cancel.is_cancelled() {
                         link.finish(id);
                         return;
                     }
-                },
-                None => work.await,
-            };
-            if oneway || !link.finish(id) {
-                return;
+                    let started = Instant::now();
+                    let outcome = match raw_args(&args) {
+                        Some(positional) => {
+                            run::run_inline(entry, Args::owned(positional, named), caller)
+                        }
+                        None => WireOutcome::BadArgs {
+                            message: "the arguments are not JSON".into(),
+                        },
+                    };
+                    speed.record(started.elapsed());
+                    // Only if still wanted: a cancel or the sweep removed the entry.
+                    if oneway || !link.finish(id) {
+                        return;
+                    }
+                    link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                    // Sent once this thread has no more queued calls, with their replies.
+                    link.promise_flush(run::when_idle);
+                });
             }
-            link.reply(id, outcome, || entry.tag(), Flush::Task);
-        });
-        if !oneway {
-            link.set_abort(id, task.abort_handle());
+            Handler::Async(_) => {
+                // The budget is enforced by the task's timer, below.
+                let Some(cancel) = self.begin(link, id, oneway, None) else {
+                    return;
+                };
+                let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
+                let mut work = run::start_async(entry, Args::borrowed(call.args, named), caller);
+                // The first poll runs here: an async function that does not wait finishes
+                // without a task of its own (a spawn and a wake-up saved per call).
+                let mut noop = Context::from_waker(Waker::noop());
+                let first = inline::run(link, speed, || Pin::new(&mut work).poll(&mut noop));
+                if let Poll::Ready(outcome) = first {
+                    if !oneway && link.finish(id) {
+                        link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                    }
+                    return;
+                }
+                let budget = call.timeout_ms.map(Duration::from_millis);
+                let task_link = link.clone();
+                let task = self.tracker.spawn(async move {
+                    let link = task_link;
+                    let outcome = match budget {
+                        Some(budget) => match tokio::time::timeout(budget, work).await {
+                            Ok(outcome) => outcome,
+                            // The caller has given up too; nobody waits for a reply. A
+                            // synchronous function it called back sees the cancel
+                            // through its Caller.
+                            Err(_) => {
+                                cancel.cancel();
+                                link.finish(id);
+                                return;
+                            }
+                        },
+                        None => work.await,
+                    };
+                    if oneway || !link.finish(id) {
+                        return;
+                    }
+                    link.reply(id, outcome, || entry.tag(), Flush::Task);
+                });
+                if !oneway {
+                    link.set_abort(id, task.abort_handle());
+                }
+            }
         }
+    }
+}
+
+impl Server {
+    /// Registers call `id` as running, so that a cancel, a budget (`deadline`, for
+    /// synchronous calls) or the end of the link stops it; `None` (and the caller told
+    /// why) when its id is already in flight.
+    fn begin(
+        &self,
+        link: &Arc<Link>,
+        id: u64,
+        oneway: bool,
+        deadline: Option<Duration>,
+    ) -> Option<CancellationToken> {
+        if oneway {
+            return Some(link.oneway_token());
+        }
+        match link.begin(id, deadline) {
+            Ok(cancel) => Some(cancel),
+            Err(_duplicate) => {
+                link.reply(id, duplicate(id), String::new, Flush::Caller);
+                None
+            }
+        }
+    }
+}
+
+/// Answers call `id` that its id is already in flight, if it is: its reply would be
+/// ambiguous and its cancel would hit the wrong call. True if refused.
+fn refuse_duplicate(link: &Link, id: u64) -> bool {
+    let refused = link.is_serving(id);
+    if refused {
+        link.reply(id, duplicate(id), String::new, Flush::Caller);
+    }
+    refused
+}
+
+fn duplicate(id: u64) -> WireOutcome {
+    WireOutcome::BadArgs {
+        message: format!("request id {id} is already in flight on this connection"),
     }
 }
 

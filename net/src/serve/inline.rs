@@ -1,19 +1,21 @@
 //! Synchronous functions run inline on a link's reader (see `speed.rs` for which), under
-//! a watch: a run still going after [`STUCK`] has its link's reading moved to a fresh task,
-//! so the link's other calls, the run's own cancel, and calls the run may be waiting for
-//! are read and served while it finishes, as they would be had it run on a handler
-//! thread. The watch is one thread that wakes every [`TICK`] while inline runs happen and
-//! sleeps otherwise.
+//! a watch: a run still going after [`STUCK`] ticks has its link's reading moved to a
+//! fresh task, so the link's other calls, and calls the run may be waiting for, are read
+//! and served while it finishes, as they would be had it run on a handler thread; and
+//! the function runs on a handler thread for a while. The watch is one thread that ticks
+//! every [`TICK`] while inline runs happen and sleeps otherwise; runs note the tick they
+//! began at, so an inline run reads no clock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::speed::Speed;
 use crate::link::Link;
 use crate::sync::lock;
 
-/// How long an inline run may hold its link's reader.
-const STUCK: Duration = Duration::from_millis(2);
+/// Ticks an inline run may hold its link's reader: between 2 and 3 ms.
+const STUCK: u64 = 3;
 
 /// How often the watch looks while inline runs happen.
 const TICK: Duration = Duration::from_millis(1);
@@ -28,8 +30,10 @@ struct Slot {
 }
 
 struct Running {
-    since: Instant,
+    /// The watch's tick when the run began.
+    since: u64,
     link: Weak<Link>,
+    speed: &'static Speed,
 }
 
 /// Every thread's slot (threads that ever ran a call inline), and the watch's state.
@@ -39,6 +43,8 @@ struct Watch {
     thread: OnceLock<std::thread::Thread>,
     /// The watch sleeps until woken.
     asleep: AtomicBool,
+    /// Ticks so far (they stop while the watch sleeps).
+    tick: AtomicU64,
 }
 
 fn watch() -> &'static Watch {
@@ -47,6 +53,7 @@ fn watch() -> &'static Watch {
         slots: Mutex::new(Vec::new()),
         thread: OnceLock::new(),
         asleep: AtomicBool::new(true),
+        tick: AtomicU64::new(0),
     })
 }
 
@@ -58,17 +65,24 @@ thread_local! {
     };
 }
 
-/// Runs `f` inline for a call of `link`, under the watch.
-pub(crate) fn run<T>(link: &Arc<Link>, since: Instant, f: impl FnOnce() -> T) -> T {
+/// Runs `f` inline for a call of `link` of the function whose record is `speed`, under
+/// the watch, timing it now and then.
+pub(crate) fn run<T>(link: &Arc<Link>, speed: &'static Speed, f: impl FnOnce() -> T) -> T {
+    let watch = watch();
+    let started = speed.sample().then(Instant::now);
     SLOT.with(|slot| {
         *lock(&slot.running) = Some(Running {
-            since,
+            since: watch.tick.load(Ordering::Relaxed),
             link: Arc::downgrade(link),
+            speed,
         });
     });
     wake_watch();
     let out = f();
     SLOT.with(|slot| lock(&slot.running).take());
+    if let Some(started) = started {
+        speed.record(started.elapsed());
+    }
     out
 }
 
@@ -94,7 +108,7 @@ fn watch_loop() {
     let mut idle = 0;
     loop {
         std::thread::park_timeout(TICK);
-        let now = Instant::now();
+        let now = watch.tick.fetch_add(1, Ordering::Relaxed) + 1;
         let mut any = false;
         let slots: Vec<Arc<Slot>> = lock(&watch.slots).clone();
         for slot in slots {
@@ -103,14 +117,17 @@ fn watch_loop() {
                 continue;
             };
             any = true;
-            if now.duration_since(run.since) < STUCK {
+            if now.saturating_sub(run.since) < STUCK {
                 continue;
             }
             // Taken, so that the link is rescued once for this run.
-            let link = running.take().and_then(|run| run.link.upgrade());
+            let stuck = running.take();
             drop(running);
-            if let Some(link) = link {
-                link.move_reader();
+            if let Some(run) = stuck {
+                run.speed.mark_long();
+                if let Some(link) = run.link.upgrade() {
+                    link.move_reader();
+                }
             }
         }
         idle = if any { 0 } else { idle + 1 };

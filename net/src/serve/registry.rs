@@ -5,6 +5,7 @@
 //! distributed slice (linkme). The first lookup builds a tag index; two functions claiming
 //! one tag is a start-up error that names both, never a silent "last one wins".
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -46,9 +47,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub enum Handler {
     /// A plain `fn`: run on the blocking pool when called remotely, so a slow one never
     /// stalls the async workers.
-    Sync(fn(Args, Caller) -> Outcome),
+    Sync(fn(Args<'_>, Caller) -> Outcome),
     /// An `async fn`: polled on the runtime, cancellable by aborting its task.
-    Async(fn(Args, Caller) -> BoxFuture<Outcome>),
+    Async(fn(Args<'_>, Caller) -> BoxFuture<Outcome>),
 }
 
 /// One registered function: what the macro emits for each `#[net::connect]`.
@@ -134,21 +135,40 @@ pub struct Subscription {
 
 /// The arguments of one call: positional JSON array, plus keyword arguments when the
 /// caller used them (app-net's `kwargs`).
+/// Borrowed from the frame they came in when the handler runs at once, owned otherwise.
 #[derive(Debug)]
-pub struct Args {
+pub struct Args<'a> {
     /// A JSON array, kept raw so that the handler decodes it straight into its parameter
     /// tuple without an intermediate `Value`.
-    pub positional: Box<RawValue>,
+    pub positional: Cow<'a, RawValue>,
     /// Named arguments, matched against [`Entry::params`].
     pub named: Option<Map<String, Value>>,
 }
 
-impl Args {
+impl Args<'static> {
     /// Positional arguments only.
     pub fn positional(positional: Box<RawValue>) -> Self {
         Args {
-            positional,
+            positional: Cow::Owned(positional),
             named: None,
+        }
+    }
+
+    /// Positional and named arguments, owned.
+    pub fn owned(positional: Box<RawValue>, named: Option<Map<String, Value>>) -> Self {
+        Args {
+            positional: Cow::Owned(positional),
+            named,
+        }
+    }
+}
+
+impl<'a> Args<'a> {
+    /// Arguments borrowed from the frame they came in.
+    pub fn borrowed(positional: &'a RawValue, named: Option<Map<String, Value>>) -> Self {
+        Args {
+            positional: Cow::Borrowed(positional),
+            named,
         }
     }
 

@@ -46,7 +46,7 @@ fn unknown_tag(registry: &Registry) -> WireOutcome {
 
 /// Runs a function for a remote caller: synchronous ones on a handler thread so a slow
 /// one never stalls the async workers, async ones on this task.
-pub(crate) async fn run(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) async fn run(entry: &'static Entry, args: Args<'static>, caller: Caller) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => {
             let (tx, rx) = oneshot::channel();
@@ -85,7 +85,7 @@ pub(crate) fn on_handler_thread(job: impl FnOnce() + Send + 'static) {
 }
 
 /// Runs a function in this thread, for `.local()` of a synchronous function.
-pub(crate) fn run_inline(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) fn run_inline(entry: &'static Entry, args: Args<'_>, caller: Caller) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => {
@@ -102,12 +102,60 @@ pub(crate) fn run_inline(entry: &'static Entry, args: Args, caller: Caller) -> W
 }
 
 /// Runs a function on this task, for `.local().await` of an async function.
-pub(crate) async fn run_here(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) async fn run_here(
+    entry: &'static Entry,
+    args: Args<'static>,
+    caller: Caller,
+) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => panic::catch_async(f(args, caller)).await,
     };
     finish(entry, result)
+}
+
+/// Starts an async function: its arguments are decoded now (so they may be borrowed from
+/// the frame), and the run is a future of its own, ready to be polled here first and
+/// handed to a task only if it waits.
+pub(crate) fn start_async(entry: &'static Entry, args: Args<'_>, caller: Caller) -> AsyncRun {
+    let future = match entry.handler {
+        Handler::Async(f) => Ok(f(args, caller)),
+        Handler::Sync(_) => Err(Caught {
+            message: "a synchronous function was started as an async one".into(),
+            location: None,
+        }),
+    };
+    AsyncRun { entry, future }
+}
+
+/// An async function's run: polls it, catching a panic in any poll, and turns how it
+/// ended into an outcome.
+pub(crate) struct AsyncRun {
+    entry: &'static Entry,
+    /// The handler's future, or why there is none.
+    future: Result<super::BoxFuture<Outcome>, Caught>,
+}
+
+impl std::future::Future for AsyncRun {
+    type Output = WireOutcome;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<WireOutcome> {
+        let this = self.get_mut();
+        let result = match &mut this.future {
+            Ok(future) => match panic::poll_caught(future.as_mut(), cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(result) => result,
+            },
+            Err(caught) => Err(Caught {
+                message: std::mem::take(&mut caught.message),
+                location: caught.location.take(),
+            }),
+        };
+        std::task::Poll::Ready(finish(this.entry, result))
+    }
 }
 
 fn finish(entry: &'static Entry, result: Result<Outcome, Caught>) -> WireOutcome {

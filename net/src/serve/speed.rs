@@ -25,6 +25,11 @@ const QUICK: Duration = Duration::from_micros(100);
 /// Runs after a long one before the function may run inline again.
 const PENALTY: u32 = 256;
 
+/// Of a quick function's inline runs, one in this many is timed (reading the clock
+/// twice per call showed in the call benchmark); a run that turns long is caught by the
+/// watch in `inline.rs` anyway.
+const SAMPLE: u32 = 8;
+
 /// The running record of one function.
 #[derive(Debug, Default)]
 pub(crate) struct Speed {
@@ -34,6 +39,8 @@ pub(crate) struct Speed {
     average_ns: AtomicU64,
     /// Runs left before the function may run inline again after a long run.
     penalty: AtomicU32,
+    /// Inline runs of a quick function, timed or not, for [`Speed::sample`].
+    skipped: AtomicU32,
 }
 
 impl Speed {
@@ -42,6 +49,23 @@ impl Speed {
         self.runs.load(Ordering::Relaxed) >= LEARN
             && self.penalty.load(Ordering::Relaxed) == 0
             && self.average_ns.load(Ordering::Relaxed) <= QUICK.as_nanos() as u64
+    }
+
+    /// Whether to time this run: every run until the function is known quick, then one in
+    /// [`SAMPLE`].
+    pub(crate) fn sample(&self) -> bool {
+        let runs = self.runs.load(Ordering::Relaxed);
+        if runs < LEARN || self.penalty.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        // Counted here rather than in `record`, which the untimed runs skip.
+        let skipped = self.skipped.fetch_add(1, Ordering::Relaxed);
+        skipped % SAMPLE == 0
+    }
+
+    /// A run was seen to take long while it still ran.
+    pub(crate) fn mark_long(&self) {
+        self.penalty.store(PENALTY, Ordering::Relaxed);
     }
 
     /// Records one run. Relaxed and racy on purpose: a lost update only delays a
