@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::support::loopback;
+
 /// The longest any awaited condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(3);
 
@@ -32,10 +34,6 @@ fn echo_from(caller: net::Caller, i: u64) -> (u64, String) {
 #[net::connect]
 fn blob(len: usize) -> String {
     "x".repeat(len)
-}
-
-fn loopback() -> net::Config {
-    net::Config::default().loopback(true).port(0)
 }
 
 // ---- the well-behaved client ---------------------------------------------------------
