@@ -60,6 +60,7 @@ async fn slow_async(ms: u64, mark: String) {
 /// A slow synchronous handler that stops when its caller gives up.
 #[net::connect]
 fn slow_sync(ms: u64, mark: String, caller: net::Caller) -> bool {
+    marks().lock().unwrap().insert(format!("{mark}: started"));
     let until = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < until {
         if caller.is_cancelled() {
@@ -480,7 +481,10 @@ async fn a_slow_synchronous_handler_does_not_stall_other_calls() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the slow call to start", || {
+        marked("not-cancelled: started")
+    })
+    .await;
     let started = Instant::now();
     for i in 0..20 {
         assert_eq!(
