@@ -26,6 +26,7 @@ mod events_appnet;
 mod events_macros;
 mod events_processes;
 mod lan;
+mod layering;
 mod macros_hygiene;
 mod peers_examples;
 mod processes;
