@@ -8,8 +8,10 @@
 //!   peer never starts here: it would subscribe to the peers it finds with every handler of
 //!   every module, and a running default peer changes what `.local()` calls see. Tests
 //!   that need it live in tests/default_peer.rs.
-//! - Custom tags and event names are unique across modules (a duplicate tag fails every
-//!   peer's start; tests/duplicate_tag.rs shows that on its own).
+//! - Custom tags are unique across modules (a duplicate tag fails every peer's start;
+//!   tests/duplicate_tag.rs shows that on its own), and so are the events modules subscribe
+//!   to. Two modules may publish one event name to subscribers outside this process
+//!   (events_appnet and events_processes both publish `line`).
 //! - A test that checks a list the registry makes (functions, flags, events, the events a
 //!   subscriber registers) checks its own entries, not the whole list, which holds every
 //!   module's.
