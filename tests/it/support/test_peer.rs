@@ -1,6 +1,7 @@
 //! Driving `net-test-peer` processes from the discovery tests and benchmark: spawn, send a
-//! command, read its one-line answer with a deadline, kill.
-#![allow(dead_code)]
+//! command, read its one-line answer with a deadline, kill. Stands alone (benches/discovery.rs
+//! and tests/default_peer.rs include it by path), so it uses nothing else of `support`.
+#![allow(dead_code)] // each includer uses a different part
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
