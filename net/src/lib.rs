@@ -61,7 +61,7 @@
 //! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
 //! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
 //! | call | `call` | [`Call`], [`RemoteCall`], [`Target`] and routes, the blocking bridge, [`Broadcast`] |
-//! | services | `discovery`, `events`, `appnet` | finding peers, events and subscriptions, app-net compatibility |
+//! | services | `discovery`, `events`, `appnet`, `table` | finding peers, events and subscriptions, app-net compatibility, the replicated table |
 //! | built-ins | `builtins` | `info`, `pass_through`, `null`, `connections` |
 //! | root | `start`, `__private` | starting and stopping a peer in order; what the macros expand to |
 //!
@@ -98,7 +98,7 @@ pub mod __private;
 pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
-pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT};
+pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, VERSION};
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,
@@ -201,6 +201,3 @@ pub use net_macros::event;
 /// registers by itself with its seeds and with the peers discovery finds, and withdraws on
 /// shutdown; any peer registers with a given publisher through [`Peer::subscribe_to`].
 pub use net_macros::subscribe;
-
-/// This crate's version, as `info` reports it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

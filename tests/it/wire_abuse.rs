@@ -577,3 +577,49 @@ async fn a_thousand_concurrent_calls_share_one_connection() {
     me.shutdown().await;
     server.shutdown().await;
 }
+
+static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Works until its caller gives up (at most 5 s), and says whether it saw that.
+#[net::connect("wire_abuse.until_cancelled")]
+fn until_cancelled(caller: net::Caller) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if caller.is_cancelled() {
+            SAW_CANCEL.store(true, Ordering::SeqCst);
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// A client that never sends a cancel (one written from docs/PROTOCOL.md, say) still gets
+/// a synchronous call stopped when its `timeout_ms` runs out, and no reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_call_past_its_budget_is_cancelled_without_a_cancel_frame() {
+    let peer = net::Peer::start(loopback()).await.unwrap();
+    let mut stream = connect(peer.addr()).await;
+    stream.write_all(&frame(&hello(1))).await.unwrap();
+    read_frame(&mut stream).await.expect("the server's hello");
+
+    let call = json!({"call": {"id": 1, "tag": "wire_abuse.until_cancelled",
+        "args": [], "timeout_ms": 100}});
+    let started = Instant::now();
+    stream.write_all(&frame(&call)).await.unwrap();
+    while !SAW_CANCEL.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the handler never saw its budget run out"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // No reply for a call past its budget: the next frame is the goodbye at shutdown.
+    let stop = {
+        let peer = peer.clone();
+        tokio::spawn(async move { peer.shutdown().await })
+    };
+    assert_eq!(read_frame(&mut stream).await, Some(json!("goodbye")));
+    stop.await.unwrap();
+}

@@ -82,6 +82,9 @@ pub struct Config {
 /// The mDNS service type of this project's peers.
 pub const DEFAULT_MDNS_SERVICE: &str = "_netpeer._tcp.local.";
 
+/// This crate's version, as `info` and the hello report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
 pub(crate) const MIN_FRAME: usize = 1024;

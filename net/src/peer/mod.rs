@@ -219,7 +219,7 @@ impl Peer {
             id: (!self.inner.config.client).then(|| self.inner.id.clone()),
             group: self.inner.config.group.clone(),
             hub: self.inner.config.hub,
-            version: crate::VERSION.to_owned(),
+            version: crate::config::VERSION.to_owned(),
             max_frame: self.inner.config.max_frame,
         }
     }

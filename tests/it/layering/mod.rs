@@ -37,7 +37,6 @@ const EXCEPTIONS: &[Exception] = &[(
 )];
 
 #[test]
-#[ignore = "turned on when the layered core lands (issue 10)"]
 fn the_library_imports_only_from_its_own_layer_and_below() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("net/src");
     if let Err(report) = check(&sources(&src), EXCEPTIONS) {
