@@ -17,6 +17,7 @@ mod decode;
 mod remote;
 mod target;
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
@@ -63,7 +64,8 @@ pub enum ByTag {}
 /// ```
 #[must_use = "a call does nothing until `.local()` or `.on(peer)` runs it"]
 pub struct Call<R, K = SyncFn> {
-    tag: String,
+    /// Borrowed from the registry for a registered function (no copy per call).
+    tag: Cow<'static, str>,
     /// The registry entry, for `.local()`; `None` for calls by tag.
     entry: Option<&'static Entry>,
     returns_result: bool,
@@ -97,7 +99,7 @@ impl<R, K> Call<R, K> {
                 _ => Ok(raw),
             })
             .map_err(|e| Error::Encode {
-                tag: tag.clone(),
+                tag: tag.to_string(),
                 message: e.to_string(),
             });
         Call {
@@ -162,11 +164,11 @@ impl<R, K> Call<R, K> {
 }
 
 /// The tag of a registered function, looked up in the registry.
-fn tag_of(entry: &'static Entry) -> String {
+fn tag_of(entry: &'static Entry) -> Cow<'static, str> {
     match Registry::get().ok().and_then(|r| r.tag_of(entry)) {
-        Some(tag) => tag.to_owned(),
+        Some(tag) => Cow::Borrowed(tag),
         // Every registered function is in the linker's slice; this is only a fallback.
-        None => entry.tag(),
+        None => Cow::Owned(entry.tag()),
     }
 }
 
@@ -185,14 +187,14 @@ fn local_caller() -> Caller {
 /// # Ok(()) }
 /// ```
 pub fn call_tag<R>(tag: impl Into<String>, args: Value) -> Call<R, ByTag> {
-    let tag = tag.into();
+    let tag: Cow<'static, str> = Cow::Owned(tag.into());
     let args = match args {
         Value::Array(_) => serde_json::value::to_raw_value(&args).map_err(|e| Error::Encode {
-            tag: tag.clone(),
+            tag: tag.to_string(),
             message: e.to_string(),
         }),
         other => Err(Error::Encode {
-            tag: tag.clone(),
+            tag: tag.to_string(),
             message: format!("arguments must be a JSON array, got {other}"),
         }),
     };

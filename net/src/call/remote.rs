@@ -1,6 +1,7 @@
 //! [`RemoteCall`]: a call on its way to a peer, and how it is run: from which local peer,
 //! over which link or route, within which budget, awaited, waited on, or given callbacks.
 
+use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use crate::peer::{self, Peer};
 /// `Result<Result<T, E>, net::Error>`, the remote `E` arriving typed.
 #[must_use = "a remote call does nothing until awaited, waited on or given callbacks"]
 pub struct RemoteCall<R> {
-    tag: String,
+    tag: Cow<'static, str>,
     returns_result: bool,
     oneway: bool,
     args: Result<Box<RawValue>>,
@@ -36,7 +37,7 @@ pub struct RemoteCall<R> {
 
 impl<R> RemoteCall<R> {
     pub(super) fn new(
-        tag: String,
+        tag: Cow<'static, str>,
         returns_result: bool,
         oneway: bool,
         args: Result<Box<RawValue>>,
@@ -151,7 +152,7 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         if left.is_zero() {
             return Err(Error::Timeout {
                 peer: conn.label().to_owned(),
-                tag: self.tag,
+                tag: self.tag.into_owned(),
                 after: budget,
             });
         }

@@ -110,6 +110,9 @@ pub(crate) struct Link {
     drained: Notify,
     /// Cancelled when the link ends, which stops both tasks.
     closed: CancellationToken,
+    /// True until the link ends: what `is_open` reads (a token's `is_cancelled` takes a
+    /// lock, and this is asked on every call).
+    open: AtomicBool,
     /// A task sweeps `serving` for synchronous calls past their budget (`inbound.rs`).
     sweeping: AtomicBool,
     /// Why it ended, for the errors of calls made afterwards.
@@ -124,10 +127,10 @@ pub(crate) struct Link {
     tracker: TaskTracker,
     /// The runtime the link's tasks run on, for a reader started from outside it.
     runtime: tokio::runtime::Handle,
-    /// Frames from the other side. Locked by the reader while it waits for a frame, not
-    /// while it serves one: a call served inline that runs long hands the reading to a
-    /// fresh task (`move_reader`), which takes the lock and goes on.
-    reader: tokio::sync::Mutex<FramedRead<ReadHalf, LengthDelimitedCodec>>,
+    /// Frames from the other side. Locked by the reader for each poll, never while it
+    /// serves a frame: a call served inline that runs long hands the reading to a fresh
+    /// task (`move_reader`), which takes the lock and goes on.
+    reader: Mutex<FramedRead<ReadHalf, LengthDelimitedCodec>>,
     /// Whose turn it is to read: bumped when the reading moves to a fresh task, so that
     /// the one it moved from stops once its call is served.
     reader_turn: AtomicU64,
@@ -167,12 +170,13 @@ impl Link {
             serving: Mutex::new(IdMap::default()),
             drained: Notify::new(),
             closed: parent.child_token(),
+            open: AtomicBool::new(true),
             sweeping: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             handler,
             tracker: tracker.clone(),
             runtime: tokio::runtime::Handle::current(),
-            reader: tokio::sync::Mutex::new(reader),
+            reader: Mutex::new(reader),
             reader_turn: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&link);
@@ -211,7 +215,7 @@ impl Link {
 
     /// False once the link has ended.
     pub(crate) fn is_open(&self) -> bool {
-        !self.closed.is_cancelled()
+        self.open.load(Ordering::Acquire)
     }
 
     /// Ends the link: tells the other side why, fails our waiting calls, stops the work
@@ -228,6 +232,7 @@ impl Link {
             }
             *slot = Some(reason.to_owned());
         }
+        self.open.store(false, Ordering::Release);
         if let Some(frame) = last_words {
             self.push(&frame, Flush::Task);
         }

@@ -22,27 +22,30 @@ const FLUSH_EVERY: u32 = 64;
 pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
     let mut served = 0u32;
     let reason = loop {
-        let next = {
-            let mut frames = tokio::select! {
-                frames = link.reader.lock() => frames,
-                _ = link.closed.cancelled() => break None,
-            };
+        let ready = poll_fn(|cx| {
+            let mut frames = lock(&link.reader);
             if link.reader_turn.load(Ordering::Acquire) != turn {
-                return;
+                // Moved on: another reader has the frames.
+                return Poll::Ready(None);
             }
-            let ready = poll_fn(|cx| match frames.poll_next_unpin(cx) {
+            match frames.poll_next_unpin(cx) {
                 Poll::Pending => {
+                    drop(frames);
                     // About to wait: what the frames so far queued goes out now.
                     link.outbox.flush_now();
                     served = 0;
                     Poll::Pending
                 }
-                Poll::Ready(next) => Poll::Ready(next),
-            });
-            tokio::select! {
-                next = ready => next,
-                _ = link.closed.cancelled() => break None,
+                Poll::Ready(next) => Poll::Ready(Some(next)),
             }
+        });
+        let next = tokio::select! {
+            next = ready => next,
+            _ = link.closed.cancelled() => break None,
+        };
+        let Some(next) = next else {
+            link.outbox.flush_now();
+            return;
         };
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),

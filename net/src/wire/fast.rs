@@ -17,7 +17,7 @@ pub(crate) fn encode_call(call: &CallRef<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(br#"{"call":{"id":"#);
     put_u64(buf, call.id);
     buf.extend_from_slice(br#","tag":"#);
-    put_json(buf, call.tag);
+    put_str(buf, call.tag);
     buf.extend_from_slice(br#","args":"#);
     buf.extend_from_slice(call.args.get().as_bytes());
     if let Some(kwargs) = call.kwargs {
@@ -128,29 +128,37 @@ fn reply(text: &str) -> Option<ReplyFrame> {
 /// A JSON number that fits a u64, written as serde writes one (no sign, no leading zero,
 /// no fraction or exponent), and what follows it.
 fn take_u64(text: &str) -> Option<(u64, &str)> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, rest) = text.split_at(digits);
-    if number.is_empty() || (number.len() > 1 && number.starts_with('0')) {
+    let bytes = text.as_bytes();
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    while let Some(&b) = bytes.get(digits).filter(|b| b.is_ascii_digit()) {
+        // Too big for a u64: serde says so.
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        digits += 1;
+    }
+    if digits == 0 || (digits > 1 && bytes[0] == b'0') {
         return None;
     }
-    if rest.starts_with(['.', 'e', 'E']) {
+    if matches!(bytes.get(digits), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    Some((number.parse().ok()?, rest))
+    Some((n, &text[digits..]))
 }
 
-fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+fn put_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A string as JSON: as is between quotes when it needs no escape (tags almost never
+/// do), which is what serde writes too; through serde otherwise.
+fn put_str(buf: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    } else {
+        put_json(buf, text);
     }
-    buf.extend_from_slice(&digits[at..]);
 }
 
 fn put_json(buf: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
