@@ -112,7 +112,7 @@ pub use id::PeerId;
 pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
-pub use wire::Info;
+pub use wire::{Bytes, Info};
 
 /// Registers a function so that peers can call it.
 ///

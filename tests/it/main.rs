@@ -19,6 +19,7 @@
 mod support;
 
 mod appnet;
+mod binary;
 mod calls;
 mod cli;
 mod discovery;

@@ -28,6 +28,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::peer;
 use crate::serve::{self, Args, Caller, Entry, Registry};
+use crate::wire::Payload;
 
 pub(crate) use block::{block_on, refuse_current_thread};
 pub use broadcast::Broadcast;
@@ -71,7 +72,9 @@ pub struct Call<R, K = SyncFn> {
     returns_result: bool,
     oneway: bool,
     /// The encoded arguments, or why they could not be encoded (reported when run).
-    args: Result<Box<RawValue>>,
+    /// The encoded arguments (`net::Bytes` among them as attachments), or why they could
+    /// not be encoded (reported when run).
+    args: Result<Payload>,
     _marker: PhantomData<fn() -> (R, K)>,
 }
 
@@ -93,10 +96,10 @@ impl<R, K> Call<R, K> {
     pub(crate) fn new(entry: &'static Entry, args: &impl Serialize) -> Self {
         let tag = tag_of(entry);
         // No arguments (`()`) encode as null; the wire always carries an array.
-        let args = serde_json::value::to_raw_value(args)
-            .and_then(|raw| match raw.get() {
-                "null" => RawValue::from_string("[]".into()),
-                _ => Ok(raw),
+        let args = Payload::encode(args)
+            .map(|payload| match &payload.json[..] {
+                b"null" => Payload::json(&b"[]"[..]),
+                _ => payload,
             })
             .map_err(|e| Error::Encode {
                 tag: tag.to_string(),
@@ -135,7 +138,7 @@ impl<R: DeserializeOwned> Call<R, SyncFn> {
     /// caught and returned as [`Error::Remote`], exactly as a remote call would report it.
     pub fn local(self) -> Result<R> {
         let (entry, args) = self.local_parts()?;
-        let outcome = serve::run_inline(entry, Args::positional(args), local_caller());
+        let outcome = serve::run_inline(entry, args, local_caller());
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
@@ -144,13 +147,15 @@ impl<R: DeserializeOwned> Call<R, AsyncFn> {
     /// Runs the async function on this task, through its registry entry.
     pub async fn local(self) -> Result<R> {
         let (entry, args) = self.local_parts()?;
-        let outcome = serve::run_here(entry, Args::positional(args), local_caller()).await;
+        let outcome = serve::run_here(entry, args, local_caller()).await;
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
 
 impl<R, K> Call<R, K> {
-    fn local_parts(&self) -> Result<(&'static Entry, Box<RawValue>)> {
+    /// The entry and the arguments, as a handler takes them (parsed back from their JSON,
+    /// as a remote peer would).
+    fn local_parts(&self) -> Result<(&'static Entry, Args<'static>)> {
         Registry::get()?;
         let entry = self.entry.ok_or_else(|| {
             Error::Usage(format!(
@@ -158,8 +163,16 @@ impl<R, K> Call<R, K> {
                 self.tag
             ))
         })?;
-        let args = self.args.as_ref().map_err(Clone::clone)?.clone();
-        Ok((entry, args))
+        let args = self.args.as_ref().map_err(Clone::clone)?;
+        let positional =
+            serde_json::from_slice::<Box<RawValue>>(&args.json).map_err(|e| Error::Encode {
+                tag: self.tag.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok((
+            entry,
+            Args::owned(positional, None, args.attachments.clone()),
+        ))
     }
 }
 
@@ -189,7 +202,7 @@ fn local_caller() -> Caller {
 pub fn call_tag<R>(tag: impl Into<String>, args: Value) -> Call<R, ByTag> {
     let tag: Cow<'static, str> = Cow::Owned(tag.into());
     let args = match args {
-        Value::Array(_) => serde_json::value::to_raw_value(&args).map_err(|e| Error::Encode {
+        Value::Array(_) => Payload::encode(&args).map_err(|e| Error::Encode {
             tag: tag.to_string(),
             message: e.to_string(),
         }),

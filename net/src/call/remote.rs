@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::wire::Payload;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -27,7 +27,7 @@ pub struct RemoteCall<R> {
     tag: Cow<'static, str>,
     returns_result: bool,
     oneway: bool,
-    args: Result<Box<RawValue>>,
+    args: Result<Payload>,
     kwargs: Option<Map<String, Value>>,
     target: Target,
     timeout: Option<Duration>,
@@ -40,7 +40,7 @@ impl<R> RemoteCall<R> {
         tag: Cow<'static, str>,
         returns_result: bool,
         oneway: bool,
-        args: Result<Box<RawValue>>,
+        args: Result<Payload>,
         target: Target,
     ) -> Self {
         RemoteCall {
@@ -157,7 +157,7 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             });
         }
         let outcome = conn
-            .call_until(&self.tag, args, self.kwargs, left, deadline, self.oneway)
+            .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
             .await
             .map_err(|e| match e {
                 // Report the whole budget the caller gave, not what was left of it.

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use super::Link;
 use crate::sync::lock;
-use crate::wire::{self, Frame, Incoming, ReplyFrame};
+use crate::wire::{self, Frame, Incoming, ReplyIn, WireOutcome};
 
 /// Frames served in a row before the replies they queued are written anyway, so that a
 /// peer that never lets the reader wait still gets its replies.
@@ -55,17 +55,13 @@ pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
                 break Some((message.clone(), Some(Frame::Error { message })));
             }
             Some(Ok(bytes)) => {
-                let bytes = bytes.freeze();
-                // Checked as UTF-8 once here rather than string by string while parsing.
-                let parsed = std::str::from_utf8(&bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| wire::decode(text).map_err(|e| e.to_string()));
+                let parsed = wire::split(bytes.freeze()).and_then(|(json, attachments)| {
+                    let frame = wire::decode(&json)?;
+                    Ok(receive(&link, frame, &json, attachments))
+                });
                 match parsed {
-                    Ok(frame) => {
-                        if let Err(reason) = receive(&link, frame, &bytes) {
-                            break Some((reason, None));
-                        }
-                    }
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => break Some((reason, None)),
                     Err(e) => {
                         let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
                         tracing::warn!(peer = %link.label, %message, "closing connection");
@@ -107,15 +103,23 @@ impl Link {
     }
 }
 
-/// Handles one frame from the other side (`bytes` holds it); `Err` ends the link with
-/// that reason.
-fn receive(link: &Arc<Link>, frame: Incoming<'_>, bytes: &Bytes) -> Result<(), String> {
+/// Handles one frame from the other side (`json` holds its JSON, and `attachments` what
+/// its markers refer to); `Err` ends the link with that reason.
+fn receive(
+    link: &Arc<Link>,
+    frame: Incoming<'_>,
+    json: &Bytes,
+    attachments: Vec<Bytes>,
+) -> Result<(), String> {
     match frame {
         Incoming::Call(call) => {
-            link.handler.call(link, call, bytes);
+            link.handler.call(link, call, json, attachments);
             Ok(())
         }
-        Incoming::Reply(ReplyFrame { id, outcome }) => {
+        Incoming::Reply(ReplyIn { id, mut outcome }) => {
+            if let WireOutcome::Ok(payload) | WireOutcome::Raised(payload) = &mut outcome {
+                payload.attachments = attachments;
+            }
             match lock(&link.pending).remove(&id) {
                 Some(tx) => {
                     let _ = tx.send(Ok(outcome));

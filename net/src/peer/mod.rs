@@ -221,6 +221,8 @@ impl Peer {
             hub: self.inner.config.hub,
             version: crate::config::VERSION.to_owned(),
             max_frame: self.inner.config.max_frame,
+            // Binary values cross beside the JSON (`wire/payload.rs`).
+            attachments: true,
         }
     }
 

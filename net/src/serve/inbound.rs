@@ -55,7 +55,7 @@ impl Inbound for Server {
     /// slow or unknown one on a handler thread, which sends its reply itself; an async one
     /// is polled here once and, if not done, goes on as a task of its own within the
     /// caller's budget.
-    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes) {
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes, attachments: Vec<Bytes>) {
         let Some(host): Option<Host> = self.host.upgrade() else {
             return;
         };
@@ -79,7 +79,7 @@ impl Inbound for Server {
                 // Nothing can cancel it but the end of the link: the reader that would
                 // read a cancel is busy running it.
                 let caller = Caller::remote(link.clone(), host, None);
-                let args = Args::borrowed(call.args, named);
+                let args = Args::borrowed(call.args, named, attachments);
                 let outcome = inline::run(link, speed, || run::run_inline(entry, args, caller));
                 if !oneway && link.is_open() {
                     link.reply(id, outcome, || entry.tag(), Flush::Caller);
@@ -111,7 +111,8 @@ impl Inbound for Server {
                     let started = Instant::now();
                     let outcome = match raw_args(&args) {
                         Some(positional) => {
-                            run::run_inline(entry, Args::owned(positional, named), caller)
+                            let args = Args::owned(positional, named, attachments);
+                            run::run_inline(entry, args, caller)
                         }
                         None => WireOutcome::BadArgs {
                             message: "the arguments are not JSON".into(),
@@ -133,7 +134,8 @@ impl Inbound for Server {
                     return;
                 };
                 let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
-                let mut work = run::start_async(entry, Args::borrowed(call.args, named), caller);
+                let args = Args::borrowed(call.args, named, attachments);
+                let mut work = run::start_async(entry, args, caller);
                 // The first poll runs here: an async function that does not wait finishes
                 // without a task of its own (a spawn and a wake-up saved per call).
                 let mut noop = Context::from_waker(Waker::noop());
@@ -232,7 +234,6 @@ mod tests {
         use std::time::Duration;
 
         use bytes::Bytes;
-        use serde_json::value::RawValue;
         use tokio_util::task::TaskTracker;
 
         use crate::link::testing::memory_links;
@@ -286,13 +287,13 @@ mod tests {
         struct Nothing;
 
         impl Inbound for Nothing {
-            fn call(&self, _: &Arc<Link>, _: CallIn<'_>, _: &Bytes) {}
+            fn call(&self, _: &Arc<Link>, _: CallIn<'_>, _: &Bytes, _: Vec<Bytes>) {}
             fn goodbye(&self, _: &Link) {}
         }
 
         async fn call(link: &Link, tag: &str, args: &str) -> WireOutcome {
-            let args = RawValue::from_string(args.to_owned()).unwrap();
-            link.call(tag, args, None, Duration::from_secs(5), false)
+            let args = crate::wire::Payload::json(args.to_owned());
+            link.call(tag, &args, None, Duration::from_secs(5), false)
                 .await
                 .unwrap()
                 .unwrap()
@@ -306,11 +307,11 @@ mod tests {
                 memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
 
             assert!(matches!(call(&caller, "serve.tests.double", "[21]").await,
-                WireOutcome::Ok(raw) if raw.get() == "42"));
+                WireOutcome::Ok(raw) if raw.text() == "42"));
             assert!(matches!(call(&caller, "serve.tests.half", "[8]").await,
-                WireOutcome::Ok(raw) if raw.get() == "4"));
+                WireOutcome::Ok(raw) if raw.text() == "4"));
             assert!(matches!(call(&caller, "serve.tests.half", "[7]").await,
-                WireOutcome::Raised(raw) if raw.get() == "\"7 is odd\""));
+                WireOutcome::Raised(raw) if raw.text() == "\"7 is odd\""));
             match call(&caller, "serve.tests.boom", "[]").await {
                 WireOutcome::Panic { message, location } => {
                     assert_eq!(message, "boom");
@@ -347,7 +348,7 @@ mod tests {
             for (n, outcome) in futures_util::future::join_all(calls).await {
                 let want = if n % 2 == 0 { n * 4 } else { n };
                 assert!(
-                    matches!(&outcome, WireOutcome::Ok(raw) if raw.get() == want.to_string()),
+                    matches!(&outcome, WireOutcome::Ok(raw) if raw.text() == want.to_string()),
                     "{n}: {outcome:?}"
                 );
             }
@@ -365,7 +366,7 @@ mod tests {
             for _ in 0..20 {
                 assert!(
                     matches!(call(&caller, "serve.tests.wait_gate", "[false]").await,
-                    WireOutcome::Ok(raw) if raw.get() == "true")
+                    WireOutcome::Ok(raw) if raw.text() == "true")
                 );
             }
             let waiting = {
@@ -384,7 +385,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert!(matches!(waited, WireOutcome::Ok(raw) if raw.get() == "true"));
+            assert!(matches!(waited, WireOutcome::Ok(raw) if raw.text() == "true"));
         }
     }
 }

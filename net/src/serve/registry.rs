@@ -143,32 +143,42 @@ pub struct Args<'a> {
     pub positional: Cow<'a, RawValue>,
     /// Named arguments, matched against [`Entry::params`].
     pub named: Option<Map<String, Value>>,
+    /// What the `net::Bytes` markers among the arguments refer to (the frame's
+    /// attachments).
+    pub attachments: Vec<bytes::Bytes>,
 }
 
 impl Args<'static> {
     /// Positional arguments only.
     pub fn positional(positional: Box<RawValue>) -> Self {
-        Args {
-            positional: Cow::Owned(positional),
-            named: None,
-        }
+        Args::owned(positional, None, Vec::new())
     }
 
     /// Positional and named arguments, owned.
-    pub fn owned(positional: Box<RawValue>, named: Option<Map<String, Value>>) -> Self {
+    pub fn owned(
+        positional: Box<RawValue>,
+        named: Option<Map<String, Value>>,
+        attachments: Vec<bytes::Bytes>,
+    ) -> Self {
         Args {
             positional: Cow::Owned(positional),
             named,
+            attachments,
         }
     }
 }
 
 impl<'a> Args<'a> {
     /// Arguments borrowed from the frame they came in.
-    pub fn borrowed(positional: &'a RawValue, named: Option<Map<String, Value>>) -> Self {
+    pub fn borrowed(
+        positional: &'a RawValue,
+        named: Option<Map<String, Value>>,
+        attachments: Vec<bytes::Bytes>,
+    ) -> Self {
         Args {
             positional: Cow::Borrowed(positional),
             named,
+            attachments,
         }
     }
 
@@ -176,6 +186,12 @@ impl<'a> Args<'a> {
     /// so that keyword arguments land in the right place. The error says which argument
     /// was wrong and how.
     pub fn decode<T: DeserializeOwned>(self, params: &[&str]) -> Result<T, String> {
+        let mut args = self;
+        let attachments = std::mem::take(&mut args.attachments);
+        crate::wire::resolving(&attachments, || args.decode_here(params))
+    }
+
+    fn decode_here<T: DeserializeOwned>(self, params: &[&str]) -> Result<T, String> {
         let named = match self.named {
             Some(named) if !named.is_empty() => named,
             _ => {

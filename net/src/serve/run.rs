@@ -160,8 +160,8 @@ impl std::future::Future for AsyncRun {
 
 fn finish(entry: &'static Entry, result: Result<Outcome, Caught>) -> WireOutcome {
     match result {
-        Ok(Outcome::Value(raw)) => WireOutcome::Ok(raw),
-        Ok(Outcome::Raised(raw)) => WireOutcome::Raised(raw),
+        Ok(Outcome::Value(payload)) => WireOutcome::Ok(payload),
+        Ok(Outcome::Raised(payload)) => WireOutcome::Raised(payload),
         Ok(Outcome::Flag { name, detail }) => WireOutcome::Flag { name, detail },
         Ok(Outcome::BadArgs(message)) => WireOutcome::BadArgs { message },
         Ok(Outcome::Panic { message, location }) => WireOutcome::Panic { message, location },
