@@ -100,6 +100,13 @@ struct Sides {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--count") {
+        let calls = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        return count(calls);
+    }
     let quick = args.iter().any(|a| a == "--quick") || env_flag("NET_BENCH_QUICK");
     let shared = env_flag("NET_BENCH_SHARED");
     let sides = match std::env::var("NET_BENCH_ONLY").as_deref() {
@@ -290,6 +297,42 @@ fn main() {
     // Drop the runtimes off any runtime thread; their blocking pools join here.
     drop(server_rt);
     drop(client_rt);
+}
+
+/// `--count N`: exactly `N` calls, 64 in flight on one connection, and nothing else, for
+/// counting instructions per call (`valgrind --tool=callgrind`, whose counts do not depend
+/// on what else the machine is doing, unlike the timed figures).
+fn count(calls: u64) {
+    let server_rt = runtime("bench-server", 1);
+    let client_rt = runtime("bench-client", 1);
+    let config = || net::Config::default().loopback(true).port(0);
+    let server = net::Peer::start_on(config(), server_rt.handle().clone()).expect("server peer");
+    let client = net::Peer::start_on(config(), client_rt.handle().clone()).expect("client peer");
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (server, client, next) = (server.clone(), client.clone(), next.clone());
+            client_rt.spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= calls {
+                        return;
+                    }
+                    let product = multiply(n as i64, 2).on(&server).via(&client).await;
+                    assert_eq!(product.expect("a call"), n as i64 * 2);
+                }
+            })
+        })
+        .collect();
+    client_rt.block_on(async {
+        for worker in workers {
+            worker.await.expect("a worker");
+        }
+        client.shutdown().await;
+    });
+    server_rt.block_on(server.shutdown());
+    println!("{calls} calls in {:.2} s", started.elapsed().as_secs_f64());
 }
 
 /// Runs `work` as a task on `rt`, so that it runs on that runtime's worker like the rest

@@ -11,9 +11,9 @@
 //! 2 s. Run with `cargo bench --bench discovery` (add `-- host`, `-- mdns` or `-- arp` for
 //! one part); the namespace parts need root.
 
-#[path = "../tests/discovery/netns.rs"]
+#[path = "../tests/it/support/netns.rs"]
 mod netns;
-#[path = "../tests/discovery/support.rs"]
+#[path = "../tests/it/support/test_peer.rs"]
 mod support;
 
 use std::net::{IpAddr, SocketAddr};

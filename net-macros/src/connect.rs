@@ -234,7 +234,7 @@ impl<'a> Expansion<'a> {
             #[doc(hidden)]
             #[allow(non_snake_case)]
             fn #handler_ident(
-                #args: #krate::__private::Args,
+                #args: #krate::__private::Args<'_>,
                 #caller: #krate::__private::Caller,
             ) -> #output {
                 #(#asserts)*

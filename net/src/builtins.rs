@@ -64,7 +64,7 @@ pub fn info(caller: Caller) -> Info {
         subscriptions: crate::events::subscribed_events(&peer),
         flags: serve::flag_names(),
         events: serve::event_names(),
-        version: crate::VERSION.to_owned(),
+        version: crate::config::VERSION.to_owned(),
         protocol: crate::wire::PROTOCOL_VERSION,
     }
 }

@@ -97,6 +97,7 @@ pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
 pub use config::{
     Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, DEFAULT_TABLE_REPLICAS,
+    VERSION,
 };
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
@@ -112,7 +113,7 @@ pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
 pub use table::{Table, TableMember, TableOp};
-pub use wire::Info;
+pub use wire::{Bytes, Info};
 
 /// Registers a function so that peers can call it.
 ///
@@ -201,6 +202,3 @@ pub use net_macros::event;
 /// registers by itself with its seeds and with the peers discovery finds, and withdraws on
 /// shutdown; any peer registers with a given publisher through [`Peer::subscribe_to`].
 pub use net_macros::subscribe;
-
-/// This crate's version, as `info` reports it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

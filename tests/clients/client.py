@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A dependency-free net protocol client, written from docs/PROTOCOL.md alone.
 
-Usage: client.py HOST:PORT
+Usage: client.py HOST:PORT [MODULE]
 
 It connects to a net peer, shakes hands, makes the calls below and prints one JSON object
-with what came back. tests/protocol_client.rs runs it against a real peer and checks the
-output; the functions it calls besides the built-ins are defined in that test.
+with what came back. tests/it/protocol_client.rs runs it against a real peer and checks the
+output; the functions it calls besides the built-ins are defined in that test, in the Rust
+module MODULE (default `protocol_client`), whose path makes their default tags.
 """
 
 import base64
@@ -144,6 +145,7 @@ class Client:
 
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
+    module = sys.argv[2] if len(sys.argv) > 2 else "protocol_client"
     client = Client(host, int(port))
     out = {}
 
@@ -154,17 +156,17 @@ def main():
     value = {"dict": {"nested": {"k": "v"}}, "list": [1, -2, 3.5, "", None, True, False],
              "empty": "", "unicode": "héllo ✓"}
     out["pass_through"] = client.call("pass_through", [value])
-    out["multiply"] = client.call(default_tag("protocol_client::multiply"), [6, 7])
-    out["kwargs"] = client.call(default_tag("protocol_client::multiply"), [6], {"b": 7})
+    out["multiply"] = client.call(default_tag(module + "::multiply"), [6, 7])
+    out["kwargs"] = client.call(default_tag(module + "::multiply"), [6], {"b": 7})
     out["lookup_ok"] = client.call("protocol_client::lookup", ["answer"])
     out["lookup_err"] = client.call("protocol_client::lookup", ["nope"])
     out["null"] = client.call("null", [])
     out["unknown"] = client.call("no_such_function", [])
-    out["panic"] = client.call(default_tag("protocol_client::explode"), [])
-    out["bad_args"] = client.call(default_tag("protocol_client::multiply"), ["six", 7])
+    out["panic"] = client.call(default_tag(module + "::explode"), [])
+    out["bad_args"] = client.call(default_tag(module + "::multiply"), ["six", 7])
     out["info"] = client.call("info", [])
     out["connections"] = client.call("connections", [])
-    out["multiply_tag"] = default_tag("protocol_client::multiply")
+    out["multiply_tag"] = default_tag(module + "::multiply")
 
     # Many calls in flight: a slow one first, a fast one second; replies match by id
     # and the fast one is answered first.

@@ -16,7 +16,7 @@ use super::json;
 use super::{INFO_TAG, PYTHON_READ_LIMIT};
 use crate::error::Error;
 use crate::serve::{self, INVALID_CONNECTION};
-use crate::wire::WireOutcome;
+use crate::wire::{Payload, WireOutcome};
 
 /// How long the follow-up `info` that lists an app-net peer's tags for an
 /// INVALID_CONNECTION error may take at most.
@@ -125,9 +125,7 @@ pub(crate) async fn call(
 async fn info(addr: SocketAddr, budget: Duration) -> Option<AppNetInfo> {
     let args = RawValue::from_string("[]".to_owned()).ok()?;
     match Box::pin(call(addr, INFO_TAG, &args, None, budget, 1 << 20, false)).await {
-        Ok(Some(WireOutcome::Ok(raw))) => {
-            AppNetInfo::recognise(&serde_json::from_str(raw.get()).ok()?)
-        }
+        Ok(Some(WireOutcome::Ok(payload))) => AppNetInfo::recognise(&payload.decode().ok()?),
         _ => None,
     }
 }
@@ -190,7 +188,7 @@ fn interpret(reply: &[u8], label: &str) -> Result<WireOutcome, Error> {
         }
         _ => {}
     }
-    Ok(WireOutcome::Ok(raw))
+    Ok(WireOutcome::Ok(Payload::from_raw(raw)))
 }
 
 fn flag(name: &str) -> WireOutcome {
@@ -248,14 +246,14 @@ mod tests {
 
     #[test]
     fn reads_app_nets_replies() {
-        assert!(matches!(outcome("50"), WireOutcome::Ok(raw) if raw.get() == "50"));
+        assert!(matches!(outcome("50"), WireOutcome::Ok(p) if p.text() == "50"));
         assert!(matches!(outcome("NULL"), WireOutcome::Flag { name, .. } if name == "NULL"));
         assert!(matches!(outcome("\"NULL\""), WireOutcome::Flag { name, .. } if name == "NULL"));
         assert!(matches!(
             outcome("INVALID_CONNECTION"),
             WireOutcome::Flag { name, .. } if name == INVALID_CONNECTION
         ));
-        assert!(matches!(outcome("\"hello\""), WireOutcome::Ok(raw) if raw.get() == "\"hello\""));
+        assert!(matches!(outcome("\"hello\""), WireOutcome::Ok(p) if p.text() == "\"hello\""));
         assert!(matches!(
             outcome(r#"{"payload": "ok"}"#),
             WireOutcome::Ok(_)

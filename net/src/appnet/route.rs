@@ -31,10 +31,19 @@ impl Route for AppNetRoute {
             let addr = self.at.addr().await?;
             let label = format!("app-net peer {addr}");
             let max_reply = call.home.config().max_frame;
+            // app-net takes no attachments: binary values go as base64 in the JSON.
+            let json = call.args.inline_json();
+            let args =
+                serde_json::from_slice::<&serde_json::value::RawValue>(&json).map_err(|e| {
+                    crate::Error::Encode {
+                        tag: call.tag.to_owned(),
+                        message: e.to_string(),
+                    }
+                })?;
             let outcome = super::client::call(
                 addr,
                 call.tag,
-                call.args,
+                args,
                 call.kwargs,
                 call.budget,
                 max_reply,

@@ -149,10 +149,7 @@ async fn answer(bytes: &[u8], from: SocketAddr, peer: &Peer, cancel: Cancellatio
     // Registered functions first, so a program can take over an app-net tag.
     if let Some(entry) = registry.lookup(&request.tag) {
         let named = app_net_kwargs(request.kwargs, entry.params);
-        let args = Args {
-            positional: request.args,
-            named: Some(named),
-        };
+        let args = Args::owned(request.args, Some(named), Vec::new());
         let caller = Caller::app_net(from, peer.host(), cancel);
         let outcome = serve::run(entry, args, caller).await;
         return encode_outcome(outcome, peer, &request.tag);
@@ -222,13 +219,15 @@ fn builtin(request: &Request, peer: &Peer) -> Option<Vec<u8>> {
 /// a Python-style `Kind: message` line.
 fn encode_outcome(outcome: WireOutcome, peer: &Peer, tag: &str) -> Vec<u8> {
     match outcome {
-        WireOutcome::Ok(raw) => json::ascii(raw.get()).into_owned().into_bytes(),
+        WireOutcome::Ok(payload) => json::ascii(&String::from_utf8_lossy(&payload.inline_json()))
+            .into_owned()
+            .into_bytes(),
         WireOutcome::Flag { name, .. } => json::to_ascii_json(&name),
-        WireOutcome::Raised(raw) => error_packet(
+        WireOutcome::Raised(payload) => error_packet(
             peer,
             tag,
             "Exception",
-            &format!("the function returned an error: {}", raw.get()),
+            &format!("the function returned an error: {}", payload.text()),
         ),
         WireOutcome::Panic { message, location } => error_packet(
             peer,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::serve::{dispatch_flag, FlagEvent, INVALID_CONNECTION, NULL};
-use crate::wire::WireOutcome;
+use crate::wire::{Payload, WireOutcome};
 
 /// Turns how a call ended into its result. `returns_result` rebuilds `Ok`/`Err` for
 /// functions declared to return `Result<T, E>`.
@@ -17,17 +17,13 @@ pub(crate) fn decode<R: DeserializeOwned>(
     returns_result: bool,
 ) -> Result<R> {
     match outcome {
-        WireOutcome::Ok(raw) if returns_result => {
-            decode_json(&format!("{{\"Ok\":{}}}", raw.get()), peer, tag)
-        }
-        WireOutcome::Ok(raw) => decode_json(raw.get(), peer, tag),
-        WireOutcome::Raised(raw) if returns_result => {
-            decode_json(&format!("{{\"Err\":{}}}", raw.get()), peer, tag)
-        }
-        WireOutcome::Raised(raw) => Err(Error::Remote {
+        WireOutcome::Ok(payload) if returns_result => decode_in(payload, "Ok", peer, tag),
+        WireOutcome::Ok(payload) => decode_payload(&payload, peer, tag),
+        WireOutcome::Raised(payload) if returns_result => decode_in(payload, "Err", peer, tag),
+        WireOutcome::Raised(payload) => Err(Error::Remote {
             peer: peer.to_owned(),
             tag: tag.to_owned(),
-            message: format!("the function raised {}", raw.get()),
+            message: format!("the function raised {}", payload.text()),
             location: "its typed error (declare the return type as Result<T, E> to receive it)"
                 .into(),
         }),
@@ -79,4 +75,35 @@ pub(crate) fn decode_json<R: DeserializeOwned>(json: &str, peer: &str, tag: &str
         tag: tag.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// Decodes a payload into `R`.
+fn decode_payload<R: DeserializeOwned>(payload: &Payload, peer: &str, tag: &str) -> Result<R> {
+    payload.decode().map_err(|e| Error::Decode {
+        peer: peer.to_owned(),
+        tag: tag.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Decodes a payload as the `variant` (`Ok` or `Err`) of a `Result`: `{"Ok": payload}`,
+/// whose markers still refer to the payload's attachments (the JSON part is small; any
+/// bulk is in the attachments).
+fn decode_in<R: DeserializeOwned>(
+    payload: Payload,
+    variant: &str,
+    peer: &str,
+    tag: &str,
+) -> Result<R> {
+    let mut json = Vec::with_capacity(payload.json.len() + variant.len() + 5);
+    json.extend_from_slice(b"{\"");
+    json.extend_from_slice(variant.as_bytes());
+    json.extend_from_slice(b"\":");
+    json.extend_from_slice(&payload.json);
+    json.push(b'}');
+    let wrapped = Payload {
+        json: json.into(),
+        ..payload
+    };
+    decode_payload(&wrapped, peer, tag)
 }

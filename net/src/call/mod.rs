@@ -17,6 +17,7 @@ mod decode;
 mod remote;
 mod target;
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
@@ -27,6 +28,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::peer;
 use crate::serve::{self, Args, Caller, Entry, Registry};
+use crate::wire::Payload;
 
 pub(crate) use block::{block_on, refuse_current_thread};
 pub use broadcast::Broadcast;
@@ -63,13 +65,16 @@ pub enum ByTag {}
 /// ```
 #[must_use = "a call does nothing until `.local()` or `.on(peer)` runs it"]
 pub struct Call<R, K = SyncFn> {
-    tag: String,
+    /// Borrowed from the registry for a registered function (no copy per call).
+    tag: Cow<'static, str>,
     /// The registry entry, for `.local()`; `None` for calls by tag.
     entry: Option<&'static Entry>,
     returns_result: bool,
     oneway: bool,
     /// The encoded arguments, or why they could not be encoded (reported when run).
-    args: Result<Box<RawValue>>,
+    /// The encoded arguments (`net::Bytes` among them as attachments), or why they could
+    /// not be encoded (reported when run).
+    args: Result<Payload>,
     _marker: PhantomData<fn() -> (R, K)>,
 }
 
@@ -91,13 +96,13 @@ impl<R, K> Call<R, K> {
     pub(crate) fn new(entry: &'static Entry, args: &impl Serialize) -> Self {
         let tag = tag_of(entry);
         // No arguments (`()`) encode as null; the wire always carries an array.
-        let args = serde_json::value::to_raw_value(args)
-            .and_then(|raw| match raw.get() {
-                "null" => RawValue::from_string("[]".into()),
-                _ => Ok(raw),
+        let args = Payload::encode(args)
+            .map(|payload| match &payload.json[..] {
+                b"null" => Payload::json(&b"[]"[..]),
+                _ => payload,
             })
             .map_err(|e| Error::Encode {
-                tag: tag.clone(),
+                tag: tag.to_string(),
                 message: e.to_string(),
             });
         Call {
@@ -133,7 +138,7 @@ impl<R: DeserializeOwned> Call<R, SyncFn> {
     /// caught and returned as [`Error::Remote`], exactly as a remote call would report it.
     pub fn local(self) -> Result<R> {
         let (entry, args) = self.local_parts()?;
-        let outcome = serve::run_inline(entry, Args::positional(args), local_caller());
+        let outcome = serve::run_inline(entry, args, local_caller());
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
@@ -142,13 +147,15 @@ impl<R: DeserializeOwned> Call<R, AsyncFn> {
     /// Runs the async function on this task, through its registry entry.
     pub async fn local(self) -> Result<R> {
         let (entry, args) = self.local_parts()?;
-        let outcome = serve::run_here(entry, Args::positional(args), local_caller()).await;
+        let outcome = serve::run_here(entry, args, local_caller()).await;
         decode(outcome, "local", &self.tag, self.returns_result)
     }
 }
 
 impl<R, K> Call<R, K> {
-    fn local_parts(&self) -> Result<(&'static Entry, Box<RawValue>)> {
+    /// The entry and the arguments, as a handler takes them (parsed back from their JSON,
+    /// as a remote peer would).
+    fn local_parts(&self) -> Result<(&'static Entry, Args<'static>)> {
         Registry::get()?;
         let entry = self.entry.ok_or_else(|| {
             Error::Usage(format!(
@@ -156,17 +163,25 @@ impl<R, K> Call<R, K> {
                 self.tag
             ))
         })?;
-        let args = self.args.as_ref().map_err(Clone::clone)?.clone();
-        Ok((entry, args))
+        let args = self.args.as_ref().map_err(Clone::clone)?;
+        let positional =
+            serde_json::from_slice::<Box<RawValue>>(&args.json).map_err(|e| Error::Encode {
+                tag: self.tag.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok((
+            entry,
+            Args::owned(positional, None, args.attachments.clone()),
+        ))
     }
 }
 
 /// The tag of a registered function, looked up in the registry.
-fn tag_of(entry: &'static Entry) -> String {
+fn tag_of(entry: &'static Entry) -> Cow<'static, str> {
     match Registry::get().ok().and_then(|r| r.tag_of(entry)) {
-        Some(tag) => tag.to_owned(),
+        Some(tag) => Cow::Borrowed(tag),
         // Every registered function is in the linker's slice; this is only a fallback.
-        None => entry.tag(),
+        None => Cow::Owned(entry.tag()),
     }
 }
 
@@ -185,14 +200,14 @@ fn local_caller() -> Caller {
 /// # Ok(()) }
 /// ```
 pub fn call_tag<R>(tag: impl Into<String>, args: Value) -> Call<R, ByTag> {
-    let tag = tag.into();
+    let tag: Cow<'static, str> = Cow::Owned(tag.into());
     let args = match args {
-        Value::Array(_) => serde_json::value::to_raw_value(&args).map_err(|e| Error::Encode {
-            tag: tag.clone(),
+        Value::Array(_) => Payload::encode(&args).map_err(|e| Error::Encode {
+            tag: tag.to_string(),
             message: e.to_string(),
         }),
         other => Err(Error::Encode {
-            tag: tag.clone(),
+            tag: tag.to_string(),
             message: format!("arguments must be a JSON array, got {other}"),
         }),
     };

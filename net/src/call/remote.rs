@@ -1,13 +1,14 @@
 //! [`RemoteCall`]: a call on its way to a peer, and how it is run: from which local peer,
 //! over which link or route, within which budget, awaited, waited on, or given callbacks.
 
+use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::wire::Payload;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -23,10 +24,10 @@ use crate::peer::{self, Peer};
 /// `Result<Result<T, E>, net::Error>`, the remote `E` arriving typed.
 #[must_use = "a remote call does nothing until awaited, waited on or given callbacks"]
 pub struct RemoteCall<R> {
-    tag: String,
+    tag: Cow<'static, str>,
     returns_result: bool,
     oneway: bool,
-    args: Result<Box<RawValue>>,
+    args: Result<Payload>,
     kwargs: Option<Map<String, Value>>,
     target: Target,
     timeout: Option<Duration>,
@@ -36,10 +37,10 @@ pub struct RemoteCall<R> {
 
 impl<R> RemoteCall<R> {
     pub(super) fn new(
-        tag: String,
+        tag: Cow<'static, str>,
         returns_result: bool,
         oneway: bool,
-        args: Result<Box<RawValue>>,
+        args: Result<Payload>,
         target: Target,
     ) -> Self {
         RemoteCall {
@@ -133,23 +134,30 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             TargetKind::Caller(caller) => caller.link().cloned(),
             _ => None,
         };
-        let conn = match back_channel {
-            Some(conn) => conn,
+        // One clock read per call when the link is there already: the budget is whole.
+        let deadline = started + budget;
+        let (conn, left) = match back_channel {
+            Some(conn) => (conn, budget),
             None => {
                 let addr = self.target.addr().await?;
-                home.link_to(addr, budget).await?
+                match home.pooled(addr) {
+                    Some(link) => (link, budget),
+                    None => {
+                        let link = home.link_to(addr, budget).await?;
+                        (link, budget.saturating_sub(started.elapsed()))
+                    }
+                }
             }
         };
-        let left = budget.saturating_sub(started.elapsed());
         if left.is_zero() {
             return Err(Error::Timeout {
                 peer: conn.label().to_owned(),
-                tag: self.tag,
+                tag: self.tag.into_owned(),
                 after: budget,
             });
         }
         let outcome = conn
-            .call(&self.tag, args, self.kwargs, left, self.oneway)
+            .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
             .await
             .map_err(|e| match e {
                 // Report the whole budget the caller gave, not what was left of it.

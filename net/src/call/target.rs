@@ -10,14 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::PeerId;
 use crate::peer::Peer;
 use crate::serve::Caller;
-use crate::wire::WireOutcome;
+use crate::wire::{Payload, WireOutcome};
 
 /// One call handed to a [`Route`].
 pub(crate) struct RouteCall<'a> {
@@ -25,8 +24,8 @@ pub(crate) struct RouteCall<'a> {
     pub(crate) home: &'a Peer,
     /// The function's tag.
     pub(crate) tag: &'a str,
-    /// The positional arguments (a JSON array).
-    pub(crate) args: &'a RawValue,
+    /// The positional arguments (a JSON array, and attachments).
+    pub(crate) args: &'a Payload,
     /// The keyword arguments, if any.
     pub(crate) kwargs: Option<&'a Map<String, Value>>,
     /// How long the caller waits, in all.

@@ -97,6 +97,9 @@ pub const DEFAULT_TABLE_REPLICAS: usize = 3;
 /// The most copies of a key a table may keep: each is a replica asked on every read.
 pub(crate) const MAX_TABLE_REPLICAS: usize = 64;
 
+/// This crate's version, as `info` and the hello report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The default first port, as app-net's.
 pub const DEFAULT_PORT: u16 = 3010;
 pub(crate) const MIN_FRAME: usize = 1024;

@@ -189,7 +189,7 @@ mod tests {
             subscriptions: Vec::new(),
             events: Vec::new(),
             flags: Vec::new(),
-            version: crate::VERSION.into(),
+            version: crate::config::VERSION.into(),
             protocol: 1,
         };
         PeerInfo::new(id.addr(), info, Duration::from_millis(1), Discovery::Scan)

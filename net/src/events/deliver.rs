@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::peer::Peer;
 use crate::serve::Caller;
 use crate::serve::{self, Args, Entry, Handler, Registry, INVALID_CONNECTION, NULL};
-use crate::wire::WireOutcome;
+use crate::wire::{Payload, WireOutcome};
 
 /// The batch built-in's tag.
 pub(crate) const DELIVER_TAG: &str = "net.events.deliver";
@@ -126,8 +126,8 @@ pub(crate) async fn deliver(
 fn classify(outcome: WireOutcome) -> ItemResult {
     match outcome {
         WireOutcome::Ok(_) => ItemResult::Delivered,
-        WireOutcome::Raised(raw) => {
-            ItemResult::Failed(format!("the handler returned Err({})", raw.get()))
+        WireOutcome::Raised(payload) => {
+            ItemResult::Failed(format!("the handler returned Err({})", payload.text()))
         }
         WireOutcome::Flag { name, .. } if name == NULL => ItemResult::Delivered,
         WireOutcome::Flag { name, .. } if name == INVALID_CONNECTION => ItemResult::UnknownTag,
@@ -256,23 +256,21 @@ async fn send_fitting(
     args.push_str("],");
     args.push_str(&budget.as_millis().to_string());
     args.push(']');
-    let args = match RawValue::from_string(args) {
-        Ok(args) => args,
-        Err(e) => {
-            let error = Error::Encode {
-                tag: DELIVER_TAG.into(),
-                message: e.to_string(),
-            };
-            return fail_all(peer, addr, batch, error);
-        }
-    };
-    let outcome = match conn.call(DELIVER_TAG, args, None, budget, false).await {
+    if let Err(e) = serde_json::from_str::<&RawValue>(&args) {
+        let error = Error::Encode {
+            tag: DELIVER_TAG.into(),
+            message: e.to_string(),
+        };
+        return fail_all(peer, addr, batch, error);
+    }
+    let args = Payload::json(args);
+    let outcome = match conn.call(DELIVER_TAG, &args, None, budget, false).await {
         Ok(Some(outcome)) => outcome,
         Ok(None) => return fail_all(peer, addr, batch, missing_reply(conn)),
         Err(e) => return fail_all(peer, addr, batch, e),
     };
     let results: Vec<ItemResult> = match outcome {
-        WireOutcome::Ok(raw) => match serde_json::from_str(raw.get()) {
+        WireOutcome::Ok(payload) => match payload.decode() {
             Ok(results) => results,
             Err(e) => {
                 let error = Error::Decode {
@@ -336,14 +334,12 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
     };
     let mut items = batch.into_iter();
     while let Some(item) = items.next() {
-        let args = match RawValue::from_string(item.payload.to_string()) {
-            Ok(args) => args,
-            Err(e) => {
-                item.finish(addr, DeliveryStatus::Failed(e.to_string()));
-                continue;
-            }
-        };
-        match conn.call(&item.tag, args, None, budget, false).await {
+        if let Err(e) = serde_json::from_str::<&RawValue>(&item.payload) {
+            item.finish(addr, DeliveryStatus::Failed(e.to_string()));
+            continue;
+        }
+        let args = Payload::json(item.payload.to_string());
+        match conn.call(&item.tag, &args, None, budget, false).await {
             Ok(Some(outcome)) => match classify(outcome) {
                 ItemResult::Delivered => item.finish(addr, DeliveryStatus::Delivered),
                 ItemResult::Failed(why) => item.finish(addr, DeliveryStatus::Failed(why)),

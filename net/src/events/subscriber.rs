@@ -491,7 +491,10 @@ pub(crate) async fn unsubscribe_all(local: &Peer) {
 mod tests {
     use super::*;
 
-    static ENTRY: &crate::serve::Entry = &crate::builtins::__NET_ENTRY_null;
+    static ENTRY: &crate::serve::Entry = &__NET_ENTRY_handler;
+
+    #[crate::connect("events.subscriber.tests.handler")]
+    fn handler() {}
 
     fn subscription(
         groups: &'static [&'static str],

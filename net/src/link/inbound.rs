@@ -71,6 +71,11 @@ impl Link {
         Ok(cancel)
     }
 
+    /// Whether call `id` of the other side is running here.
+    pub(crate) fn is_serving(&self, id: u64) -> bool {
+        lock(&self.serving).contains_key(&id)
+    }
+
     /// A token for a one-way call: not registered (nobody can cancel it), stopped only by
     /// the end of the link.
     pub(crate) fn oneway_token(&self) -> CancellationToken {

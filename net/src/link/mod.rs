@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -31,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
 use crate::sync::lock;
-use crate::wire::{self, CallIn, CallRef, Frame, Hello, WireOutcome};
+use crate::wire::{self, CallIn, CallRef, Frame, Hello, Payload, WireOutcome};
 use inbound::Serving;
 use outbox::{with_scratch, Outbox, HIGH_WATER};
 
@@ -41,9 +40,10 @@ pub(crate) use transport::{ReadHalf, Transport, WriteHalf};
 /// What a link hands upward: calls from the other side, and its goodbye. Implemented by
 /// the layers above; the link calls it from its reader task, so it must not block.
 pub(crate) trait Inbound: Send + Sync + 'static {
-    /// Runs a call from the other side (its frame's bytes are `frame`) and replies
-    /// through `link`.
-    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, frame: &Bytes);
+    /// Runs a call from the other side and replies through `link`. `frame` holds the
+    /// frame's JSON, which `call` borrows from; `attachments` are what its markers refer
+    /// to.
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, frame: &Bytes, attachments: Vec<Bytes>);
 
     /// The other side said goodbye: it is shutting down.
     fn goodbye(&self, link: &Link);
@@ -110,6 +110,9 @@ pub(crate) struct Link {
     drained: Notify,
     /// Cancelled when the link ends, which stops both tasks.
     closed: CancellationToken,
+    /// True until the link ends: what `is_open` reads (a token's `is_cancelled` takes a
+    /// lock, and this is asked on every call).
+    open: AtomicBool,
     /// A task sweeps `serving` for synchronous calls past their budget (`inbound.rs`).
     sweeping: AtomicBool,
     /// Why it ended, for the errors of calls made afterwards.
@@ -118,10 +121,21 @@ pub(crate) struct Link {
     max_out: usize,
     /// The largest frame we accept (NET_MAX_FRAME), for error messages.
     max_in: usize,
+    /// The other side reads frames with binary attachments (its hello said so).
+    attachments: bool,
     /// Where calls from the other side go.
     handler: Arc<dyn Inbound>,
     /// Tracks the link's tasks, so that whoever owns the tracker can wait for them.
     tracker: TaskTracker,
+    /// The runtime the link's tasks run on, for a reader started from outside it.
+    runtime: tokio::runtime::Handle,
+    /// Frames from the other side. Locked by the reader for each poll, never while it
+    /// serves a frame: a call served inline that runs long hands the reading to a fresh
+    /// task (`move_reader`), which takes the lock and goes on.
+    reader: Mutex<FramedRead<ReadHalf, LengthDelimitedCodec>>,
+    /// Whose turn it is to read: bumped when the reading moves to a fresh task, so that
+    /// the one it moved from stops once its call is served.
+    reader_turn: AtomicU64,
 }
 
 impl Link {
@@ -150,6 +164,7 @@ impl Link {
             // A hello claiming a tiny limit would make even error replies unsendable.
             max_out: remote.max_frame.clamp(crate::config::MIN_FRAME, max_in),
             max_in,
+            attachments: remote.attachments,
             remote,
             remote_addr,
             outbox: outbox.clone(),
@@ -158,16 +173,20 @@ impl Link {
             serving: Mutex::new(IdMap::default()),
             drained: Notify::new(),
             closed: parent.child_token(),
+            open: AtomicBool::new(true),
             sweeping: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             handler,
             tracker: tracker.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            reader: Mutex::new(reader),
+            reader_turn: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&link);
         // Batching pays only when several calls are in flight; a lone call goes at once.
         let batch = move || weak.upgrade().is_some_and(|link| link.in_flight() > 1);
         tracker.spawn(outbox.write_loop(link.closed.clone(), batch));
-        tracker.spawn(read::read_loop(link.clone(), reader));
+        tracker.spawn(read::read_loop(link.clone(), 0));
         tracing::debug!(peer = %link.label, "connected");
         link
     }
@@ -199,7 +218,7 @@ impl Link {
 
     /// False once the link has ended.
     pub(crate) fn is_open(&self) -> bool {
-        !self.closed.is_cancelled()
+        self.open.load(Ordering::Acquire)
     }
 
     /// Ends the link: tells the other side why, fails our waiting calls, stops the work
@@ -216,6 +235,7 @@ impl Link {
             }
             *slot = Some(reason.to_owned());
         }
+        self.open.store(false, Ordering::Release);
         if let Some(frame) = last_words {
             self.push(&frame, Flush::Task);
         }
@@ -244,25 +264,50 @@ impl Link {
     pub(crate) async fn call(
         &self,
         tag: &str,
-        args: Box<RawValue>,
+        args: &Payload,
         kwargs: Option<Map<String, Value>>,
         timeout: Duration,
+        oneway: bool,
+    ) -> Result<Option<WireOutcome>, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.call_until(tag, args, kwargs, timeout, deadline, oneway)
+            .await
+    }
+
+    /// [`Link::call`] with the deadline given: `timeout` is what is left until it, which
+    /// the other side is told (a caller that has read the clock once need not again).
+    pub(crate) async fn call_until(
+        &self,
+        tag: &str,
+        args: &Payload,
+        kwargs: Option<Map<String, Value>>,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
         oneway: bool,
     ) -> Result<Option<WireOutcome>, Error> {
         if !self.is_open() {
             return Err(self.closed_error());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let attach = self.attachments && !args.attachments.is_empty();
+        let inline;
+        let json: &[u8] = if attach {
+            &args.json
+        } else {
+            inline = args.inline_json();
+            &inline
+        };
         let frame = CallRef {
             id,
             tag,
-            args: &args,
+            args: json,
             kwargs: kwargs.as_ref(),
             timeout_ms: (!oneway).then(|| timeout.as_millis().min(u128::from(u64::MAX)) as u64),
             oneway,
         };
+        let tail: &[Bytes] = if attach { &args.attachments } else { &[] };
         if oneway {
-            self.send(&frame).await?;
+            self.send(&frame, tail).await?;
             return Ok(None);
         }
         let (tx, rx) = oneshot::channel();
@@ -272,8 +317,8 @@ impl Link {
             id,
             armed: true,
         };
-        self.send(&frame).await?;
-        let result = tokio::time::timeout(timeout, rx).await;
+        self.send(&frame, tail).await?;
+        let result = tokio::time::timeout_at(deadline, rx).await;
         match result {
             Ok(Ok(reply)) => {
                 guard.disarm();
@@ -291,27 +336,49 @@ impl Link {
         }
     }
 
-    /// Queues a call frame for the writer task, refusing one over the frame limit; waits
-    /// while the transport is backed up.
-    async fn send(&self, frame: &CallRef<'_>) -> Result<(), Error> {
+    /// Queues a call frame (with `attachments`, if any) for the writer task, refusing one
+    /// over the frame limit; waits while the transport is backed up.
+    async fn send(&self, frame: &CallRef<'_>, attachments: &[Bytes]) -> Result<(), Error> {
         let queued = with_scratch(|buf| {
             wire::encode_call(frame, buf);
-            if buf.len() > self.max_out {
-                return Err(Error::FrameTooLarge {
-                    size: buf.len(),
+            self.queue(buf, attachments, Flush::Task)
+                .map_err(|size| Error::FrameTooLarge {
+                    size,
                     max: self.max_out,
                     side: format!("peer {}", self.label),
-                });
-            }
-            self.outbox
-                .push(buf, Flush::Task)
-                .map_err(|_| self.closed_error())
-        });
-        queued?;
+                })
+        })?;
+        let Ok(()) = queued else {
+            return Err(self.closed_error());
+        };
         if self.outbox.backlog() >= HIGH_WATER {
             self.outbox.room().await;
         }
         Ok(())
+    }
+
+    /// Queues a frame whose JSON is `json` and whose attachments are `attachments`:
+    /// `Err(size)` if it is over the other side's limit, `Ok(Err(Closed))` once the link
+    /// has ended.
+    fn queue(
+        &self,
+        json: &[u8],
+        attachments: &[Bytes],
+        flush: Flush,
+    ) -> Result<Result<(), outbox::Closed>, usize> {
+        if attachments.is_empty() {
+            if json.len() > self.max_out {
+                return Err(json.len());
+            }
+            return Ok(self.outbox.push(json, flush));
+        }
+        let mut head = Vec::new();
+        wire::put_attached(&mut head, json, attachments);
+        let size = wire::attached_len(head.len(), attachments);
+        if size > self.max_out {
+            return Err(size);
+        }
+        Ok(self.outbox.push_parts(&head, attachments, flush))
     }
 
     /// Queues a frame of ours (cancel, goodbye, error), if the link still takes frames.
@@ -332,23 +399,28 @@ impl Link {
         tag: impl FnOnce() -> String,
         flush: Flush,
     ) {
+        let attachments: &[Bytes] = match &outcome {
+            WireOutcome::Ok(payload) | WireOutcome::Raised(payload) if self.attachments => {
+                &payload.attachments
+            }
+            _ => &[],
+        };
         with_scratch(|buf| {
-            wire::encode_reply(id, &outcome, buf);
-            if buf.len() > self.max_out {
+            wire::encode_reply(id, &outcome, !attachments.is_empty(), buf);
+            // Refused only once the link has ended: nobody to reply to.
+            if let Err(size) = self.queue(buf, attachments, flush) {
                 let message = format!(
-                    "the reply is {} bytes, over the {}-byte frame limit (NET_MAX_FRAME) of \
-                     the caller",
-                    buf.len(),
+                    "the reply is {size} bytes, over the {}-byte frame limit (NET_MAX_FRAME) \
+                     of the caller",
                     self.max_out
                 );
                 let outcome = WireOutcome::Panic {
                     message,
                     location: tag(),
                 };
-                wire::encode_reply(id, &outcome, buf);
+                wire::encode_reply(id, &outcome, false, buf);
+                let _ = self.queue(buf, &[], flush);
             }
-            // Refused only once the link has ended: nobody to reply to.
-            let _ = self.outbox.push(buf, flush);
         });
     }
 

@@ -139,14 +139,28 @@ impl Outbox {
 
     /// Queues one frame's body (the length prefix is added here).
     pub(crate) fn push(&self, body: &[u8], flush: Flush) -> Result<(), Closed> {
+        self.push_parts(body, &[], flush)
+    }
+
+    /// Queues one frame whose body is `head` followed by `tail` (a frame's attachments).
+    pub(crate) fn push_parts(
+        &self,
+        head: &[u8],
+        tail: &[bytes::Bytes],
+        flush: Flush,
+    ) -> Result<(), Closed> {
+        let len = head.len() + tail.iter().map(bytes::Bytes::len).sum::<usize>();
         let mut state = self.lock();
         if state.closed {
             return Err(Closed);
         }
         // Callers check bodies against the frame limit, which is below u32::MAX.
-        state.buf.reserve(4 + body.len());
-        state.buf.put_u32(body.len() as u32);
-        state.buf.put_slice(body);
+        state.buf.reserve(4 + len);
+        state.buf.put_u32(len as u32);
+        state.buf.put_slice(head);
+        for part in tail {
+            state.buf.put_slice(part);
+        }
         if flush == Flush::Task && state.writer == Writer::Nobody {
             state.writer = Writer::Task;
             drop(state);

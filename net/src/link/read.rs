@@ -1,24 +1,51 @@
-//! The reader task of a link: frames from the other side until it ends.
+//! The reader of a link: frames from the other side until it ends. It serves every frame
+//! that has arrived before it writes the replies that queued meanwhile, in one write, just
+//! before it would wait for more; so a burst of calls costs one read and one write.
 
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::{Link, ReadHalf};
+use super::Link;
 use crate::sync::lock;
-use crate::wire::{self, Frame, Incoming, ReplyFrame};
+use crate::wire::{self, Frame, Incoming, ReplyIn, WireOutcome};
 
-/// Reads frames until the link ends, then closes it.
-pub(super) async fn read_loop(
-    link: Arc<Link>,
-    mut frames: FramedRead<ReadHalf, LengthDelimitedCodec>,
-) {
+/// Frames served in a row before the replies they queued are written anyway, so that a
+/// peer that never lets the reader wait still gets its replies.
+const FLUSH_EVERY: u32 = 64;
+
+/// Reads frames while it is reader `turn` and the link is open, then closes it.
+pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
+    let mut served = 0u32;
     let reason = loop {
+        let ready = poll_fn(|cx| {
+            let mut frames = lock(&link.reader);
+            if link.reader_turn.load(Ordering::Acquire) != turn {
+                // Moved on: another reader has the frames.
+                return Poll::Ready(None);
+            }
+            match frames.poll_next_unpin(cx) {
+                Poll::Pending => {
+                    drop(frames);
+                    // About to wait: what the frames so far queued goes out now.
+                    link.outbox.flush_now();
+                    served = 0;
+                    Poll::Pending
+                }
+                Poll::Ready(next) => Poll::Ready(Some(next)),
+            }
+        });
         let next = tokio::select! {
-            next = frames.next() => next,
+            next = ready => next,
             _ = link.closed.cancelled() => break None,
+        };
+        let Some(next) = next else {
+            link.outbox.flush_now();
+            return;
         };
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),
@@ -28,17 +55,13 @@ pub(super) async fn read_loop(
                 break Some((message.clone(), Some(Frame::Error { message })));
             }
             Some(Ok(bytes)) => {
-                let bytes = bytes.freeze();
-                // Checked as UTF-8 once here rather than string by string while parsing.
-                let parsed = std::str::from_utf8(&bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| wire::decode(text).map_err(|e| e.to_string()));
+                let parsed = wire::split(bytes.freeze()).and_then(|(json, attachments)| {
+                    let frame = wire::decode(&json)?;
+                    Ok(receive(&link, frame, &json, attachments))
+                });
                 match parsed {
-                    Ok(frame) => {
-                        if let Err(reason) = receive(&link, frame, &bytes) {
-                            break Some((reason, None));
-                        }
-                    }
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => break Some((reason, None)),
                     Err(e) => {
                         let message = format!("malformed frame: {e} (see docs/PROTOCOL.md)");
                         tracing::warn!(peer = %link.label, %message, "closing connection");
@@ -47,22 +70,56 @@ pub(super) async fn read_loop(
                 }
             }
         }
+        if link.reader_turn.load(Ordering::Acquire) != turn {
+            // The reading moved on while a call was served here; the new reader has it,
+            // and may be waiting already: the reply queued here goes out now.
+            link.outbox.flush_now();
+            return;
+        }
+        served += 1;
+        if served >= FLUSH_EVERY {
+            link.outbox.flush_now();
+            served = 0;
+        }
     };
+    link.outbox.flush_now();
     match reason {
         Some((reason, last_words)) => link.shut(&reason, last_words),
         None => link.shut("closed", None),
     }
 }
 
-/// Handles one frame from the other side (`bytes` holds it); `Err` ends the link with
-/// that reason.
-fn receive(link: &Arc<Link>, frame: Incoming<'_>, bytes: &Bytes) -> Result<(), String> {
+impl Link {
+    /// Moves the reading to a fresh task: the current reader is serving a call that runs
+    /// long, and the link's other frames must not wait for it.
+    pub(crate) fn move_reader(self: &Arc<Self>) {
+        if !self.is_open() {
+            return;
+        }
+        let turn = self.reader_turn.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(peer = %self.label, "a call served inline runs long; reading moves on");
+        self.tracker
+            .spawn_on(read_loop(self.clone(), turn), &self.runtime);
+    }
+}
+
+/// Handles one frame from the other side (`json` holds its JSON, and `attachments` what
+/// its markers refer to); `Err` ends the link with that reason.
+fn receive(
+    link: &Arc<Link>,
+    frame: Incoming<'_>,
+    json: &Bytes,
+    attachments: Vec<Bytes>,
+) -> Result<(), String> {
     match frame {
         Incoming::Call(call) => {
-            link.handler.call(link, call, bytes);
+            link.handler.call(link, call, json, attachments);
             Ok(())
         }
-        Incoming::Reply(ReplyFrame { id, outcome }) => {
+        Incoming::Reply(ReplyIn { id, mut outcome }) => {
+            if let WireOutcome::Ok(payload) | WireOutcome::Raised(payload) = &mut outcome {
+                payload.attachments = attachments;
+            }
             match lock(&link.pending).remove(&id) {
                 Some(tx) => {
                     let _ = tx.send(Ok(outcome));

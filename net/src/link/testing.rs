@@ -19,6 +19,7 @@ fn hello(max_frame: usize) -> Hello {
         hub: false,
         version: "test".into(),
         max_frame,
+        attachments: true,
     }
 }
 

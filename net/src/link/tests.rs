@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::testing::memory_links;
 use super::{Flush, Inbound, Link};
 use crate::error::Error;
-use crate::wire::{CallIn, WireOutcome};
+use crate::wire::{CallIn, Payload, WireOutcome};
 
 /// Answers every call with its arguments, except tag `hang`, which it keeps (and
 /// watches for its cancel).
@@ -23,7 +22,7 @@ struct Echo {
 }
 
 impl Inbound for Echo {
-    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, _frame: &Bytes) {
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, _frame: &Bytes, _: Vec<Bytes>) {
         let Ok(cancel) = link.begin(call.id, None) else {
             return;
         };
@@ -32,7 +31,7 @@ impl Inbound for Echo {
             return;
         }
         if link.finish(call.id) {
-            let outcome = WireOutcome::Ok(call.args.to_owned());
+            let outcome = WireOutcome::Ok(crate::wire::Payload::json(call.args.get().to_owned()));
             link.reply(call.id, outcome, String::new, Flush::Task);
         }
     }
@@ -42,8 +41,8 @@ impl Inbound for Echo {
     }
 }
 
-fn args(text: &str) -> Box<RawValue> {
-    RawValue::from_string(text.to_owned()).unwrap()
+fn args(text: &str) -> Payload {
+    Payload::json(text.to_owned())
 }
 
 #[tokio::test]
@@ -56,7 +55,7 @@ async fn many_calls_in_flight_both_ways_get_their_own_replies() {
         calls.push(tokio::spawn(async move {
             let sent = format!("[{n}]");
             let reply = link
-                .call("echo", args(&sent), None, Duration::from_secs(5), false)
+                .call("echo", &args(&sent), None, Duration::from_secs(5), false)
                 .await;
             (sent, reply)
         }));
@@ -64,7 +63,7 @@ async fn many_calls_in_flight_both_ways_get_their_own_replies() {
     for call in calls {
         let (sent, reply) = call.await.unwrap();
         match reply {
-            Ok(Some(WireOutcome::Ok(raw))) => assert_eq!(raw.get(), sent),
+            Ok(Some(WireOutcome::Ok(raw))) => assert_eq!(raw.text(), sent),
             other => panic!("{sent}: {other:?}"),
         }
     }
@@ -76,7 +75,7 @@ async fn a_call_past_its_timeout_is_cancelled_on_the_other_side() {
     let callee = Arc::new(Echo::default());
     let (caller, _) = memory_links(Arc::<Echo>::default(), callee.clone(), 1 << 20).await;
     let err = caller
-        .call("hang", args("[]"), None, Duration::from_millis(50), false)
+        .call("hang", &args("[]"), None, Duration::from_millis(50), false)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
@@ -100,7 +99,7 @@ async fn closing_fails_waiting_calls_and_the_other_side_hears_goodbye() {
         let caller = caller.clone();
         tokio::spawn(async move {
             caller
-                .call("hang", args("[]"), None, Duration::from_secs(10), false)
+                .call("hang", &args("[]"), None, Duration::from_secs(10), false)
                 .await
         })
     };
@@ -129,7 +128,7 @@ async fn a_call_over_the_other_sides_frame_limit_is_refused_before_sending() {
     let (caller, _) = memory_links(Arc::<Echo>::default(), Arc::<Echo>::default(), 4096).await;
     let big = format!("[\"{}\"]", "x".repeat(8192));
     let err = caller
-        .call("echo", args(&big), None, Duration::from_secs(5), false)
+        .call("echo", &args(&big), None, Duration::from_secs(5), false)
         .await
         .unwrap_err();
     assert!(
@@ -138,8 +137,8 @@ async fn a_call_over_the_other_sides_frame_limit_is_refused_before_sending() {
     );
     // The link is still good for calls that fit.
     let reply = caller
-        .call("echo", args("[1]"), None, Duration::from_secs(5), false)
+        .call("echo", &args("[1]"), None, Duration::from_secs(5), false)
         .await
         .unwrap();
-    assert!(matches!(reply, Some(WireOutcome::Ok(raw)) if raw.get() == "[1]"));
+    assert!(matches!(reply, Some(WireOutcome::Ok(raw)) if raw.text() == "[1]"));
 }

@@ -219,8 +219,10 @@ impl Peer {
             id: (!self.inner.config.client).then(|| self.inner.id.clone()),
             group: self.inner.config.group.clone(),
             hub: self.inner.config.hub,
-            version: crate::VERSION.to_owned(),
+            version: crate::config::VERSION.to_owned(),
             max_frame: self.inner.config.max_frame,
+            // Binary values cross beside the JSON (`wire/payload.rs`).
+            attachments: true,
         }
     }
 

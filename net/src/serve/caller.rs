@@ -42,7 +42,9 @@ enum Kind {
     Remote {
         link: Arc<Link>,
         host: Host,
-        cancel: CancellationToken,
+        /// Cancelled when the caller gives up; `None` for a call that nothing but the end
+        /// of its link can cancel (one run inline, which ends before a cancel is read).
+        cancel: Option<CancellationToken>,
     },
     /// A Python app-net client: one request per TCP connection, nothing to call back on.
     AppNet {
@@ -59,7 +61,7 @@ impl Caller {
         }
     }
 
-    pub(crate) fn remote(link: Arc<Link>, host: Host, cancel: CancellationToken) -> Caller {
+    pub(crate) fn remote(link: Arc<Link>, host: Host, cancel: Option<CancellationToken>) -> Caller {
         Caller {
             kind: Kind::Remote { link, host, cancel },
         }
@@ -129,7 +131,12 @@ impl Caller {
     /// synchronous handler can check it and stop early; async handlers are simply dropped.
     pub fn is_cancelled(&self) -> bool {
         match &self.kind {
-            Kind::Remote { cancel, .. } | Kind::AppNet { cancel, .. } => cancel.is_cancelled(),
+            Kind::Remote {
+                cancel: Some(cancel),
+                ..
+            }
+            | Kind::AppNet { cancel, .. } => cancel.is_cancelled(),
+            Kind::Remote { link, .. } => !link.is_open(),
             Kind::Local { .. } => false,
         }
     }
@@ -137,7 +144,12 @@ impl Caller {
     /// Completes when the caller gives up; never, for local calls.
     pub async fn cancelled(&self) {
         match &self.kind {
-            Kind::Remote { cancel, .. } | Kind::AppNet { cancel, .. } => cancel.cancelled().await,
+            Kind::Remote {
+                cancel: Some(cancel),
+                ..
+            }
+            | Kind::AppNet { cancel, .. } => cancel.cancelled().await,
+            Kind::Remote { link, .. } => link.closed().await,
             Kind::Local { .. } => std::future::pending().await,
         }
     }

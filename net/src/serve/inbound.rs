@@ -3,15 +3,19 @@
 //! a handler thread that also sends the reply (no task, no timer); async ones on a task of
 //! their own within the caller's budget; a panic becomes the caller's `Remote` error.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::registry::{Args, Handler};
-use super::{run, Caller, Host};
+use super::{inline, run, Caller, Host};
 use crate::link::{Flush, Inbound, Link};
 use crate::wire::{CallIn, WireOutcome};
 
@@ -46,97 +50,170 @@ impl Inbound for Server {
         (self.goodbye)(link);
     }
 
-    /// Runs a call from the other side and sends the reply: a synchronous function on a
-    /// handler thread, which also sends the reply; an async one on a task of its own,
-    /// within the caller's time budget.
-    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes) {
+    /// Runs a call from the other side and replies. A quick synchronous function runs
+    /// right here on the reader, its reply going out with the others of this read; a
+    /// slow or unknown one on a handler thread, which sends its reply itself; an async one
+    /// is polled here once and, if not done, goes on as a task of its own within the
+    /// caller's budget.
+    fn call(&self, link: &Arc<Link>, call: CallIn<'_>, bytes: &Bytes, attachments: Vec<Bytes>) {
         let Some(host): Option<Host> = self.host.upgrade() else {
             return;
         };
         let id = call.id;
         let oneway = call.oneway;
-        let budget = call.timeout_ms.map(Duration::from_millis);
-        let entry = run::lookup(&call.tag).ok();
-        let sync = entry.is_some_and(|c| matches!(c.handler, Handler::Sync(_)));
-        let cancel = if oneway {
-            link.oneway_token()
-        } else {
-            // A synchronous call's budget is enforced by the link's sweep (an async
-            // one's by its task's timer).
-            match link.begin(id, budget.filter(|_| sync)) {
-                Ok(cancel) => cancel,
-                Err(_duplicate) => {
-                    let outcome = WireOutcome::BadArgs {
-                        message: format!("request id {id} is already in flight on this connection"),
-                    };
-                    link.reply(id, outcome, String::new, Flush::Task);
-                    return;
+        let (entry, speed) = match run::lookup(&call.tag) {
+            Ok(found) => found,
+            Err(outcome) => {
+                if !oneway && !refuse_duplicate(link, id) {
+                    link.reply(id, outcome, String::new, Flush::Caller);
                 }
+                return;
             }
         };
-        let caller = Caller::remote(link.clone(), host, cancel.clone());
-        if let Some(entry) = entry.filter(|_| sync) {
-            let link = link.clone();
-            // Counts as a task of the peer, so that shutdown waits for it.
-            let running = self.tracker.token();
-            // The arguments stay in the frame's bytes (shared, not copied) until the
-            // handler thread copies them out: memory allocated and freed on one
-            // thread is much cheaper than memory passed between threads.
-            let args = bytes.slice_ref(call.args.get().as_bytes());
-            let named = call.kwargs;
-            run::on_handler_thread(move || {
-                let _running = running;
-                // Given up on (cancel, budget spent, link gone) before it could start:
-                // skip it. A one-way call runs whatever happens to the link, as its
-                // sender was told it was delivered.
-                if !oneway && cancel.is_cancelled() {
-                    link.finish(id);
-                    return;
-                }
-                let outcome = match raw_args(&args) {
-                    Some(positional) => run::run_inline(entry, Args { positional, named }, caller),
-                    None => WireOutcome::BadArgs {
-                        message: "the arguments are not JSON".into(),
-                    },
-                };
-                // Only if still wanted: a cancel or the sweep removed the entry.
-                if oneway || !link.finish(id) {
-                    return;
-                }
-                link.reply(id, outcome, || entry.tag(), Flush::Caller);
-                // Sent once this thread has no more queued calls, with their replies.
-                link.promise_flush(run::when_idle);
-            });
-            return;
-        }
-        let task_link = link.clone();
-        let tag = call.tag.into_owned();
-        let args = call.args.to_owned();
         let named = call.kwargs;
-        let task = self.tracker.spawn(async move {
-            let link = task_link;
-            let work = run::run_tag(&tag, args, named, caller);
-            let outcome = match budget {
-                Some(budget) => match tokio::time::timeout(budget, work).await {
-                    Ok(outcome) => outcome,
-                    // The caller has given up too; nobody waits for a reply. A synchronous
-                    // function it called back sees the cancel through its Caller.
-                    Err(_) => {
-                        cancel.cancel();
+        match entry.handler {
+            Handler::Sync(_) if speed.quick() => {
+                if !oneway && refuse_duplicate(link, id) {
+                    return;
+                }
+                // Nothing can cancel it but the end of the link: the reader that would
+                // read a cancel is busy running it.
+                let caller = Caller::remote(link.clone(), host, None);
+                let args = Args::borrowed(call.args, named, attachments);
+                let outcome = inline::run(link, speed, || run::run_inline(entry, args, caller));
+                if !oneway && link.is_open() {
+                    link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                }
+            }
+            Handler::Sync(_) => {
+                let budget = call.timeout_ms.map(Duration::from_millis);
+                // The budget is enforced by the link's sweep.
+                let Some(cancel) = self.begin(link, id, oneway, budget) else {
+                    return;
+                };
+                let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
+                let link = link.clone();
+                // Counts as a task of the peer, so that shutdown waits for it.
+                let running = self.tracker.token();
+                // The arguments stay in the frame's bytes (shared, not copied) until the
+                // handler thread copies them out: memory allocated and freed on one
+                // thread is much cheaper than memory passed between threads.
+                let args = bytes.slice_ref(call.args.get().as_bytes());
+                run::on_handler_thread(move || {
+                    let _running = running;
+                    // Given up on (cancel, budget spent, link gone) before it could
+                    // start: skip it. A one-way call runs whatever happens to the link,
+                    // as its sender was told it was delivered.
+                    if !oneway && cancel.is_cancelled() {
                         link.finish(id);
                         return;
                     }
-                },
-                None => work.await,
-            };
-            if oneway || !link.finish(id) {
-                return;
+                    let started = Instant::now();
+                    let outcome = match raw_args(&args) {
+                        Some(positional) => {
+                            let args = Args::owned(positional, named, attachments);
+                            run::run_inline(entry, args, caller)
+                        }
+                        None => WireOutcome::BadArgs {
+                            message: "the arguments are not JSON".into(),
+                        },
+                    };
+                    speed.record(started.elapsed());
+                    // Only if still wanted: a cancel or the sweep removed the entry.
+                    if oneway || !link.finish(id) {
+                        return;
+                    }
+                    link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                    // Sent once this thread has no more queued calls, with their replies.
+                    link.promise_flush(run::when_idle);
+                });
             }
-            link.reply(id, outcome, || tag, Flush::Task);
-        });
-        if !oneway {
-            link.set_abort(id, task.abort_handle());
+            Handler::Async(_) => {
+                // The budget is enforced by the task's timer, below.
+                let Some(cancel) = self.begin(link, id, oneway, None) else {
+                    return;
+                };
+                let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
+                let args = Args::borrowed(call.args, named, attachments);
+                let mut work = run::start_async(entry, args, caller);
+                // The first poll runs here: an async function that does not wait finishes
+                // without a task of its own (a spawn and a wake-up saved per call).
+                let mut noop = Context::from_waker(Waker::noop());
+                let first = inline::run(link, speed, || Pin::new(&mut work).poll(&mut noop));
+                if let Poll::Ready(outcome) = first {
+                    if !oneway && link.finish(id) {
+                        link.reply(id, outcome, || entry.tag(), Flush::Caller);
+                    }
+                    return;
+                }
+                let budget = call.timeout_ms.map(Duration::from_millis);
+                let task_link = link.clone();
+                let task = self.tracker.spawn(async move {
+                    let link = task_link;
+                    let outcome = match budget {
+                        Some(budget) => match tokio::time::timeout(budget, work).await {
+                            Ok(outcome) => outcome,
+                            // The caller has given up too; nobody waits for a reply. A
+                            // synchronous function it called back sees the cancel
+                            // through its Caller.
+                            Err(_) => {
+                                cancel.cancel();
+                                link.finish(id);
+                                return;
+                            }
+                        },
+                        None => work.await,
+                    };
+                    if oneway || !link.finish(id) {
+                        return;
+                    }
+                    link.reply(id, outcome, || entry.tag(), Flush::Task);
+                });
+                if !oneway {
+                    link.set_abort(id, task.abort_handle());
+                }
+            }
         }
+    }
+}
+
+impl Server {
+    /// Registers call `id` as running, so that a cancel, a budget (`deadline`, for
+    /// synchronous calls) or the end of the link stops it; `None` (and the caller told
+    /// why) when its id is already in flight.
+    fn begin(
+        &self,
+        link: &Arc<Link>,
+        id: u64,
+        oneway: bool,
+        deadline: Option<Duration>,
+    ) -> Option<CancellationToken> {
+        if oneway {
+            return Some(link.oneway_token());
+        }
+        match link.begin(id, deadline) {
+            Ok(cancel) => Some(cancel),
+            Err(_duplicate) => {
+                link.reply(id, duplicate(id), String::new, Flush::Caller);
+                None
+            }
+        }
+    }
+}
+
+/// Answers call `id` that its id is already in flight, if it is: its reply would be
+/// ambiguous and its cancel would hit the wrong call. True if refused.
+fn refuse_duplicate(link: &Link, id: u64) -> bool {
+    let refused = link.is_serving(id);
+    if refused {
+        link.reply(id, duplicate(id), String::new, Flush::Caller);
+    }
+    refused
+}
+
+fn duplicate(id: u64) -> WireOutcome {
+    WireOutcome::BadArgs {
+        message: format!("request id {id} is already in flight on this connection"),
     }
 }
 
@@ -149,72 +226,6 @@ fn raw_args(bytes: &[u8]) -> Option<Box<RawValue>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
-
-    /// Works until its caller gives up (at most 5 s), and says whether it saw that.
-    #[net::connect("conn.tests.until_cancelled")]
-    fn until_cancelled(caller: net::Caller) -> bool {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if caller.is_cancelled() {
-                SAW_CANCEL.store(true, Ordering::SeqCst);
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        true
-    }
-
-    async fn send(stream: &mut TcpStream, json: serde_json::Value) {
-        let body = serde_json::to_vec(&json).unwrap();
-        stream.write_u32(body.len() as u32).await.unwrap();
-        stream.write_all(&body).await.unwrap();
-    }
-
-    /// A client that never sends a cancel (one written from docs/PROTOCOL.md, say) still
-    /// gets a synchronous call stopped when its `timeout_ms` runs out, and no reply.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_sync_call_past_its_budget_is_cancelled_without_a_cancel_frame() {
-        let peer = crate::Peer::start(crate::Config::default().loopback(true).port(0))
-            .await
-            .unwrap();
-        let mut stream = TcpStream::connect(peer.addr()).await.unwrap();
-        let hello = serde_json::json!({"hello": {"protocol": crate::wire::PROTOCOL_VERSION,
-            "id": null, "group": null, "hub": false, "version": "test", "max_frame": 1 << 20}});
-        send(&mut stream, hello).await;
-        let len = stream.read_u32().await.unwrap();
-        stream.read_exact(&mut vec![0; len as usize]).await.unwrap();
-
-        let call = serde_json::json!({"call": {"id": 1, "tag": "conn.tests.until_cancelled",
-            "args": [], "timeout_ms": 100}});
-        let started = Instant::now();
-        send(&mut stream, call).await;
-        while !SAW_CANCEL.load(Ordering::SeqCst) {
-            assert!(
-                started.elapsed() < Duration::from_secs(3),
-                "the handler never saw its budget run out"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        // No reply for a call past its budget: the next frame is the goodbye at shutdown.
-        let stop = {
-            let peer = peer.clone();
-            tokio::spawn(async move { peer.shutdown().await })
-        };
-        let len = stream.read_u32().await.unwrap();
-        let mut body = vec![0; len as usize];
-        stream.read_exact(&mut body).await.unwrap();
-        assert_eq!(String::from_utf8(body).unwrap(), r#""goodbye""#);
-        stop.await.unwrap();
-    }
-
     /// The serving layer alone, over an in-memory link: sync and async functions, typed
     /// errors, panics, unknown tags and a reused request id, with no socket and no peer.
     mod in_memory {
@@ -223,7 +234,6 @@ mod tests {
         use std::time::Duration;
 
         use bytes::Bytes;
-        use serde_json::value::RawValue;
         use tokio_util::task::TaskTracker;
 
         use crate::link::testing::memory_links;
@@ -250,17 +260,40 @@ mod tests {
             panic!("boom")
         }
 
+        static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        static GATE_OPENED: std::sync::Condvar = std::sync::Condvar::new();
+
+        /// Quick, until asked to wait for `open_gate`, a call that comes after it.
+        #[net::connect("serve.tests.wait_gate")]
+        fn wait_gate(wait: bool) -> bool {
+            let mut open = GATE.lock().unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while wait && !*open && std::time::Instant::now() < until {
+                open = GATE_OPENED
+                    .wait_timeout(open, Duration::from_millis(50))
+                    .unwrap()
+                    .0;
+            }
+            *open || !wait
+        }
+
+        #[net::connect("serve.tests.open_gate")]
+        fn open_gate() {
+            *GATE.lock().unwrap() = true;
+            GATE_OPENED.notify_all();
+        }
+
         /// The calling side serves nothing.
         struct Nothing;
 
         impl Inbound for Nothing {
-            fn call(&self, _: &Arc<Link>, _: CallIn<'_>, _: &Bytes) {}
+            fn call(&self, _: &Arc<Link>, _: CallIn<'_>, _: &Bytes, _: Vec<Bytes>) {}
             fn goodbye(&self, _: &Link) {}
         }
 
         async fn call(link: &Link, tag: &str, args: &str) -> WireOutcome {
-            let args = RawValue::from_string(args.to_owned()).unwrap();
-            link.call(tag, args, None, Duration::from_secs(5), false)
+            let args = crate::wire::Payload::json(args.to_owned());
+            link.call(tag, &args, None, Duration::from_secs(5), false)
                 .await
                 .unwrap()
                 .unwrap()
@@ -274,11 +307,11 @@ mod tests {
                 memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
 
             assert!(matches!(call(&caller, "serve.tests.double", "[21]").await,
-                WireOutcome::Ok(raw) if raw.get() == "42"));
+                WireOutcome::Ok(raw) if raw.text() == "42"));
             assert!(matches!(call(&caller, "serve.tests.half", "[8]").await,
-                WireOutcome::Ok(raw) if raw.get() == "4"));
+                WireOutcome::Ok(raw) if raw.text() == "4"));
             assert!(matches!(call(&caller, "serve.tests.half", "[7]").await,
-                WireOutcome::Raised(raw) if raw.get() == "\"7 is odd\""));
+                WireOutcome::Raised(raw) if raw.text() == "\"7 is odd\""));
             match call(&caller, "serve.tests.boom", "[]").await {
                 WireOutcome::Panic { message, location } => {
                     assert_eq!(message, "boom");
@@ -315,10 +348,44 @@ mod tests {
             for (n, outcome) in futures_util::future::join_all(calls).await {
                 let want = if n % 2 == 0 { n * 4 } else { n };
                 assert!(
-                    matches!(&outcome, WireOutcome::Ok(raw) if raw.get() == want.to_string()),
+                    matches!(&outcome, WireOutcome::Ok(raw) if raw.text() == want.to_string()),
                     "{n}: {outcome:?}"
                 );
             }
+        }
+        /// A quick function runs inline on the reader; when one run of it waits for a
+        /// later call of the same link, the reading moves on and serves that call, as it
+        /// would have on a handler thread.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_long_inline_run_does_not_hold_its_links_other_calls() {
+            let host: Arc<dyn Any + Send + Sync> = Arc::new(());
+            let server = Server::new(Arc::downgrade(&host), TaskTracker::new(), |_: &Link| {});
+            let (caller, _served) =
+                memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
+            // Learns that it is quick.
+            for _ in 0..20 {
+                assert!(
+                    matches!(call(&caller, "serve.tests.wait_gate", "[false]").await,
+                    WireOutcome::Ok(raw) if raw.text() == "true")
+                );
+            }
+            let waiting = {
+                let caller = caller.clone();
+                tokio::spawn(async move { call(&caller, "serve.tests.wait_gate", "[true]").await })
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let opened = tokio::time::timeout(
+                Duration::from_secs(2),
+                call(&caller, "serve.tests.open_gate", "[]"),
+            )
+            .await
+            .expect("the call after a long inline run was never served");
+            assert!(matches!(opened, WireOutcome::Ok(_)), "{opened:?}");
+            let waited = tokio::time::timeout(Duration::from_secs(2), waiting)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(matches!(waited, WireOutcome::Ok(raw) if raw.text() == "true"));
         }
     }
 }

@@ -8,7 +8,9 @@
 //! | `registry.rs` | the link-time registry: entries, tags, flags, events, subscriptions |
 //! | `inbound.rs` | [`Server`]: a link's inbound call to a handler run and its reply |
 //! | `run.rs` | running an entry for any caller; turning what it did into an outcome |
-//! | `pool.rs` | the handler threads for synchronous functions |
+//! | `speed.rs` | how long each function takes, so whether it runs inline or on a thread |
+//! | `inline.rs` | running a quick synchronous function on the reader, under a watch |
+//! | `pool.rs` | the handler threads for the other synchronous functions |
 //! | `caller.rs` | `net::Caller`, what a handler learns of who called |
 //! | `outcome.rs`, `flags.rs`, `panic.rs` | what a run produced; named responses; caught panics |
 //! | `listen.rs` | binding the port range, the accept loop with its connection limit |
@@ -16,12 +18,14 @@
 mod caller;
 mod flags;
 mod inbound;
+mod inline;
 mod listen;
 mod outcome;
 mod panic;
 mod pool;
 mod registry;
 mod run;
+mod speed;
 
 use std::any::Any;
 use std::sync::Arc;

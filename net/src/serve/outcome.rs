@@ -3,19 +3,19 @@
 
 use std::any::Any;
 
+use crate::wire::Payload;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::Flag;
 
 /// The result of one handler run.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The function returned this value (JSON).
-    Value(Box<RawValue>),
-    /// The function returned `Err(e)`; this is `e` (JSON), decoded by the caller as its
-    /// typed error.
-    Raised(Box<RawValue>),
+    /// The function returned this value (JSON, and its binary attachments).
+    Value(Payload),
+    /// The function returned `Err(e)`; this is `e`, decoded by the caller as its typed
+    /// error.
+    Raised(Payload),
     /// The function answered with a named flag (`NULL`, `INVALID_CONNECTION`, or a user's).
     Flag {
         /// The flag's name.
@@ -39,8 +39,8 @@ pub enum Outcome {
 impl Outcome {
     /// Encodes a plain return value.
     pub fn value<T: Serialize + ?Sized>(value: &T) -> Outcome {
-        match serde_json::value::to_raw_value(value) {
-            Ok(raw) => Outcome::Value(raw),
+        match Payload::encode(value) {
+            Ok(payload) => Outcome::Value(payload),
             Err(e) => Outcome::Unencodable(e.to_string()),
         }
     }
@@ -57,8 +57,8 @@ impl Outcome {
                         detail: flag.detail.clone(),
                     };
                 }
-                match serde_json::value::to_raw_value(error) {
-                    Ok(raw) => Outcome::Raised(raw),
+                match Payload::encode(error) {
+                    Ok(payload) => Outcome::Raised(payload),
                     Err(e) => Outcome::Unencodable(e.to_string()),
                 }
             }

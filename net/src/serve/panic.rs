@@ -87,6 +87,21 @@ pub(crate) async fn catch_async<T>(future: impl Future<Output = T> + Unpin) -> R
         .map_err(caught)
 }
 
+/// Polls `future` once, catching a panic (for a future polled by hand, without a wrapper
+/// of its own).
+pub(crate) fn poll_caught<F: Future + ?Sized>(
+    future: std::pin::Pin<&mut F>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<F::Output, Caught>> {
+    install_hook();
+    let _in = InHandler::enter();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+        Err(payload) => std::task::Poll::Ready(Err(caught(payload))),
+    }
+}
+
 /// Marks every poll of the inner future as handler code.
 struct GuardedPolls<F> {
     inner: F,

@@ -5,6 +5,7 @@
 //! distributed slice (linkme). The first lookup builds a tag index; two functions claiming
 //! one tag is a start-up error that names both, never a silent "last one wins".
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::speed::Speed;
 use super::{Caller, Outcome};
 use crate::error::Error;
 
@@ -45,9 +47,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub enum Handler {
     /// A plain `fn`: run on the blocking pool when called remotely, so a slow one never
     /// stalls the async workers.
-    Sync(fn(Args, Caller) -> Outcome),
+    Sync(fn(Args<'_>, Caller) -> Outcome),
     /// An `async fn`: polled on the runtime, cancellable by aborting its task.
-    Async(fn(Args, Caller) -> BoxFuture<Outcome>),
+    Async(fn(Args<'_>, Caller) -> BoxFuture<Outcome>),
 }
 
 /// One registered function: what the macro emits for each `#[net::connect]`.
@@ -133,21 +135,50 @@ pub struct Subscription {
 
 /// The arguments of one call: positional JSON array, plus keyword arguments when the
 /// caller used them (app-net's `kwargs`).
+/// Borrowed from the frame they came in when the handler runs at once, owned otherwise.
 #[derive(Debug)]
-pub struct Args {
+pub struct Args<'a> {
     /// A JSON array, kept raw so that the handler decodes it straight into its parameter
     /// tuple without an intermediate `Value`.
-    pub positional: Box<RawValue>,
+    pub positional: Cow<'a, RawValue>,
     /// Named arguments, matched against [`Entry::params`].
     pub named: Option<Map<String, Value>>,
+    /// What the `net::Bytes` markers among the arguments refer to (the frame's
+    /// attachments).
+    pub attachments: Vec<bytes::Bytes>,
 }
 
-impl Args {
+impl Args<'static> {
     /// Positional arguments only.
     pub fn positional(positional: Box<RawValue>) -> Self {
+        Args::owned(positional, None, Vec::new())
+    }
+
+    /// Positional and named arguments, owned.
+    pub fn owned(
+        positional: Box<RawValue>,
+        named: Option<Map<String, Value>>,
+        attachments: Vec<bytes::Bytes>,
+    ) -> Self {
         Args {
-            positional,
-            named: None,
+            positional: Cow::Owned(positional),
+            named,
+            attachments,
+        }
+    }
+}
+
+impl<'a> Args<'a> {
+    /// Arguments borrowed from the frame they came in.
+    pub fn borrowed(
+        positional: &'a RawValue,
+        named: Option<Map<String, Value>>,
+        attachments: Vec<bytes::Bytes>,
+    ) -> Self {
+        Args {
+            positional: Cow::Borrowed(positional),
+            named,
+            attachments,
         }
     }
 
@@ -155,6 +186,12 @@ impl Args {
     /// so that keyword arguments land in the right place. The error says which argument
     /// was wrong and how.
     pub fn decode<T: DeserializeOwned>(self, params: &[&str]) -> Result<T, String> {
+        let mut args = self;
+        let attachments = std::mem::take(&mut args.attachments);
+        crate::wire::resolving(&attachments, || args.decode_here(params))
+    }
+
+    fn decode_here<T: DeserializeOwned>(self, params: &[&str]) -> Result<T, String> {
         let named = match self.named {
             Some(named) if !named.is_empty() => named,
             _ => {
@@ -221,6 +258,9 @@ fn truncate(text: &str) -> String {
 /// The tag index, built once from the linker's slice.
 pub(crate) struct Registry {
     by_tag: BTreeMap<String, &'static Entry>,
+    /// How long each function's runs take, by the address of its entry (sorted as
+    /// `by_entry`): where the serving layer runs its next call (`speed.rs`).
+    speeds: Vec<(usize, Speed)>,
     /// Each function's calling tag by the address of its entry, sorted by address: a
     /// call's tag is looked up, not rebuilt (building it, base64 of the path, on every
     /// call was a tenth of a call's work in the call benchmark).
@@ -266,7 +306,24 @@ impl Registry {
         let mut by_entry: Vec<(usize, String)> =
             ENTRIES.iter().map(|c| (address(c), c.tag())).collect();
         by_entry.sort_unstable_by_key(|(at, _)| *at);
-        Ok(Registry { by_tag, by_entry })
+        let speeds = by_entry
+            .iter()
+            .map(|(at, _)| (*at, Speed::default()))
+            .collect();
+        Ok(Registry {
+            by_tag,
+            by_entry,
+            speeds,
+        })
+    }
+
+    /// The running record of a registered function.
+    pub(crate) fn speed(&'static self, entry: &'static Entry) -> Option<&'static Speed> {
+        let at = self
+            .speeds
+            .binary_search_by_key(&address(entry), |(at, _)| *at)
+            .ok()?;
+        Some(&self.speeds[at].1)
     }
 
     /// The calling tag of a registered function.

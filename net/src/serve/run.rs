@@ -1,8 +1,7 @@
 //! Running a registered function for a caller, local or remote, and turning what it did
 //! into a wire outcome. Local and remote calls share this path so that they behave alike.
 
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -10,13 +9,14 @@ use super::flags::INVALID_CONNECTION;
 use super::panic::{self, Caught};
 use super::pool;
 use super::registry::{Args, Entry, Handler, Registry};
+use super::speed::Speed;
 use super::{Caller, Outcome};
 use crate::wire::WireOutcome;
 
 /// The function registered under `tag`, or the outcome that tells the caller why there
 /// is none (an unknown tag is app-net's `INVALID_CONNECTION` flag with the peer's tags as
 /// detail).
-pub(crate) fn lookup(tag: &str) -> Result<&'static Entry, WireOutcome> {
+pub(crate) fn lookup(tag: &str) -> Result<(&'static Entry, &'static Speed), WireOutcome> {
     let registry = match Registry::get() {
         Ok(registry) => registry,
         Err(e) => {
@@ -26,29 +26,10 @@ pub(crate) fn lookup(tag: &str) -> Result<&'static Entry, WireOutcome> {
             })
         }
     };
-    registry.lookup(tag).ok_or_else(|| unknown_tag(registry))
-}
-
-/// Looks `tag` up and runs it.
-pub(crate) async fn run_tag(
-    tag: &str,
-    args: Box<RawValue>,
-    kwargs: Option<Map<String, Value>>,
-    caller: Caller,
-) -> WireOutcome {
-    let entry = match lookup(tag) {
-        Ok(entry) => entry,
-        Err(outcome) => return outcome,
-    };
-    run(
-        entry,
-        Args {
-            positional: args,
-            named: kwargs,
-        },
-        caller,
-    )
-    .await
+    registry
+        .lookup(tag)
+        .and_then(|entry| Some((entry, registry.speed(entry)?)))
+        .ok_or_else(|| unknown_tag(registry))
 }
 
 fn unknown_tag(registry: &Registry) -> WireOutcome {
@@ -65,7 +46,7 @@ fn unknown_tag(registry: &Registry) -> WireOutcome {
 
 /// Runs a function for a remote caller: synchronous ones on a handler thread so a slow
 /// one never stalls the async workers, async ones on this task.
-pub(crate) async fn run(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) async fn run(entry: &'static Entry, args: Args<'static>, caller: Caller) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => {
             let (tx, rx) = oneshot::channel();
@@ -104,7 +85,7 @@ pub(crate) fn on_handler_thread(job: impl FnOnce() + Send + 'static) {
 }
 
 /// Runs a function in this thread, for `.local()` of a synchronous function.
-pub(crate) fn run_inline(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) fn run_inline(entry: &'static Entry, args: Args<'_>, caller: Caller) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => {
@@ -121,7 +102,11 @@ pub(crate) fn run_inline(entry: &'static Entry, args: Args, caller: Caller) -> W
 }
 
 /// Runs a function on this task, for `.local().await` of an async function.
-pub(crate) async fn run_here(entry: &'static Entry, args: Args, caller: Caller) -> WireOutcome {
+pub(crate) async fn run_here(
+    entry: &'static Entry,
+    args: Args<'static>,
+    caller: Caller,
+) -> WireOutcome {
     let result = match entry.handler {
         Handler::Sync(f) => panic::catch(|| f(args, caller)),
         Handler::Async(f) => panic::catch_async(f(args, caller)).await,
@@ -129,10 +114,54 @@ pub(crate) async fn run_here(entry: &'static Entry, args: Args, caller: Caller) 
     finish(entry, result)
 }
 
+/// Starts an async function: its arguments are decoded now (so they may be borrowed from
+/// the frame), and the run is a future of its own, ready to be polled here first and
+/// handed to a task only if it waits.
+pub(crate) fn start_async(entry: &'static Entry, args: Args<'_>, caller: Caller) -> AsyncRun {
+    let future = match entry.handler {
+        Handler::Async(f) => Ok(f(args, caller)),
+        Handler::Sync(_) => Err(Caught {
+            message: "a synchronous function was started as an async one".into(),
+            location: None,
+        }),
+    };
+    AsyncRun { entry, future }
+}
+
+/// An async function's run: polls it, catching a panic in any poll, and turns how it
+/// ended into an outcome.
+pub(crate) struct AsyncRun {
+    entry: &'static Entry,
+    /// The handler's future, or why there is none.
+    future: Result<super::BoxFuture<Outcome>, Caught>,
+}
+
+impl std::future::Future for AsyncRun {
+    type Output = WireOutcome;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<WireOutcome> {
+        let this = self.get_mut();
+        let result = match &mut this.future {
+            Ok(future) => match panic::poll_caught(future.as_mut(), cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(result) => result,
+            },
+            Err(caught) => Err(Caught {
+                message: std::mem::take(&mut caught.message),
+                location: caught.location.take(),
+            }),
+        };
+        std::task::Poll::Ready(finish(this.entry, result))
+    }
+}
+
 fn finish(entry: &'static Entry, result: Result<Outcome, Caught>) -> WireOutcome {
     match result {
-        Ok(Outcome::Value(raw)) => WireOutcome::Ok(raw),
-        Ok(Outcome::Raised(raw)) => WireOutcome::Raised(raw),
+        Ok(Outcome::Value(payload)) => WireOutcome::Ok(payload),
+        Ok(Outcome::Raised(payload)) => WireOutcome::Raised(payload),
         Ok(Outcome::Flag { name, detail }) => WireOutcome::Flag { name, detail },
         Ok(Outcome::BadArgs(message)) => WireOutcome::BadArgs { message },
         Ok(Outcome::Panic { message, location }) => WireOutcome::Panic { message, location },

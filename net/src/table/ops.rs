@@ -6,6 +6,8 @@
 //! and tries once more with the owners it now knows.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use super::record::Record;
 use super::route::{self, Failure, Replica};
 use super::state::TableState;
 use super::version::Version;
-use super::wire::{self, WireError, WireRecord};
+use super::wire::{self, GetAnswer, WireError, WireRecord};
 use crate::error::{Error, NoQuorum, Result};
 use crate::peer::Peer;
 use crate::sync::lock;
@@ -66,8 +68,49 @@ fn no_quorum(state: &TableState, error: NoQuorum) -> Error {
     Error::NoQuorum(Box::new(error))
 }
 
+/// The replicas' answers to one read still on their way.
+type Asked = FuturesUnordered<
+    Pin<Box<dyn Future<Output = (Replica, std::result::Result<GetAnswer, Failure>)> + Send>>,
+>;
+
+/// One replica's answer to a read, sorted out.
+enum Heard {
+    /// It holds the key's whole bucket: its answer counts.
+    Ready(Option<Record>),
+    /// It is still receiving the bucket: its record is a candidate, its answer no vote.
+    Catching(Option<Record>),
+    /// It did not answer, or not usably.
+    Failed(String),
+}
+
+/// Sorts one outcome out, noting what it says about the view.
+fn hear(
+    state: &TableState,
+    hash: &str,
+    outcome: std::result::Result<GetAnswer, Failure>,
+) -> (Heard, bool) {
+    match outcome {
+        Ok(answer) => {
+            let changed = learn(state, None, Some(&answer.view), hash);
+            match answer.record.map(WireRecord::into_record).transpose() {
+                Ok(record) if answer.ready => (Heard::Ready(record), changed),
+                Ok(record) => (Heard::Catching(record), changed),
+                Err(bad) => (Heard::Failed(bad.to_string()), changed),
+            }
+        }
+        Err(failure) => {
+            let changed = match &failure {
+                Failure::Refused(refused) => learn(state, Some(refused), None, hash),
+                Failure::Call(_) => false,
+            };
+            (Heard::Failed(failure.to_string()), changed)
+        }
+    }
+}
+
 /// Reads `key`: the newest record a majority of its ready replicas knows (a tombstone
-/// for a popped key), `None` if none has heard of it.
+/// for a popped key), `None` if none has heard of it. Replicas found holding something
+/// older are sent the newest (read repair), those that answer after the decision too.
 pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Option<Record>> {
     let budget = peer.config().timeout;
     route::prepare(peer, state).await?;
@@ -76,53 +119,48 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
         attempt += 1;
         let (replicas, hash) = owners(state, key);
         let needed = majority(replicas.len());
-        let mut asked: FuturesUnordered<_> = replicas
+        let mut asked: Asked = replicas
             .iter()
-            .map(|r| async move { (r, route::get(peer, state, r, key, budget).await) })
+            .map(|r| {
+                let (peer, state, key, r) = (peer.clone(), state.clone(), key.clone(), r.clone());
+                let get = async move {
+                    let outcome = route::get(&peer, &state, &r, &key, budget).await;
+                    (r, outcome)
+                };
+                Box::pin(get) as Pin<Box<dyn Future<Output = _> + Send>>
+            })
             .collect();
         let mut answers: Answers<Option<Record>> = Vec::new();
-        let mut others: Vec<(MemberId, Option<Record>)> = Vec::new();
+        let mut held: Vec<(Replica, Option<Record>)> = Vec::new();
         let (mut ready, mut changed) = (0, false);
         while let Some((replica, outcome)) = asked.next().await {
-            let answer = match outcome {
-                Ok(answer) => answer,
-                Err(failure) => {
-                    if let Failure::Refused(refused) = &failure {
-                        changed |= learn(state, Some(refused), None, &hash);
-                    }
-                    answers.push((replica.id.clone(), Err(failure.to_string())));
-                    continue;
+            let (heard, view_changed) = hear(state, &hash, outcome);
+            changed |= view_changed;
+            let id = replica.id.clone();
+            match heard {
+                Heard::Ready(record) => {
+                    ready += 1;
+                    answers.push((id, Ok(record.clone())));
+                    held.push((replica, record));
                 }
-            };
-            changed |= learn(state, None, Some(&answer.view), &hash);
-            let record = match answer.record.map(WireRecord::into_record).transpose() {
-                Ok(record) => record,
-                Err(bad) => {
-                    answers.push((replica.id.clone(), Err(bad.to_string())));
-                    continue;
+                Heard::Catching(record) => {
+                    answers.push((id, Err(NOT_READY.to_owned())));
+                    held.push((replica, record));
                 }
-            };
-            if answer.ready {
-                ready += 1;
-                answers.push((replica.id.clone(), Ok(record)));
-            } else {
-                others.push((replica.id.clone(), record));
-                answers.push((replica.id.clone(), Err(NOT_READY.to_owned())));
+                Heard::Failed(why) => answers.push((id, Err(why))),
             }
             if ready >= needed {
                 break;
             }
         }
-        drop(asked);
         match decide_read(key, &ids(&replicas), &answers) {
-            Ok(decided) => {
-                let newest = others
+            Ok(_) => {
+                let newest = held
                     .iter()
                     .filter_map(|(_, r)| r.clone())
-                    .chain(decided.newest)
                     .max_by(|a, b| a.version.cmp(&b.version));
                 if let Some(newest) = &newest {
-                    repair(peer, state, key, newest, &replicas, &answers, &others);
+                    repair(peer, state, key, newest, held, asked, hash);
                 }
                 return Ok(newest);
             }
@@ -132,32 +170,40 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
     }
 }
 
-/// Sends `newest` to the replicas that answered with something older (read repair), in
-/// the background.
+/// Sends `newest` to the replicas that answered with something older, and to those
+/// still to answer that turn out to (read repair), in the background.
 fn repair(
     peer: &Peer,
     state: &Arc<TableState>,
     key: &Key,
     newest: &Record,
-    replicas: &[Replica],
-    answers: &Answers<Option<Record>>,
-    others: &[(MemberId, Option<Record>)],
+    held: Vec<(Replica, Option<Record>)>,
+    mut rest: Asked,
+    hash: String,
 ) {
-    let held = answers
-        .iter()
-        .filter_map(|(id, a)| a.as_ref().ok().map(|r| (id, r.as_ref())))
-        .chain(others.iter().map(|(id, r)| (id, r.as_ref())));
+    let older =
+        |record: &Option<Record>| record.as_ref().is_none_or(|r| r.version < newest.version);
     let stale: Vec<Replica> = held
-        .filter(|(_, r)| r.is_none_or(|r| r.version < newest.version))
-        .filter_map(|(id, _)| replicas.iter().find(|r| r.id == *id).cloned())
+        .into_iter()
+        .filter(|(_, record)| older(record))
+        .map(|(replica, _)| replica)
         .collect();
-    if stale.is_empty() {
+    if stale.is_empty() && rest.is_empty() {
         return;
     }
     let (peer2, state, key) = (peer.clone(), state.clone(), key.clone());
-    let record = WireRecord::from_record(newest);
+    let (record, version) = (WireRecord::from_record(newest), newest.version.clone());
     let timeout = peer.config().timeout;
     let work = async move {
+        let mut stale = stale;
+        while let Some((replica, outcome)) = rest.next().await {
+            let (heard, _) = hear(&state, &hash, outcome);
+            if let Heard::Ready(r) | Heard::Catching(r) = heard {
+                if r.is_none_or(|r| r.version < version) {
+                    stale.push(replica);
+                }
+            }
+        }
         for replica in stale {
             let records = vec![(key.clone(), record.clone())];
             if route::put(&peer2, &state, &replica, records, timeout)

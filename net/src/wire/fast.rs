@@ -6,9 +6,12 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
-use super::{CallIn, CallRef, Incoming, ReplyFrame, WireOutcome};
+use super::{CallIn, CallRef, Incoming, Payload, ReplyIn, WireOutcome};
 
 /// Writes a call frame's JSON into `buf` (cleared first); the same text as serde writes
 /// for [`super::Outgoing::Call`].
@@ -17,9 +20,9 @@ pub(crate) fn encode_call(call: &CallRef<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(br#"{"call":{"id":"#);
     put_u64(buf, call.id);
     buf.extend_from_slice(br#","tag":"#);
-    put_json(buf, call.tag);
+    put_str(buf, call.tag);
     buf.extend_from_slice(br#","args":"#);
-    buf.extend_from_slice(call.args.get().as_bytes());
+    buf.extend_from_slice(call.args);
     if let Some(kwargs) = call.kwargs {
         buf.extend_from_slice(br#","kwargs":"#);
         put_json(buf, kwargs);
@@ -35,38 +38,54 @@ pub(crate) fn encode_call(call: &CallRef<'_>, buf: &mut Vec<u8>) {
 }
 
 /// Writes a reply frame's JSON into `buf` (cleared first); the same text as serde writes
-/// for [`super::Frame::Reply`].
-pub(crate) fn encode_reply(id: u64, outcome: &WireOutcome, buf: &mut Vec<u8>) {
+/// for [`super::Frame::Reply`]. A value's markers stay in with `attachments`, for a frame
+/// that carries them; without, the attachments are written in as base64.
+pub(crate) fn encode_reply(id: u64, outcome: &WireOutcome, attachments: bool, buf: &mut Vec<u8>) {
     buf.clear();
     buf.extend_from_slice(br#"{"reply":{"id":"#);
     put_u64(buf, id);
     buf.extend_from_slice(br#","outcome":"#);
+    let value = |key: &[u8], payload: &Payload, buf: &mut Vec<u8>| {
+        buf.extend_from_slice(key);
+        match attachments {
+            true => buf.extend_from_slice(&payload.json),
+            false => buf.extend_from_slice(&payload.inline_json()),
+        }
+        buf.push(b'}');
+    };
     match outcome {
-        WireOutcome::Ok(raw) => {
-            buf.extend_from_slice(br#"{"ok":"#);
-            buf.extend_from_slice(raw.get().as_bytes());
-            buf.push(b'}');
+        WireOutcome::Ok(payload) => value(br#"{"ok":"#, payload, buf),
+        WireOutcome::Raised(payload) => value(br#"{"raised":"#, payload, buf),
+        WireOutcome::Flag { name, detail } => put_json(buf, &OutcomeRef::Flag { name, detail }),
+        WireOutcome::Panic { message, location } => {
+            put_json(buf, &OutcomeRef::Panic { message, location })
         }
-        WireOutcome::Raised(raw) => {
-            buf.extend_from_slice(br#"{"raised":"#);
-            buf.extend_from_slice(raw.get().as_bytes());
-            buf.push(b'}');
-        }
-        other => put_json(buf, other),
+        WireOutcome::BadArgs { message } => put_json(buf, &OutcomeRef::BadArgs { message }),
     }
     buf.extend_from_slice(b"}}");
 }
 
-/// Reads one frame's JSON.
-pub(crate) fn decode(text: &str) -> Result<Incoming<'_>, serde_json::Error> {
+/// The outcomes that are no payload, borrowed, as serde writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum OutcomeRef<'a> {
+    Flag { name: &'a str, detail: &'a Value },
+    Panic { message: &'a str, location: &'a str },
+    BadArgs { message: &'a str },
+}
+
+/// Reads one frame's JSON (`json`, checked as UTF-8 here, once). A reply's value is a
+/// slice of `json`, not a copy.
+pub(crate) fn decode(json: &Bytes) -> Result<Incoming<'_>, String> {
+    let text = std::str::from_utf8(json).map_err(|e| e.to_string())?;
     let fast = match text.as_bytes().get(2) {
         Some(b'c') => call(text).map(Incoming::Call),
-        Some(b'r') => reply(text).map(Incoming::Reply),
+        Some(b'r') => reply(json, text).map(Incoming::Reply),
         _ => None,
     };
     match fast {
         Some(frame) => Ok(frame),
-        None => serde_json::from_str(text),
+        None => serde_json::from_str(text).map_err(|e| e.to_string()),
     }
 }
 
@@ -107,8 +126,9 @@ fn call(text: &str) -> Option<CallIn<'_>> {
     })
 }
 
-/// `{"reply":{"id":N,"outcome":{"ok":V}}}` or with `"raised"`; `None` for anything else.
-fn reply(text: &str) -> Option<ReplyFrame> {
+/// `{"reply":{"id":N,"outcome":{"ok":V}}}` or with `"raised"` (`text` is `json`); `None`
+/// for anything else.
+fn reply(json: &Bytes, text: &str) -> Option<ReplyIn> {
     let rest = text.strip_prefix(r#"{"reply":{"id":"#)?;
     let (id, rest) = take_u64(rest)?;
     let rest = rest.strip_prefix(r#","outcome":{"#)?;
@@ -117,40 +137,51 @@ fn reply(text: &str) -> Option<ReplyFrame> {
         None => (true, rest.strip_prefix(r#""raised":"#)?),
     };
     // Exactly one JSON value, checked by serde, between the key and the closing braces.
-    let value = RawValue::from_string(rest.strip_suffix("}}}")?.to_owned()).ok()?;
+    let value = rest.strip_suffix("}}}")?;
+    serde_json::from_str::<&RawValue>(value).ok()?;
+    let start = value.as_ptr() as usize - text.as_ptr() as usize;
+    let payload = Payload::json(json.slice(start..start + value.len()));
     let outcome = match raised {
-        false => WireOutcome::Ok(value),
-        true => WireOutcome::Raised(value),
+        false => WireOutcome::Ok(payload),
+        true => WireOutcome::Raised(payload),
     };
-    Some(ReplyFrame { id, outcome })
+    Some(ReplyIn { id, outcome })
 }
 
 /// A JSON number that fits a u64, written as serde writes one (no sign, no leading zero,
 /// no fraction or exponent), and what follows it.
 fn take_u64(text: &str) -> Option<(u64, &str)> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, rest) = text.split_at(digits);
-    if number.is_empty() || (number.len() > 1 && number.starts_with('0')) {
+    let bytes = text.as_bytes();
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    while let Some(&b) = bytes.get(digits).filter(|b| b.is_ascii_digit()) {
+        // Too big for a u64: serde says so.
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        digits += 1;
+    }
+    if digits == 0 || (digits > 1 && bytes[0] == b'0') {
         return None;
     }
-    if rest.starts_with(['.', 'e', 'E']) {
+    if matches!(bytes.get(digits), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    Some((number.parse().ok()?, rest))
+    Some((n, &text[digits..]))
 }
 
-fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+fn put_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A string as JSON: as is between quotes when it needs no escape (tags almost never
+/// do), which is what serde writes too; through serde otherwise.
+fn put_str(buf: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    } else {
+        put_json(buf, text);
     }
-    buf.extend_from_slice(&digits[at..]);
 }
 
 fn put_json(buf: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
@@ -161,7 +192,7 @@ fn put_json(buf: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Frame, Outgoing};
+    use crate::wire::{CallSerde, Frame, OutcomeJson, Outgoing, ReplyFrame};
     use serde_json::{json, Map, Value};
 
     fn raw(text: &str) -> Box<RawValue> {
@@ -183,14 +214,22 @@ mod tests {
                 let call = CallRef {
                     id: u64::MAX,
                     tag,
-                    args: &args,
+                    args: args.get().as_bytes(),
                     kwargs,
                     timeout_ms,
                     oneway,
                 };
                 let mut ours = Vec::new();
                 encode_call(&call, &mut ours);
-                let serde = serde_json::to_vec(&Outgoing::Call(call)).unwrap();
+                let reference = CallSerde {
+                    id: u64::MAX,
+                    tag,
+                    args: &args,
+                    kwargs,
+                    timeout_ms,
+                    oneway,
+                };
+                let serde = serde_json::to_vec(&Outgoing::Call(reference)).unwrap();
                 assert_eq!(
                     String::from_utf8(ours).unwrap(),
                     String::from_utf8(serde).unwrap()
@@ -201,27 +240,36 @@ mod tests {
 
     #[test]
     fn replies_are_written_as_serde_writes_them() {
-        let outcomes = [
-            WireOutcome::Ok(raw("50")),
-            WireOutcome::Ok(raw(r#"{"k":[1,"}}}"]}"#)),
-            WireOutcome::Raised(raw(r#"{"key":"arrakis"}"#)),
-            WireOutcome::Flag {
-                name: "NULL".into(),
-                detail: Value::Null,
-            },
-            WireOutcome::Panic {
-                message: "boom \"x\"".into(),
-                location: "a.rs:1:2".into(),
-            },
-            WireOutcome::BadArgs {
-                message: "no".into(),
-            },
-        ];
-        for (id, outcome) in (0..).zip(outcomes) {
-            let mut ours = Vec::new();
-            encode_reply(id, &outcome, &mut ours);
-            let serde = serde_json::to_string(&Frame::Reply(ReplyFrame { id, outcome })).unwrap();
-            assert_eq!(String::from_utf8(ours).unwrap(), serde);
+        let outcomes = || {
+            [
+                OutcomeJson::Ok(raw("50")),
+                OutcomeJson::Ok(raw(r#"{"k":[1,"}}}"]}"#)),
+                OutcomeJson::Raised(raw(r#"{"key":"arrakis"}"#)),
+                OutcomeJson::Flag {
+                    name: "NULL".into(),
+                    detail: Value::Null,
+                },
+                OutcomeJson::Panic {
+                    message: "boom \"x\"".into(),
+                    location: "a.rs:1:2".into(),
+                },
+                OutcomeJson::BadArgs {
+                    message: "no".into(),
+                },
+            ]
+        };
+        for (id, (reference, outcome)) in (0..).zip(outcomes().into_iter().zip(outcomes())) {
+            let outcome = WireOutcome::from(outcome);
+            let serde = serde_json::to_string(&Frame::Reply(ReplyFrame {
+                id,
+                outcome: reference,
+            }))
+            .unwrap();
+            for attachments in [false, true] {
+                let mut ours = Vec::new();
+                encode_reply(id, &outcome, attachments, &mut ours);
+                assert_eq!(String::from_utf8(ours).unwrap(), serde);
+            }
         }
     }
 
@@ -280,13 +328,12 @@ mod tests {
         for &(text, fast) in cases {
             let by_hand = match text.as_bytes().get(2) {
                 Some(b'c') => call(text).map(|c| format!("{c:?}")),
-                Some(b'r') => reply(text).map(|r| format!("{r:?}")),
+                Some(b'r') => reply(&Bytes::from(text.to_owned()), text).map(|r| format!("{r:?}")),
                 _ => None,
             };
             assert_eq!(by_hand.is_some(), fast, "{text}: fast way taken?");
-            let ours = decode(text)
-                .map(|f| format!("{f:?}"))
-                .map_err(|e| e.to_string());
+            let json = Bytes::from(text.to_owned());
+            let ours = decode(&json).map(|f| format!("{f:?}"));
             let serde = serde_json::from_str::<Incoming>(text)
                 .map(|f| format!("{f:?}"))
                 .map_err(|e| e.to_string());

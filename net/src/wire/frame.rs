@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::Payload;
 use crate::id::PeerId;
 
 /// Bumped on any change that an older peer would misread. Peers with different versions
@@ -48,6 +49,10 @@ pub(crate) struct Hello {
     pub version: String,
     /// The largest frame the sender accepts; the other side checks before sending.
     pub max_frame: usize,
+    /// The sender reads frames with binary attachments (`payload.rs`); without it, binary
+    /// values are sent to it as base64 text inside the JSON.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attachments: bool,
 }
 
 /// A call of the function registered under `tag`.
@@ -82,7 +87,7 @@ pub(crate) enum Incoming<'a> {
     #[serde(borrow)]
     Call(CallIn<'a>),
     /// As [`Frame::Reply`].
-    Reply(ReplyFrame),
+    Reply(ReplyIn),
     /// As [`Frame::Cancel`].
     Cancel {
         /// The call's id.
@@ -121,13 +126,13 @@ pub(crate) struct CallIn<'a> {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Outgoing<'a> {
     /// As [`Frame::Call`].
-    Call(CallRef<'a>),
+    Call(CallSerde<'a>),
 }
 
-/// [`CallFrame`], borrowed: what a call is sent from, without copying its tag and
-/// arguments first.
+/// [`CallRef`] with its arguments as a `RawValue`, for serde (tests only).
+#[cfg(test)]
 #[derive(Serialize)]
-pub(crate) struct CallRef<'a> {
+pub(crate) struct CallSerde<'a> {
     pub id: u64,
     pub tag: &'a str,
     pub args: &'a RawValue,
@@ -139,17 +144,75 @@ pub(crate) struct CallRef<'a> {
     pub oneway: bool,
 }
 
-/// The answer to call `id`.
+/// [`CallFrame`], borrowed: what a call is sent from, without copying its tag and
+/// arguments first. `args` is JSON text (a payload's, markers or base64 as the link
+/// takes them).
+pub(crate) struct CallRef<'a> {
+    pub id: u64,
+    pub tag: &'a str,
+    pub args: &'a [u8],
+    pub kwargs: Option<&'a Map<String, Value>>,
+    pub timeout_ms: Option<u64>,
+    pub oneway: bool,
+}
+
+/// The answer to call `id`, as serde reads and writes it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ReplyFrame {
+    pub id: u64,
+    pub outcome: OutcomeJson,
+}
+
+/// The answer to call `id`, as this side reads it: the value a payload, its attachments
+/// added by the reader.
+#[derive(Debug, Deserialize)]
+#[serde(from = "ReplyFrame")]
+pub(crate) struct ReplyIn {
     pub id: u64,
     pub outcome: WireOutcome,
 }
 
-/// How a call ended, as it travels.
+impl From<ReplyFrame> for ReplyIn {
+    fn from(reply: ReplyFrame) -> ReplyIn {
+        ReplyIn {
+            id: reply.id,
+            outcome: reply.outcome.into(),
+        }
+    }
+}
+
+/// How a call ended: a value or typed error as a payload, or a flag, panic or refusal.
+#[derive(Debug)]
+pub(crate) enum WireOutcome {
+    /// The return value.
+    Ok(Payload),
+    /// The function's typed error (`Err(e)` of a `Result`).
+    Raised(Payload),
+    /// A named flag; `INVALID_CONNECTION` carries the peer's tags in `detail`.
+    Flag { name: String, detail: Value },
+    /// The function panicked or failed.
+    Panic { message: String, location: String },
+    /// The arguments did not fit the parameters.
+    BadArgs { message: String },
+}
+
+impl From<OutcomeJson> for WireOutcome {
+    fn from(outcome: OutcomeJson) -> WireOutcome {
+        let payload = Payload::from_raw;
+        match outcome {
+            OutcomeJson::Ok(raw) => WireOutcome::Ok(payload(raw)),
+            OutcomeJson::Raised(raw) => WireOutcome::Raised(payload(raw)),
+            OutcomeJson::Flag { name, detail } => WireOutcome::Flag { name, detail },
+            OutcomeJson::Panic { message, location } => WireOutcome::Panic { message, location },
+            OutcomeJson::BadArgs { message } => WireOutcome::BadArgs { message },
+        }
+    }
+}
+
+/// How a call ended, as serde reads and writes it (the fast way writes the same).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum WireOutcome {
+pub(crate) enum OutcomeJson {
     /// The return value.
     Ok(Box<RawValue>),
     /// The function's typed error (`Err(e)` of a `Result`).
@@ -201,7 +264,7 @@ mod tests {
                 timeout_ms,
                 oneway,
             });
-            let borrowed = Outgoing::Call(CallRef {
+            let borrowed = Outgoing::Call(CallSerde {
                 id: 7,
                 tag: "bXVs",
                 args: &args,
@@ -272,7 +335,7 @@ mod tests {
         match serde_json::from_str::<Frame>(json).unwrap() {
             Frame::Reply(ReplyFrame {
                 id: 7,
-                outcome: WireOutcome::Ok(raw),
+                outcome: OutcomeJson::Ok(raw),
             }) => assert_eq!(raw.get(), r#"{"a":[1,2]}"#),
             other => panic!("{other:?}"),
         }

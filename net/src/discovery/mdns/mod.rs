@@ -169,7 +169,7 @@ impl Mdns {
             ("group", config.group.clone().unwrap_or_default()),
             ("hub", if config.hub { "1" } else { "0" }.to_owned()),
             ("proto", PROTOCOL_VERSION.to_string()),
-            ("version", crate::VERSION.to_owned()),
+            ("version", crate::config::VERSION.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

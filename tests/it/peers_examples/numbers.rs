@@ -2,11 +2,9 @@
 //! real processes: a 512-bit prime, its primality, a random number coprime to it, and its
 //! inverse; bad arguments come back as the typed `OperationFailed`.
 
-mod support;
-
+use crate::support::{eventually_blocking, free_ports, ok, run, Process};
 use num_bigint::BigUint;
 use num_traits::One;
-use support::{eventually, ok, run, Process};
 
 const NUMBERS: &str = "numbers";
 
@@ -14,7 +12,7 @@ const OPERATIONS: [&str; 5] = ["get_random", "get_prime", "is_prime", "gcd", "in
 
 #[test]
 fn a_herd_of_three() {
-    let ports = support::free_ports::<3>();
+    let ports = free_ports::<3>();
     let [a1, a2, a3] = ports.map(|p| format!("127.0.0.1:{p}"));
     let n1 = Process::start(NUMBERS, &["node", &a1]);
     n1.wait_for("node ready with 0 peers");
@@ -85,8 +83,8 @@ fn a_herd_of_three() {
     };
     let forwarded_by = |node: &Process| node.count(": forward to 127.0.0.1:");
     let herd = [&n1, &n2, &n3];
-    eventually("n1 logs every request", || handled_by(&n1) >= requests);
-    eventually("each forward is logged by the node it went to", || {
+    eventually_blocking("n1 logs every request", || handled_by(&n1) >= requests);
+    eventually_blocking("each forward is logged by the node it went to", || {
         let handled: usize = herd.iter().map(|n| handled_by(n)).sum();
         let forwarded: usize = herd.iter().map(|n| forwarded_by(n)).sum();
         handled == requests + forwarded

@@ -45,7 +45,7 @@ pub fn skip_unless_root(what: &str) -> bool {
     eprintln!(
         "\n==================== SKIPPED (needs root): {what} ====================\n\
          It builds a LAN from network namespaces, which needs root and iproute2 (`ip`).\n\
-         CI runs as root; run `sudo -E cargo test --test lan` to run it here.\n"
+         CI runs as root; run `sudo -E cargo test --test it lan` to run it here.\n"
     );
     true
 }

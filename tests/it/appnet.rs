@@ -5,18 +5,16 @@
 //!
 //! Every app-net process is confined to 127.0.0.1 by tests/python/appnet_loopback.py.
 
-mod support;
-
-use support::{appnet_python, free_range};
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
+
+use crate::support::{
+    appnet_python, confined, dead_addr, free_range, loopback, python_dir, runtime, Process,
+};
 
 // ---- the Rust side's functions, called from Python --------------------------------
 
@@ -60,7 +58,7 @@ fn is_app_net(caller: net::Caller) -> bool {
     caller.is_app_net()
 }
 
-/// No custom tag: Python calls it by its default tag, base64 of `appnet::add`.
+/// No custom tag: Python calls it by its default tag, base64 of `it::appnet::add`.
 #[net::connect]
 fn add(a: i64, b: i64) -> i64 {
     a + b
@@ -70,20 +68,6 @@ fn add(a: i64, b: i64) -> i64 {
 
 /// How long any one step with Python may take before the test fails instead of hanging.
 const STEP: Duration = Duration::from_secs(30);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A runtime for our peers; the tests themselves are plain blocking code, as the Python
-/// processes are.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Starts a loopback peer in `NET_PORT..=NET_PORT+2` of a fresh base, retrying on a busy
 /// range.
@@ -101,68 +85,26 @@ fn peer_in_range(rt: &tokio::runtime::Runtime) -> (net::Peer, u16) {
     panic!("no free port range for the test peer");
 }
 
-/// A Python process speaking JSON lines; killed when dropped.
-struct Py {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
+/// A Python process answering each JSON command line with one JSON line; killed when
+/// dropped (its output is printed if the test fails).
+struct Py(Process);
 
 impl Py {
     fn spawn(python: &Path, script: &str, args: &[String], net_port: u16) -> Py {
-        let mut child = Command::new(python)
-            .arg(root().join("tests/python").join(script))
+        let mut command = confined(python);
+        command
+            .arg(python_dir().join(script))
             .args(args)
             .env("NET_PORT", net_port.to_string())
             .env("NET_PORT_RANGE", "4")
-            .env("NET_THREAD_LIMIT", "5")
-            .env_remove("NET_GROUP")
-            .env_remove("NET_IS_HUB")
-            .env_remove("NET_DEV")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        Py {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr,
-        }
+            .env("NET_THREAD_LIMIT", "5");
+        Py(Process::spawn(script, command).patience(STEP))
     }
 
     fn line(&mut self) -> Value {
-        match self.lines.recv_timeout(STEP) {
-            Ok(line) => serde_json::from_str(&line).unwrap(),
-            Err(e) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "no answer from Python ({e}); its stderr:\n{}",
-                    self.stderr.lock().unwrap()
-                )
-            }
-        }
+        let line = self.0.next_line();
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("Python answered {line:?}, which is not JSON: {e}"))
     }
 
     fn send(&mut self, command: Value) -> Value {
@@ -171,9 +113,7 @@ impl Py {
 
     /// Sends a command as text, for what serde_json cannot write (Python's `NaN`).
     fn send_line(&mut self, command: &str) -> Value {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{command}").unwrap();
-        stdin.flush().unwrap();
+        self.0.say(command);
         self.line()
     }
 
@@ -193,21 +133,6 @@ impl Py {
             Some(text) => text.to_owned(),
             None => panic!("{command} should have failed in Python: {result}"),
         }
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -255,11 +180,7 @@ fn python_calls_rust() {
         return;
     };
     let rt = runtime();
-    let peer = net::Peer::start_on(
-        net::Config::default().loopback(true).port(0),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let peer = net::Peer::start_on(loopback(), rt.handle().clone()).unwrap();
     let port = peer.addr().port().to_string();
     let mut py = Py::spawn(
         &python,
@@ -332,7 +253,8 @@ fn python_calls_rust() {
 
     // The handler knows it was called from app-net; default tags work too.
     assert_eq!(py.ok(call("rust.is_app_net", json!([]))), json!(true));
-    let default_tag = base64_of("appnet::add");
+    let default_tag = base64_of("it::appnet::add");
+    assert_eq!(default_tag, add(0, 0).tag());
     assert_eq!(py.ok(call(&default_tag, json!([2, 3]))), json!(5));
 
     // A request far over app-net's own 1,024-byte read arrives whole (item 5).
@@ -392,14 +314,7 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 #[test]
 fn app_net_shapes_byte_for_byte() {
     let rt = runtime();
-    let peer = net::Peer::start_on(
-        net::Config::default()
-            .loopback(true)
-            .port(0)
-            .max_frame(64 * 1024),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let peer = net::Peer::start_on(loopback().max_frame(64 * 1024), rt.handle().clone()).unwrap();
     let addr = peer.addr();
     let request = |tag: &str, args: Value| {
         json!({"connection": tag, "args": args, "kwargs": {"peer": ["127.0.0.1", addr.port()]}})
@@ -495,11 +410,7 @@ fn app_net_shapes_byte_for_byte() {
     );
 
     // Our own protocol still works on the same port.
-    let other = net::Peer::start_on(
-        net::Config::default().loopback(true).port(0),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let other = net::Peer::start_on(loopback(), rt.handle().clone()).unwrap();
     assert_eq!(multiply(3, 4).on(&peer).via(&other).wait().unwrap(), 12);
 
     rt.block_on(other.shutdown());
@@ -514,11 +425,7 @@ fn rust_calls_python() {
         return;
     };
     let rt = runtime();
-    let me = net::Peer::start_on(
-        net::Config::default().loopback(true).port(0),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let me = net::Peer::start_on(loopback(), rt.handle().clone()).unwrap();
     let (_py, addr) = python_peer(&python);
     let target = net::Target::app_net(addr);
     let by_tag = |tag: &str, args: Value| {
@@ -604,16 +511,9 @@ fn rust_calls_python() {
 #[test]
 fn rust_to_python_failures_are_clear() {
     let rt = runtime();
-    let me = net::Peer::start_on(
-        net::Config::default().loopback(true).port(0),
-        rt.handle().clone(),
-    )
-    .unwrap();
-    // A port nobody listens on: bind one, note it, free it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let me = net::Peer::start_on(loopback(), rt.handle().clone()).unwrap();
+    // A port nobody listens on.
+    let free = dead_addr();
     let err = multiply(1, 2)
         .on(net::Target::app_net(free))
         .via(&me)

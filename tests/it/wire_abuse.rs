@@ -4,15 +4,18 @@
 //! own connection and gets every answer right.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::support::loopback;
 
 /// The longest any awaited condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(3);
@@ -34,10 +37,6 @@ fn blob(len: usize) -> String {
     "x".repeat(len)
 }
 
-fn loopback() -> net::Config {
-    net::Config::default().loopback(true).port(0)
-}
-
 // ---- the well-behaved client ---------------------------------------------------------
 
 /// A server, and a client peer calling it in a loop on its own connection for the whole
@@ -45,8 +44,8 @@ fn loopback() -> net::Config {
 struct Fixture {
     server: net::Peer,
     good: net::Peer,
-    /// How many calls the good client has had answered.
-    answered: Arc<AtomicU64>,
+    /// How many calls the good client has had answered; closed when its loop ends.
+    answered: watch::Receiver<u64>,
     /// Set to end the good client's loop.
     stop: Arc<AtomicBool>,
     /// The loop; ends with the number of calls made, or what went wrong.
@@ -57,12 +56,12 @@ impl Fixture {
     async fn start(server_config: net::Config) -> Fixture {
         let server = net::Peer::start(server_config).await.unwrap();
         let good = net::Peer::start(loopback()).await.unwrap();
-        let answered = Arc::new(AtomicU64::new(0));
+        let (count, answered) = watch::channel(0);
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(good_client(
             server.addr(),
             good.clone(),
-            answered.clone(),
+            count,
             stop.clone(),
         ));
         let fixture = Fixture {
@@ -82,18 +81,15 @@ impl Fixture {
 
     /// Waits until the good client has had `n` more calls answered.
     async fn carries_on(&self, n: u64) {
-        let target = self.answered.load(Ordering::SeqCst) + n;
-        let deadline = Instant::now() + DEADLINE;
-        while self.answered.load(Ordering::SeqCst) < target {
-            assert!(
-                !self.task.is_finished(),
-                "the well-behaved client stopped early"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the well-behaved client made no progress for {DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let mut answered = self.answered.clone();
+        let target = *answered.borrow() + n;
+        let waited = tokio::time::timeout(DEADLINE, answered.wait_for(|&a| a >= target))
+            .await
+            .map(|got| got.map(|_| ()));
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("the well-behaved client stopped early"),
+            Err(_) => panic!("the well-behaved client made no progress for {DEADLINE:?}"),
         }
     }
 
@@ -113,7 +109,7 @@ impl Fixture {
 async fn good_client(
     server: SocketAddr,
     me: net::Peer,
-    answered: Arc<AtomicU64>,
+    answered: watch::Sender<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<u64, String> {
     let mut first_from = None;
@@ -138,7 +134,7 @@ async fn good_client(
             }
             Some(_) => {}
         }
-        answered.store(i, Ordering::SeqCst);
+        answered.send_replace(i);
     }
     Ok(i)
 }
@@ -580,4 +576,50 @@ async fn a_thousand_concurrent_calls_share_one_connection() {
     assert_eq!(server.connection_count(), 1);
     me.shutdown().await;
     server.shutdown().await;
+}
+
+static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Works until its caller gives up (at most 5 s), and says whether it saw that.
+#[net::connect("wire_abuse.until_cancelled")]
+fn until_cancelled(caller: net::Caller) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if caller.is_cancelled() {
+            SAW_CANCEL.store(true, Ordering::SeqCst);
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// A client that never sends a cancel (one written from docs/PROTOCOL.md, say) still gets
+/// a synchronous call stopped when its `timeout_ms` runs out, and no reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_call_past_its_budget_is_cancelled_without_a_cancel_frame() {
+    let peer = net::Peer::start(loopback()).await.unwrap();
+    let mut stream = connect(peer.addr()).await;
+    stream.write_all(&frame(&hello(1))).await.unwrap();
+    read_frame(&mut stream).await.expect("the server's hello");
+
+    let call = json!({"call": {"id": 1, "tag": "wire_abuse.until_cancelled",
+        "args": [], "timeout_ms": 100}});
+    let started = Instant::now();
+    stream.write_all(&frame(&call)).await.unwrap();
+    while !SAW_CANCEL.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the handler never saw its budget run out"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // No reply for a call past its budget: the next frame is the goodbye at shutdown.
+    let stop = {
+        let peer = peer.clone();
+        tokio::spawn(async move { peer.shutdown().await })
+    };
+    assert_eq!(read_frame(&mut stream).await, Some(json!("goodbye")));
+    stop.await.unwrap();
 }

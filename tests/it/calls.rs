@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-fn config() -> net::Config {
-    net::Config::default().loopback(true).port(0)
-}
+use crate::support::{dead_addr, eventually, loopback};
 
 async fn pair() -> (net::Peer, net::Peer) {
-    let client = net::Peer::start(config()).await.unwrap();
-    let server = net::Peer::start(config()).await.unwrap();
+    let client = net::Peer::start(loopback()).await.unwrap();
+    let server = net::Peer::start(loopback()).await.unwrap();
     (client, server)
 }
 
@@ -28,14 +26,6 @@ fn marks() -> &'static Mutex<HashSet<String>> {
 
 fn marked(mark: &str) -> bool {
     marks().lock().unwrap().contains(mark)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[net::connect]
@@ -70,6 +60,7 @@ async fn slow_async(ms: u64, mark: String) {
 /// A slow synchronous handler that stops when its caller gives up.
 #[net::connect]
 fn slow_sync(ms: u64, mark: String, caller: net::Caller) -> bool {
+    marks().lock().unwrap().insert(format!("{mark}: started"));
     let until = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < until {
         if caller.is_cancelled() {
@@ -227,7 +218,7 @@ async fn a_remote_panic_says_what_and_where() {
         } => {
             assert_eq!(message, "the spice must flow");
             assert!(location.contains("calls::boom"), "{location}");
-            assert!(location.contains("tests/calls.rs"), "{location}");
+            assert!(location.contains("tests/it/calls.rs"), "{location}");
         }
         other => panic!("expected Error::Remote, got {other:?}"),
     }
@@ -369,10 +360,10 @@ async fn a_handler_calls_its_caller_back_over_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_learns_who_called() {
-    let client = net::Peer::start(config().group("render").hub(true))
+    let client = net::Peer::start(loopback().group("render").hub(true))
         .await
         .unwrap();
-    let server = net::Peer::start(config()).await.unwrap();
+    let server = net::Peer::start(loopback()).await.unwrap();
     let (id, group, local) = whoami().on(&server).via(&client).await.unwrap();
     assert_eq!(id.as_deref(), Some(client.id().as_str()));
     assert_eq!(group.as_deref(), Some("render"));
@@ -396,9 +387,7 @@ async fn continuation_callbacks_get_values_and_errors() {
         .await
         .unwrap();
     assert_eq!(rx.recv().await.unwrap(), "got Ok(\"dune\")");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_addr = dead.local_addr().unwrap();
-    drop(dead);
+    let dead_addr = dead_addr();
     let (ok, err) = (tx.clone(), tx.clone());
     multiply(1, 2)
         .on(dead_addr)
@@ -420,10 +409,8 @@ async fn continuation_callbacks_get_values_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_peer_fails_fast_naming_the_address() {
-    let client = net::Peer::start(config()).await.unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_addr = dead.local_addr().unwrap();
-    drop(dead);
+    let client = net::Peer::start(loopback()).await.unwrap();
+    let dead_addr = dead_addr();
     let started = Instant::now();
     let err = multiply(1, 2).on(dead_addr).via(&client).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -451,8 +438,8 @@ async fn flags_run_their_handlers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_built_ins_describe_the_peer() {
-    let client = net::Peer::start(config()).await.unwrap();
-    let server = net::Peer::start(config().group("lab").hub(true))
+    let client = net::Peer::start(loopback()).await.unwrap();
+    let server = net::Peer::start(loopback().group("lab").hub(true))
         .await
         .unwrap();
     let info = net::info().on(&server).via(&client).await.unwrap();
@@ -461,7 +448,8 @@ async fn the_built_ins_describe_the_peer() {
     assert_eq!(info.host, "127.0.0.1");
     assert_eq!(info.group.as_deref(), Some("lab"));
     assert!(info.hub);
-    assert!(info.executable.contains("calls"), "{}", info.executable);
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(info.executable, exe.display().to_string());
     assert!(info.connections.contains(&multiply(0, 0).tag().to_owned()));
     for flag in ["BUSY", "INVALID_CONNECTION", "NULL"] {
         assert!(info.flags.iter().any(|f| f == flag), "{flag}");
@@ -469,7 +457,7 @@ async fn the_built_ins_describe_the_peer() {
     assert_eq!(info.version, net::VERSION);
     let functions: BTreeMap<String, String> =
         net::connections().on(&server).via(&client).await.unwrap();
-    assert_eq!(functions["registry.get"], "calls::get");
+    assert_eq!(functions["registry.get"], "it::calls::get");
     assert_eq!(functions["info"], "net::builtins::info");
     assert_eq!(
         net::pass_through(json!({"k": [1, 2]}))
@@ -493,7 +481,10 @@ async fn a_slow_synchronous_handler_does_not_stall_other_calls() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the slow call to start", || {
+        marked("not-cancelled: started")
+    })
+    .await;
     let started = Instant::now();
     for i in 0..20 {
         assert_eq!(
@@ -531,7 +522,7 @@ async fn an_exhausted_port_range_names_the_range_and_the_variables() {
             Some((base, held))
         })
         .unwrap();
-    let err = net::Peer::start(config().port(base).port_range(2))
+    let err = net::Peer::start(loopback().port(base).port_range(2))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -546,8 +537,8 @@ async fn an_exhausted_port_range_names_the_range_and_the_variables() {
 #[test]
 fn wait_blocks_plain_synchronous_code() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = net::Peer::start_on(config(), runtime.handle().clone()).unwrap();
-    let client = net::Peer::start_on(config(), runtime.handle().clone()).unwrap();
+    let server = net::Peer::start_on(loopback(), runtime.handle().clone()).unwrap();
+    let client = net::Peer::start_on(loopback(), runtime.handle().clone()).unwrap();
     assert_eq!(multiply(4, 5).on(&server).via(&client).wait().unwrap(), 20);
     let missing = get("x".into()).on(&server).via(&client).wait().unwrap();
     assert_eq!(missing, Err(NoSuchKey { key: "x".into() }));

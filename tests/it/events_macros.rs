@@ -2,6 +2,8 @@
 //! without the prelude and through a renamed crate, event functions with borrowed and
 //! generic arguments, and the payload each return type makes.
 
+use crate::support::loopback;
+
 /// Nothing is in scope here but what is spelled out, so a relative path or a prelude name
 /// in an expansion fails to compile.
 mod no_prelude {
@@ -104,18 +106,19 @@ fn each_return_type_makes_its_argument_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_lists_the_events_a_program_publishes() {
-    let a = net::Peer::start(net::Config::default().loopback(true).port(0))
-        .await
-        .unwrap();
-    let b = net::Peer::start(net::Config::default().loopback(true).port(0))
-        .await
-        .unwrap();
+    let a = net::Peer::start(loopback()).await.unwrap();
+    let b = net::Peer::start(loopback()).await.unwrap();
     let info = net::info().on(&a).via(&b).await.unwrap();
     for event in ["early", "hygiene.moved", "renamed.line", "shaped"] {
         assert!(info.events.contains(&event.to_owned()), "{:?}", info.events);
     }
     // Subscriptions registered with `b` follow their filters: `hubs_only` and
     // `peers = [..]` keep these two away from a plain peer.
+    // Only this module's: the binary's other modules subscribe to their own events.
     let events = b.subscribe_to(&a).await.unwrap();
-    assert_eq!(events, ["renamed.line"]);
+    let ours: Vec<&String> = events
+        .iter()
+        .filter(|e| e.starts_with("hygiene.") || e.starts_with("renamed."))
+        .collect();
+    assert_eq!(ours, ["renamed.line"]);
 }

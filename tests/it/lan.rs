@@ -3,16 +3,12 @@
 //! other host's peer, and calls must cross hosts. Needs root (CI is root); otherwise it
 //! prints a loud SKIPPED line.
 
-#[path = "discovery/netns.rs"]
-mod netns;
-#[path = "discovery/support.rs"]
-mod support;
-
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use netns::{skip_unless_root, Lab};
-use support::{clear_net_env, TestPeer, TEST_PEER};
+use crate::support::eventually_blocking;
+use crate::support::netns::{skip_unless_root, Lab};
+use crate::support::test_peer::{clear_net_env, TestPeer, TEST_PEER};
 
 const PORT: u16 = 24010;
 
@@ -54,7 +50,7 @@ fn others(lab: &Lab, me: usize) -> Vec<IpAddr> {
 
 #[test]
 fn mdns_finds_every_host_and_calls_cross_hosts() {
-    if skip_unless_root("tests/lan.rs mdns_finds_every_host_and_calls_cross_hosts") {
+    if skip_unless_root("it::lan::mdns_finds_every_host_and_calls_cross_hosts") {
         return;
     }
     let lab = Lab::create(4, 1).expect("building the namespace LAN");
@@ -99,30 +95,20 @@ fn mdns_finds_every_host_and_calls_cross_hosts() {
     // (the late joiner's goodbye above has been seen by then, or is on its way).
     let leaving = peers.pop().expect("four peers");
     leaving.quit();
-    let deadline = Instant::now() + Duration::from_secs(10);
     for peer in peers.iter_mut() {
-        loop {
-            let events = peer.events();
-            if events
+        let id = peer.id.clone();
+        eventually_blocking(&format!("{id} to see {target} leave"), || {
+            peer.events()
                 .iter()
                 .any(|e| e.starts_with(&format!("left {target} ")))
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never saw {target} leave: {events:?}",
-                peer.id
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
         assert!(peer.peers("").iter().all(|p| p.addr != target));
     }
 }
 
 #[test]
 fn arp_neighbour_scan_finds_every_host() {
-    if skip_unless_root("tests/lan.rs arp_neighbour_scan_finds_every_host") {
+    if skip_unless_root("it::lan::arp_neighbour_scan_finds_every_host") {
         return;
     }
     let lab = Lab::create(4, 2).expect("building the namespace LAN");

@@ -1,17 +1,12 @@
 //! Whole programs as a user runs them: two processes calling each other (the quickstart),
 //! and a bad `NET_*` value reported by name.
 
-mod support;
-
-use support::{example, free_range};
-
-use std::process::Command;
+use crate::support::{confined, example, free_range};
 
 #[test]
 fn two_processes_call_each_other() {
     let base = free_range(3);
-    let output = Command::new(example("quickstart"))
-        .env("NET_LOOPBACK", "1")
+    let output = confined(example("quickstart"))
         .env("NET_PORT", base.to_string())
         .env("NET_PORT_RANGE", "2")
         .output()
@@ -49,8 +44,7 @@ fn a_bad_environment_value_is_named() {
         ("NET_IS_HUB", "perhaps"),
         ("NET_MAX_FRAME", "tiny"),
     ] {
-        let output = Command::new(example("quickstart"))
-            .env("NET_LOOPBACK", "1")
+        let output = confined(example("quickstart"))
             .env(var, value)
             .output()
             .unwrap();

@@ -2,12 +2,11 @@
 //! finds (also a publisher that starts later), a failed call drops a peer from discovery,
 //! and a confined peer refuses to call beyond this machine.
 
-mod support;
-
-use support::free_range;
-
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::support::test_peer::{loopback_command, TestPeer};
+use crate::support::{eventually, free_range, loopback};
 
 static RECEIVED: Mutex<Vec<(u16, u64)>> = Mutex::new(Vec::new());
 
@@ -25,14 +24,6 @@ fn on_news(n: u64, caller: net::Caller) {
 fn got(subscriber: &net::Peer, n: u64) -> bool {
     let port = subscriber.addr().port();
     RECEIVED.lock().unwrap().contains(&(port, n))
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,27 +81,14 @@ async fn subscriptions_follow_discovery_and_calls_that_fail_drop_peers() {
 
     // And so does one whose calls fail: a peer process killed outright says nothing, and
     // the next call finds it unreachable.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_net-test-peer"))
-        .env("NET_LOOPBACK", "1")
-        .env("NET_PORT", (base + 3).to_string())
-        .env("NET_PORT_RANGE", "0")
-        .env("NET_DISCOVERY", "scan")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = loopback_command(base + 3, 0);
+    command.env("NET_DISCOVERY", "scan");
+    let mut child = TestPeer::start(command);
     let killed: std::net::SocketAddr = format!("127.0.0.1:{}", base + 3).parse().unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    assert!(ready.starts_with("READY"), "{ready}");
+    assert_eq!(child.addr, killed);
     let known = subscriber.peers().refresh().await.unwrap();
     assert!(known.iter().any(|p| p.addr == killed), "{known:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     // The first call may still find the dead connection (its close not yet read); the next
     // connects afresh and is refused.
     for _ in 0..3 {
@@ -120,25 +98,17 @@ async fn subscriptions_follow_discovery_and_calls_that_fail_drop_peers() {
             break;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while subscriber
-        .peers()
-        .await
-        .unwrap()
-        .iter()
-        .any(|p| p.addr == killed)
-    {
-        assert!(Instant::now() < deadline, "the killed peer is still listed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the killed peer to leave the subscriber's table", || {
+        let known = subscriber.peers().wait().unwrap();
+        known.iter().all(|p| p.addr != killed)
+    })
+    .await;
     subscriber.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confined_peer_calls_nothing_beyond_this_machine() {
-    let me = net::Peer::start(net::Config::default().loopback(true).port(0))
-        .await
-        .unwrap();
+    let me = net::Peer::start(loopback()).await.unwrap();
     // TEST-NET-1: never a real host; the refusal comes before any packet is sent.
     let err = net::info().on("192.0.2.1:3010").via(&me).await.unwrap_err();
     assert!(

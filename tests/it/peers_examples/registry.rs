@@ -1,15 +1,13 @@
 //! The Peers tutorial's registry transcript, run against the `registry` example as real
 //! processes: put, get, a missing key's typed error, and the continuation form.
 
-mod support;
-
-use support::{ok, run, wait_ready, Process};
+use crate::support::{free_ports, ok, run, wait_ready, Process};
 
 const REGISTRY: &str = "registry";
 
 #[test]
 fn the_tutorial_transcript() {
-    let [port, nobody] = support::free_ports::<2>();
+    let [port, nobody] = free_ports::<2>();
     let node_addr = format!("127.0.0.1:{port}");
     let node = Process::start(REGISTRY, &[&node_addr]);
     wait_ready(&node_addr);

@@ -6,16 +6,15 @@
 //!
 //! Every app-net process is confined to 127.0.0.1 by tests/python/appnet_loopback.py.
 
-mod support;
-
-use support::{appnet_python, free_range};
-
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::support::{
+    appnet_python, confined, eventually_blocking, free_range, loopback, python_dir, runtime,
+    Process,
+};
 
 #[net::event("line")]
 fn line(text: String) -> String {
@@ -69,100 +68,24 @@ for text in sys.stdin:
     print("published " + text.strip(), flush=True)
 "#;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+/// How long a step with Python may take (its start imports app-net).
+const STEP: Duration = Duration::from_secs(30);
 
-/// A Python process and every line it printed (stderr lines start with `E: `).
-struct Python {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Python {
-    fn spawn(python: &Path, script: &str, args: &[String]) -> Python {
-        let mut child = Command::new(python)
-            .arg("-c")
-            .arg(script)
-            .arg(root().join("tests/python"))
-            .args(args)
-            .env("NET_PORT", free_range(6).to_string())
-            .env("NET_PORT_RANGE", "5")
-            .env_remove("NET_GROUP")
-            .env_remove("NET_IS_HUB")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let streams: [(Box<dyn std::io::Read + Send>, &str); 2] = [
-            (Box::new(child.stdout.take().unwrap()), ""),
-            (Box::new(child.stderr.take().unwrap()), "E: "),
-        ];
-        for (stream, prefix) in streams {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(format!("{prefix}{line}"));
-                }
-            });
-        }
-        Python {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits for a line starting with `prefix` and returns the rest of it.
-    fn wait_for(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(found) = self.lines().iter().find_map(|l| l.strip_prefix(prefix)) {
-                return found.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Python printed no line starting with {prefix:?}:\n{}",
-                self.lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// Runs `script` with `args` in the app-net venv's Python, in a port range of its own.
+fn python_process(python: &Path, label: &str, script: &str, args: &[String]) -> Process {
+    let mut command = confined(python);
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(python_dir())
+        .args(args)
+        .env("NET_PORT", free_range(6).to_string())
+        .env("NET_PORT_RANGE", "5");
+    Process::spawn(label, command).patience(STEP)
 }
 
 fn peer(rt: &tokio::runtime::Runtime) -> net::Peer {
-    rt.block_on(net::Peer::start(
-        net::Config::default().loopback(true).port(0),
-    ))
-    .unwrap()
+    rt.block_on(net::Peer::start(loopback())).unwrap()
 }
 
 #[test]
@@ -175,12 +98,13 @@ fn a_python_subscriber_receives_our_events_in_order_and_is_pruned_when_gone() {
     let rt = runtime();
     let publisher = peer(&rt);
     let addr = publisher.addr();
-    let mut subscriber = Python::spawn(
+    let mut subscriber = python_process(
         &python,
+        "Python subscriber",
         PYTHON_SUBSCRIBER,
         &[addr.ip().to_string(), addr.port().to_string()],
     );
-    let python_addr: SocketAddr = subscriber.wait_for("subscribed ").parse().unwrap();
+    let python_addr: SocketAddr = subscriber.wait_after("subscribed ").parse().unwrap();
     assert_eq!(publisher.subscribers("line"), [python_addr]);
 
     let report = rt.block_on(async {
@@ -193,19 +117,14 @@ fn a_python_subscriber_receives_our_events_in_order_and_is_pruned_when_gone() {
         report.all_delivered() && report.deliveries.len() == 1,
         "{report}"
     );
-    subscriber.wait_for("got line 19");
-    let got: Vec<String> = subscriber
-        .lines()
-        .iter()
-        .filter_map(|l| l.strip_prefix("got ").map(str::to_owned))
-        .collect();
+    subscriber.wait_after("got line 19");
+    let got = subscriber.with_prefix("got ");
     let all: Vec<String> = (0..20).map(|i| format!("line {i}")).collect();
     assert_eq!(got, all);
 
     // Python has no way to unsubscribe; once it is gone, the next event prunes it.
-    subscriber.stdin.take();
-    subscriber.child.kill().unwrap();
-    subscriber.child.wait().unwrap();
+    subscriber.close_stdin();
+    subscriber.kill();
     let report = line("after".into()).via(&publisher).wait().unwrap();
     assert_eq!(report.pruned().count(), 1, "{report}");
     assert!(publisher.subscribers("line").is_empty());
@@ -218,8 +137,8 @@ fn we_subscribe_to_a_python_publisher() {
         return;
     };
     let rt = runtime();
-    let mut publisher = Python::spawn(&python, PYTHON_PUBLISHER, &[]);
-    let python_addr: SocketAddr = publisher.wait_for("serving ").parse().unwrap();
+    let mut publisher = python_process(&python, "Python publisher", PYTHON_PUBLISHER, &[]);
+    let python_addr: SocketAddr = publisher.wait_after("serving ").parse().unwrap();
     let subscriber = peer(&rt);
     let target = net::Target::app_net(python_addr);
     let events = rt.block_on(subscriber.subscribe_to(&target)).unwrap();
@@ -241,14 +160,12 @@ fn we_subscribe_to_a_python_publisher() {
 
     for text in ["one", "two", "three"] {
         publisher.say(text);
-        publisher.wait_for(&format!("published {text}"));
+        publisher.wait_after(&format!("published {text}"));
     }
     // app-net triggers events on threads of its own and returns before they arrive.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while RECEIVED.lock().unwrap().len() < 3 {
-        assert!(Instant::now() < deadline, "{:?}", RECEIVED.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually_blocking("three events from Python", || {
+        RECEIVED.lock().unwrap().len() >= 3
+    });
     assert_eq!(*RECEIVED.lock().unwrap(), ["one", "two", "three"]);
     rt.block_on(subscriber.shutdown());
 }

@@ -1,5 +1,6 @@
 //! The macros' expansions name everything by absolute path: they compile in a module without
-//! the prelude, and through a renamed crate with `crate = path`.
+//! the prelude, and through a renamed crate with `crate = path`. (`#![no_implicit_prelude]`
+//! holds for the module it is written in, so this shares the integration binary.)
 
 /// Nothing is in scope here but what is spelled out, so a relative path or a prelude name
 /// (`Ok`, `Some`, `String`, `Box`) in an expansion fails to compile.

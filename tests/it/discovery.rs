@@ -1,12 +1,10 @@
 //! Discovery on one host, with real peer processes confined to loopback: the on-host scan,
-//! group and hub filters, refresh, seeds with peer exchange, the thread limit, foreign
-//! services, and the explanation when nothing is found.
+//! refresh, seeds with peer exchange, the thread limit, foreign services, and the
+//! explanation when nothing is found. (Group and hub filters, which the process-wide peer
+//! queries too, are in tests/default_peer.rs.)
 //!
 //! Each test owns a slice of ports (below the kernel's ephemeral range, away from the
 //! default 3010) so that parallel tests never see each other's peers.
-
-#[path = "discovery/support.rs"]
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -14,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{addrs, loopback_command, start_many, TestPeer};
+use crate::support::test_peer::{addrs, loopback_command, start_many, TestPeer};
 
 fn confined(port: u16, range: u16) -> net::Config {
     net::Config::default()
@@ -43,54 +41,6 @@ fn ten_peers_in_separate_processes_find_each_other() {
     let pid = peers[7].pid();
     let (answered, id) = peers[2].call(target);
     assert_eq!((answered, id), (pid, peers[7].id.clone()));
-}
-
-#[test]
-fn group_and_hub_filters() {
-    let groups = [
-        ("render", true),
-        ("render", false),
-        ("audio", true),
-        ("audio", false),
-    ];
-    let mut members = Vec::new();
-    for (group, hub) in groups {
-        let mut cmd = loopback_command(21100, 6);
-        cmd.env("NET_GROUP", group)
-            .env("NET_IS_HUB", if hub { "1" } else { "0" });
-        members.push(TestPeer::start(cmd));
-    }
-    let mut observer = TestPeer::start(loopback_command(21100, 6));
-    let by_name = |i: usize| members[i].addr;
-    let expect = |mut v: Vec<SocketAddr>| {
-        v.sort();
-        v
-    };
-    assert_eq!(observer.peers("").len(), 4);
-    assert_eq!(
-        addrs(&observer.peers("group=render")),
-        expect(vec![by_name(0), by_name(1)])
-    );
-    assert_eq!(
-        addrs(&observer.peers("group=render hubs")),
-        vec![by_name(0)]
-    );
-    assert_eq!(
-        addrs(&observer.peers("hubs")),
-        expect(vec![by_name(0), by_name(2)])
-    );
-    assert_eq!(observer.peers("group=audio group=render").len(), 4);
-    assert_eq!(observer.peers("group=video").len(), 0);
-    assert_eq!(observer.peers("onhost").len(), 4);
-    let hub = &observer.peers("group=audio hubs")[0];
-    assert!(hub.hub && hub.group.as_deref() == Some("audio"));
-
-    // app-net's form, from this process's own default peer, synchronously.
-    net::start(confined(21100, 6)).unwrap();
-    let audio_hubs = net::peer_group("audio", true, false).wait().unwrap();
-    assert_eq!(addrs(&audio_hubs), vec![by_name(2)]);
-    let render = net::peer_group("render", false, true).wait().unwrap();
-    assert_eq!(render.len(), 2);
 }
 
 #[test]

@@ -1,49 +1,35 @@
 //! The `net` command line run as a user runs it: against a `net serve` process, checking
 //! output, JSON and exit codes.
 
-mod support;
+use std::process::Output;
 
-use support::{example, free_range};
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use crate::support::{confined, example, free_range, Process, STDERR};
 
 const NET: &str = env!("CARGO_BIN_EXE_net");
 
-/// A `net serve` child, killed when dropped.
+/// A `net serve` process (killed when dropped) and the address it serves on.
 struct Served {
-    child: Child,
+    _process: Process,
     addr: String,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(extra_env: &[(&str, &str)]) -> Served {
-    let mut command = Command::new(NET);
+    let mut command = confined(NET);
     command
         .arg("serve")
-        .env("NET_LOOPBACK", "1")
         .env("NET_PORT", "0")
-        .stdout(Stdio::piped());
-    for (k, v) in extra_env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+        .envs(extra_env.iter().copied());
+    let mut process = Process::spawn("net serve", command);
+    let line = process.next_line();
     let addr = line
         .strip_prefix("serving on ")
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_owned();
-    Served { child, addr }
+    Served {
+        _process: process,
+        addr,
+    }
 }
 
 fn net(args: &[&str]) -> Output {
@@ -51,12 +37,11 @@ fn net(args: &[&str]) -> Output {
 }
 
 fn net_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(NET);
-    command.args(args).env("NET_LOOPBACK", "1");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
+    confined(NET)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -228,62 +213,32 @@ fn doctor_explains_an_empty_network() {
 
 #[test]
 fn watch_prints_published_events() {
-    use std::io::Write;
     let base = free_range(3).to_string();
     let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
-    let mut hub = Command::new(example("simple_subscription"))
-        .env("NET_LOOPBACK", "1")
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut hub_out = BufReader::new(hub.stdout.take().unwrap());
-    let mut line = String::new();
-    hub_out.read_line(&mut line).unwrap();
+    let mut command = confined(example("simple_subscription"));
+    command.envs(env);
+    let mut hub = Process::spawn("simple_subscription hub", command);
+    let line = hub.next_line();
     assert!(line.starts_with("[hub] ready at"), "{line}");
 
-    let mut watch = Command::new(NET)
-        .args(["watch", "line", "--json"])
-        .env("NET_LOOPBACK", "1")
-        .envs(env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // If events never come, the reads below would block forever: end both processes after
-    // a deadline so the test fails instead of hanging.
-    let pids = [watch.id(), hub.id()];
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(20));
-        for pid in pids {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
-    });
-    let mut watch_err = BufReader::new(watch.stderr.take().unwrap());
-    let mut status = String::new();
-    watch_err.read_line(&mut status).unwrap();
+    let mut command = confined(NET);
+    command.args(["watch", "line", "--json"]).envs(env);
+    let mut watch = Process::spawn("net watch", command);
+    // Its first line on stderr. Every wait here has a deadline, so the test fails instead
+    // of hanging if events never come.
+    let status = watch.wait_after(STDERR);
     assert!(
         status.contains("watching \"line\" on 1 peer(s)"),
         "{status}"
     );
 
-    let mut stdin = hub.stdin.take().unwrap();
-    writeln!(stdin, "hello watchers").unwrap();
-    writeln!(stdin, "second line").unwrap();
-    stdin.flush().unwrap();
-    let mut watch_out = BufReader::new(watch.stdout.take().unwrap());
-    let mut got = Vec::new();
-    for _ in 0..2 {
-        let mut event = String::new();
-        watch_out.read_line(&mut event).unwrap();
-        let event: serde_json::Value = serde_json::from_str(&event).unwrap();
-        got.push(event);
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
-    drop(stdin);
-    let _ = hub.wait();
+    hub.say("hello watchers");
+    hub.say("second line");
+    let got: Vec<serde_json::Value> = (0..2)
+        .map(|_| serde_json::from_str(&watch.next_line()).unwrap())
+        .collect();
+    watch.kill();
+    hub.finish();
     let hub_addr = line
         .trim_start_matches("[hub] ready at ")
         .split(';')

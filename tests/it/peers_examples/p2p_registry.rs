@@ -3,12 +3,10 @@
 //! competing values, get_all at one message per node, and a dead node dropped by the
 //! neighbours that try it.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{eventually_blocking, free_ports, ok, run, Process};
 use serde_json::Value;
-use support::{eventually, ok, run, Process};
 
 const P2P: &str = "p2p_registry";
 
@@ -46,7 +44,7 @@ fn put(node: &Process, addr: &str, key: &str, value: &str) {
 
 #[test]
 fn the_tutorial_diamond() {
-    let ports = support::free_ports::<4>();
+    let ports = free_ports::<4>();
     let [a1, a2, a3, a4] = ports.map(|p| format!("127.0.0.1:{p}"));
     let n1 = Process::start(P2P, &["node", &a1]);
     n1.wait_for("node ready with 0 peers");
@@ -74,7 +72,7 @@ fn the_tutorial_diamond() {
     assert_eq!(get(&a4, "arrakis"), "dune");
     n4.wait_for("cached value: arrakis -> dune");
     let cached = |n: &Process| n.count("cached value: arrakis -> dune");
-    eventually("n2 or n3 logs the cached value", || {
+    eventually_blocking("n2 or n3 logs the cached value", || {
         cached(&n2) + cached(&n3) > 0
     });
     assert_eq!(

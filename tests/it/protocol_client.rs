@@ -1,5 +1,6 @@
 //! docs/PROTOCOL.md is enough to write a client: tests/clients/client.py, plain Python written
-//! from the document alone, calls a real peer, and what it got back is checked here.
+//! from the document alone, calls a real peer, and what it got back is checked here. The
+//! client is told this module's path, from which it computes the default tags.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Called by its default tag, computed by the client from the path `protocol_client::multiply`.
+use crate::support::loopback;
+
+/// Called by its default tag, computed by the client from the path `it::protocol_client::multiply`.
 #[net::connect]
 fn multiply(a: i64, b: i64) -> i64 {
     a * b
@@ -109,13 +112,12 @@ async fn a_python_client_written_from_protocol_md_calls_a_peer() {
         );
         return;
     }
-    let peer = net::Peer::start(net::Config::default().loopback(true).port(0))
-        .await
-        .unwrap();
+    let peer = net::Peer::start(loopback()).await.unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/client.py");
     let run = tokio::process::Command::new("python3")
         .arg(script)
         .arg(peer.addr().to_string())
+        .arg(module_path!())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(30), run)
@@ -172,7 +174,8 @@ async fn a_python_client_written_from_protocol_md_calls_a_peer() {
     let tag = out["multiply_tag"].as_str().unwrap();
     assert_eq!(tag, multiply(0, 0).tag());
     assert_eq!(
-        out["connections"]["ok"][tag], "protocol_client::multiply",
+        out["connections"]["ok"][tag],
+        format!("{}::multiply", module_path!()),
         "{}",
         out["connections"]
     );

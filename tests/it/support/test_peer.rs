@@ -1,6 +1,7 @@
 //! Driving `net-test-peer` processes from the discovery tests and benchmark: spawn, send a
-//! command, read its one-line answer with a deadline, kill.
-#![allow(dead_code)]
+//! command, read its one-line answer with a deadline, kill. Stands alone (benches/discovery.rs
+//! and tests/default_peer.rs include it by path), so it uses nothing else of `support`.
+#![allow(dead_code)] // each includer uses a different part
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -103,6 +104,19 @@ impl TestPeer {
         let (first, rest) = line.split_once(' ').unwrap_or((&line, "null"));
         assert_eq!(first, word, "unexpected answer: {line}");
         serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad JSON in {line:?}: {e}"))
+    }
+
+    /// The next answer, whatever its word: the word and the JSON after it (for commands
+    /// that answer either a result or `ERROR`).
+    pub fn answer(&mut self, timeout: Duration) -> (String, Value) {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("no answer from net-test-peer within {timeout:?}"));
+        let (word, rest) = line.split_once(' ').unwrap_or((&line, "null"));
+        let value =
+            serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad JSON in {line:?}: {e}"));
+        (word.to_owned(), value)
     }
 
     /// `peers ARGS`: the peers it knows.

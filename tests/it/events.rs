@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use net::{DeliveryStatus, Peer};
 
-fn config() -> net::Config {
-    net::Config::default().loopback(true).port(0)
-}
+use crate::support::{dead_addr, eventually, loopback};
 
 async fn peer() -> Peer {
-    Peer::start(config()).await.unwrap()
+    Peer::start(loopback()).await.unwrap()
 }
 
 /// What each subscribing peer received, in order, by the subscriber's address.
@@ -38,23 +36,6 @@ fn received(subscriber: &Peer) -> Vec<String> {
         .get(&subscriber.addr())
         .cloned()
         .unwrap_or_default()
-}
-
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A port nothing listens on: bound, then released.
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[net::event("count")]
@@ -192,7 +173,7 @@ async fn an_unreachable_subscriber_is_pruned_and_the_others_are_unaffected() {
     let alive = peer().await;
     alive.subscribe_to(&publisher).await.unwrap();
     // A subscriber that registered and then vanished without a word.
-    let gone = SocketAddr::from(([127, 0, 0, 1], dead_port()));
+    let gone = dead_addr();
     let tag = on_count(0).tag().to_owned();
     net::subscription_handler("count".into(), "127.0.0.1".into(), gone.port(), tag)
         .on(&publisher)
@@ -249,17 +230,14 @@ async fn a_slow_subscriber_does_not_hold_back_the_others() {
         slowable(n).via(&publisher).spawn().unwrap();
     }
     let all: Vec<String> = (0..5).map(|n| format!("slowable {n}")).collect();
-    eventually("the quick subscribers", Duration::from_secs(5), || {
+    eventually("the quick subscribers", || {
         quick.iter().all(|q| received(q) == all)
     })
     .await;
     // The laggard needs 1.5 s for its five; the others were done long before.
     assert!(received(&laggard).len() < 5, "{:?}", received(&laggard));
     assert!(started.elapsed() < Duration::from_millis(1000));
-    eventually("the laggard", Duration::from_secs(5), || {
-        received(&laggard) == all
-    })
-    .await;
+    eventually("the laggard", || received(&laggard) == all).await;
 }
 
 #[net::event("plodding")]
@@ -276,7 +254,7 @@ fn on_plodding(n: u64, caller: net::Caller) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_longer_than_the_timeout_is_split_rather_than_failed() {
     // 12 events of 60 ms each is 720 ms of work, more than the 400 ms a call may take.
-    let publisher = Peer::start(config().timeout(Duration::from_millis(400)))
+    let publisher = Peer::start(loopback().timeout(Duration::from_millis(400)))
         .await
         .unwrap();
     let subscriber = peer().await;
@@ -322,10 +300,10 @@ fn filtered(events: &[String]) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_choose_which_publishers_to_subscribe_to() {
     let plain = peer().await;
-    let render_hub = Peer::start(config().group("render").hub(true))
+    let render_hub = Peer::start(loopback().group("render").hub(true))
         .await
         .unwrap();
-    let audio = Peer::start(config().group("audio")).await.unwrap();
+    let audio = Peer::start(loopback().group("audio")).await.unwrap();
     let subscriber = peer().await;
 
     let events = subscriber.subscribe_to(&plain).await.unwrap();
@@ -437,7 +415,7 @@ async fn broadcast_runs_one_call_on_every_peer_in_order() {
     let me = peer().await;
     let a = peer().await;
     let b = peer().await;
-    let nobody = SocketAddr::from(([127, 0, 0, 1], dead_port()));
+    let nobody = dead_addr();
     let results = double(21)
         .broadcast([a.addr(), nobody, b.addr()])
         .via(&me)
@@ -453,20 +431,20 @@ async fn broadcast_runs_one_call_on_every_peer_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_subscribe_follows_the_seeds_even_one_that_starts_later() {
     let early = peer().await;
-    let late_port = dead_port();
+    let late_port = dead_addr().port();
     let subscriber =
-        Peer::start(config().seeds([early.addr().to_string(), format!("127.0.0.1:{late_port}")]))
+        Peer::start(loopback().seeds([early.addr().to_string(), format!("127.0.0.1:{late_port}")]))
             .await
             .unwrap();
     subscriber.auto_subscribe();
-    eventually("the early seed", Duration::from_secs(5), || {
+    eventually("the early seed", || {
         early.subscribers("count") == [subscriber.addr()]
     })
     .await;
-    let late = Peer::start(config().port(late_port).port_range(0))
+    let late = Peer::start(loopback().port(late_port).port_range(0))
         .await
         .unwrap();
-    eventually("the late seed", Duration::from_secs(5), || {
+    eventually("the late seed", || {
         late.subscribers("count") == [subscriber.addr()]
     })
     .await;
@@ -490,7 +468,7 @@ fn on_bulky(n: u64, filler: String, caller: net::Caller) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_stay_within_the_frame_limit_of_both_sides() {
     // 40 events of 1.5 KB queue up behind the first: far more than one 16 KiB frame.
-    let small = || config().max_frame(16 * 1024);
+    let small = || loopback().max_frame(16 * 1024);
     let publisher = Peer::start(small()).await.unwrap();
     let subscriber = Peer::start(small()).await.unwrap();
     subscriber.subscribe_to(&publisher).await.unwrap();
