@@ -11,7 +11,8 @@
 //!    copies again).
 //!
 //! `cargo bench --bench table` (about a minute once built); `--quick` (or
-//! `NET_BENCH_QUICK=1`) is a smoke run with 20 members and 2,000 keys.
+//! `NET_BENCH_QUICK=1`) is a smoke run with 20 members and 2,000 keys; `NET_BENCH_ONLY=cost`
+//! (or `scale`) runs one part alone, for profiling.
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -81,8 +82,13 @@ fn main() {
         "net table benchmark ({}; loopback; machine: {cores} cores, load average {load})",
         if quick { "quick run" } else { "full run" }
     );
-    replication_cost(plan);
-    membership_at_scale(plan);
+    let only = std::env::var("NET_BENCH_ONLY").unwrap_or_default();
+    if only != "scale" {
+        replication_cost(plan);
+    }
+    if only != "cost" {
+        membership_at_scale(plan);
+    }
 }
 
 fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {

@@ -119,18 +119,20 @@ impl Client {
 
     /// What the member `at` holds for `key` in its own store.
     fn held(&self, name: &str, at: &net::TableMember, key: &str) -> Held {
-        let answer = net::call_tag::<Value>("net.table.get", json!([name, at.id, key]))
+        let answer = net::call_tag::<Value>("net.table.get", json!([name, at.id, [key]]))
             .on(at.addr)
             .via(&self.peer)
             .timeout(Duration::from_secs(3))
             .wait();
         match answer {
-            Ok(answer) => match &answer["record"] {
-                Value::Null => Held::Nothing,
-                record if record["deleted"] == json!(true) => Held::Tombstone,
-                record => Held::Value(record["value"].as_i64().expect("a number")),
+            Ok(answer) => match &answer["found"][0] {
+                Value::Null => Held::NotOwner,
+                found => match &found["record"] {
+                    Value::Null => Held::Nothing,
+                    record if record["deleted"] == json!(true) => Held::Tombstone,
+                    record => Held::Value(record["value"].as_i64().expect("a number")),
+                },
             },
-            Err(e) if e.to_string().contains("not_owner") => Held::NotOwner,
             Err(e) => Held::Failed(e.to_string()),
         }
     }

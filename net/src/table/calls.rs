@@ -64,18 +64,19 @@ pub(crate) async fn gossip(
     handlers::gossip(&serving(&caller)?, &table, terms, members)
 }
 
-/// One replica's record of a key.
+/// One replica's records of some keys (a batch: the reads that queued up for it).
 #[crate::connect("net.table.get")]
 pub(crate) async fn get(
     table: String,
     to: String,
-    key: Key,
+    keys: Vec<Key>,
     caller: Caller,
 ) -> Result<GetAnswer, WireError> {
-    handlers::get(&serving(&caller)?, &table, &to, key).await
+    handlers::get(&serving(&caller)?, &table, &to, keys).await
 }
 
-/// Writes records on one replica (each applied only if newer than what it holds).
+/// Writes records on one replica (each applied only if newer than what it holds; a batch:
+/// the writes that queued up for it).
 #[crate::connect("net.table.put")]
 pub(crate) async fn put(
     table: String,

@@ -12,8 +12,8 @@ use super::state::{Member, TableState};
 use super::terms::Terms;
 use super::version::Version;
 use super::wire::{
-    self, GetAnswer, MembersAnswer, PutAnswer, ScanAnswer, SyncKeysAnswer, WireError, WireMember,
-    WireRecord, WireVersion,
+    self, Ack, Found, GetAnswer, MembersAnswer, PutAnswer, ScanAnswer, SyncKeysAnswer, WireError,
+    WireMember, WireRecord, WireVersion,
 };
 use crate::peer::Peer;
 use crate::serve::Caller;
@@ -131,7 +131,7 @@ pub(crate) fn members(
 ) -> Result<MembersAnswer, WireError> {
     let (state, _) = member_of(peer, table, None)?;
     let view = lock(&state.view);
-    let hash = view.hash_hex();
+    let hash = view.hash_hex().to_string();
     Ok(MembersAnswer {
         terms: state.terms,
         members: (asker.as_deref() != Some(hash.as_str())).then(|| view.to_wire()),
@@ -149,7 +149,7 @@ pub(crate) fn gossip(
     check_terms(&state, "gossip", terms)?;
     wire::check_members(&members)?;
     state.update_view(|view| view.merge_wire(&members));
-    let hash = lock(&state.view).hash_hex();
+    let hash = lock(&state.view).hash_hex().to_string();
     Ok(hash)
 }
 
@@ -157,23 +157,57 @@ pub(crate) async fn get(
     peer: &Peer,
     table: &str,
     to: &str,
-    key: Key,
+    keys: Vec<Key>,
 ) -> Result<GetAnswer, WireError> {
     let (state, member) = member_of(peer, table, Some(to))?;
-    wire::check_key(&key)?;
-    let bucket = bucket_of(&key);
-    owned(&state, &member, bucket)?;
-    let record = member
+    if keys.len() > MAX_BATCH {
+        return Err(WireError::BadRequest(format!("{} keys", keys.len())));
+    }
+    keys.iter().try_for_each(wire::check_key)?;
+    let (owned, members) = owned_keys(&state, &member, &keys);
+    let ready: Vec<bool> = keys.iter().map(|k| member.ready(bucket_of(k))).collect();
+    let held = member
         .replicas
-        .run(move |store| store.get(&key))
+        .run(move |store| {
+            keys.iter()
+                .zip(&owned)
+                .map(|(key, &owned)| owned.then(|| store.get(key)).transpose())
+                .collect::<Result<Vec<_>, _>>()
+        })
         .await
         .map_err(store_err)?;
-    let view = lock(&state.view).hash_hex();
+    let found = held
+        .into_iter()
+        .zip(ready)
+        .map(|(held, ready)| {
+            held.map(|record| Found {
+                record: record.as_ref().map(WireRecord::from_record),
+                ready,
+            })
+        })
+        .collect();
+    let view = lock(&state.view).hash_hex().to_string();
     Ok(GetAnswer {
-        record: record.as_ref().map(WireRecord::from_record),
-        ready: member.ready(bucket),
+        found,
         view,
+        members,
     })
+}
+
+/// Which of `keys` the member holds in its view, and its view if some are not.
+fn owned_keys(
+    state: &TableState,
+    member: &Member,
+    keys: &[Key],
+) -> (Vec<bool>, Option<Vec<WireMember>>) {
+    let view = lock(&state.view);
+    let placement = view.placement();
+    let owned: Vec<bool> = keys
+        .iter()
+        .map(|k| placement.holds(&member.id, bucket_of(k)))
+        .collect();
+    let members = owned.contains(&false).then(|| view.to_wire());
+    (owned, members)
 }
 
 pub(crate) async fn put(
@@ -184,23 +218,25 @@ pub(crate) async fn put(
 ) -> Result<PutAnswer, WireError> {
     let (state, member) = member_of(peer, table, Some(to))?;
     let list = records(&state, list)?;
-    for (key, _) in &list {
-        owned(&state, &member, bucket_of(key))?;
-    }
+    let keys: Vec<Key> = list.iter().map(|(k, _)| k.clone()).collect();
+    let (owned, members) = owned_keys(&state, &member, &keys);
     let acks = member
         .replicas
         .run(move |store| {
             let mut acks = Vec::with_capacity(list.len());
             let mut newer = Vec::new();
-            for (key, record) in list {
-                let held = store.get(&key)?;
-                match held {
+            for ((key, record), owned) in list.into_iter().zip(owned) {
+                if !owned {
+                    acks.push(Ack::NotOwner);
+                    continue;
+                }
+                match store.get(&key)? {
                     // The same write again (a retry) is simply there.
                     Some(held) if held.version > record.version => {
-                        acks.push(Some(WireVersion::from(&held.version)))
+                        acks.push(Ack::Superseded(WireVersion::from(&held.version)))
                     }
                     _ => {
-                        acks.push(None);
+                        acks.push(Ack::Applied);
                         newer.push((key, record));
                     }
                 }
@@ -210,8 +246,12 @@ pub(crate) async fn put(
         })
         .await
         .map_err(store_err)?;
-    let view = lock(&state.view).hash_hex();
-    Ok(PutAnswer { acks, view })
+    let view = lock(&state.view).hash_hex().to_string();
+    Ok(PutAnswer {
+        acks,
+        view,
+        members,
+    })
 }
 
 pub(crate) async fn scan(
@@ -241,7 +281,7 @@ pub(crate) async fn scan(
         })
         .await
         .map_err(store_err)?;
-    let view = lock(&state.view).hash_hex();
+    let view = lock(&state.view).hash_hex().to_string();
     Ok(ScanAnswer {
         records: held
             .iter()

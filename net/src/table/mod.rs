@@ -7,6 +7,7 @@
 //! | `api.rs` | [`Table`], [`TableOp`] (await or `.wait()`), [`TableMember`] |
 //! | `ops.rs` | a quorum read with read repair, a quorum write, a scan of every bucket |
 //! | `route.rs` | one call to one member, its outcome and health; learning the members |
+//! | `lanes.rs` | reads and writes to one replica batched: one call in flight per replica |
 //! | `calls.rs` | the built-ins `net.table.*` between peers |
 //! | `handlers.rs` | what a member does when called |
 //! | `member.rs` | join (store, hello, receiving a share) and unjoin (handoff, bye) |
@@ -198,6 +199,7 @@ mod error;
 mod handlers;
 mod health;
 mod ids;
+mod lanes;
 mod member;
 mod ops;
 mod placement;

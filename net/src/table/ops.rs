@@ -14,13 +14,14 @@ use std::sync::Arc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::ids::{Key, MemberId};
+use super::lanes::Got;
 use super::placement::{bucket_of, Bucket};
 use super::quorum::{self, decide_read, decide_write, majority, Op, WriteAck};
 use super::record::Record;
 use super::route::{self, Failure, Replica};
 use super::state::TableState;
 use super::version::Version;
-use super::wire::{self, GetAnswer, WireError, WireRecord};
+use super::wire::{self, WireError, WireRecord};
 use crate::error::{Error, NoQuorum, Result};
 use crate::peer::Peer;
 use crate::sync::lock;
@@ -35,7 +36,7 @@ const NOT_READY: &str = "still receiving its share of the table";
 const SCAN_CHUNK: usize = 1024;
 
 /// The owners of `key` as this peer knows them, and its view's hash.
-fn owners(state: &TableState, key: &Key) -> (Vec<Replica>, String) {
+fn owners(state: &TableState, key: &Key) -> (Vec<Replica>, Arc<str>) {
     let view = lock(&state.view);
     let owners = view.owners(key).into_iter().map(Replica::of).collect();
     (owners, view.hash_hex())
@@ -70,7 +71,7 @@ fn no_quorum(state: &TableState, error: NoQuorum) -> Error {
 
 /// The replicas' answers to one read still on their way.
 type Asked = FuturesUnordered<
-    Pin<Box<dyn Future<Output = (Replica, std::result::Result<GetAnswer, Failure>)> + Send>>,
+    Pin<Box<dyn Future<Output = (Replica, std::result::Result<Got, Failure>)> + Send>>,
 >;
 
 /// One replica's answer to a read, sorted out.
@@ -87,13 +88,14 @@ enum Heard {
 fn hear(
     state: &TableState,
     hash: &str,
-    outcome: std::result::Result<GetAnswer, Failure>,
+    outcome: std::result::Result<Got, Failure>,
 ) -> (Heard, bool) {
     match outcome {
         Ok(answer) => {
             let changed = learn(state, None, Some(&answer.view), hash);
-            match answer.record.map(WireRecord::into_record).transpose() {
-                Ok(record) if answer.ready => (Heard::Ready(record), changed),
+            let ready = answer.found.ready;
+            match answer.found.record.map(WireRecord::into_record).transpose() {
+                Ok(record) if ready => (Heard::Ready(record), changed),
                 Ok(record) => (Heard::Catching(record), changed),
                 Err(bad) => (Heard::Failed(bad.to_string()), changed),
             }
@@ -101,7 +103,7 @@ fn hear(
         Err(failure) => {
             let changed = match &failure {
                 Failure::Refused(refused) => learn(state, Some(refused), None, hash),
-                Failure::Call(_) => false,
+                Failure::Call(_) | Failure::Busy(_) => false,
             };
             (Heard::Failed(failure.to_string()), changed)
         }
@@ -119,21 +121,33 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
         attempt += 1;
         let (replicas, hash) = owners(state, key);
         let needed = majority(replicas.len());
-        let mut asked: Asked = replicas
-            .iter()
-            .map(|r| {
-                let (peer, state, key, r) = (peer.clone(), state.clone(), key.clone(), r.clone());
-                let get = async move {
-                    let outcome = route::get(&peer, &state, &r, &key, budget).await;
-                    (r, outcome)
-                };
-                Box::pin(get) as Pin<Box<dyn Future<Output = _> + Send>>
-            })
-            .collect();
+        // Every replica is asked (the lanes batch what queues up); the read is decided at
+        // the first majority of ready answers, and the later ones still get repaired.
+        let ask = |r: &Replica| {
+            let (peer, state, key, r) = (peer.clone(), state.clone(), key.clone(), r.clone());
+            let get = async move {
+                let outcome = route::get(&peer, &state, &r, &key, budget).await;
+                (r, outcome)
+            };
+            Box::pin(get) as Pin<Box<dyn Future<Output = _> + Send>>
+        };
+        let mut asked: Asked = replicas.iter().map(ask).collect();
         let mut answers: Answers<Option<Record>> = Vec::new();
         let mut held: Vec<(Replica, Option<Record>)> = Vec::new();
         let (mut ready, mut changed) = (0, false);
-        while let Some((replica, outcome)) = asked.next().await {
+        let deadline = tokio::time::sleep(budget);
+        tokio::pin!(deadline);
+        loop {
+            let (replica, outcome) = tokio::select! {
+                next = asked.next() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+                () = &mut deadline => {
+                    late(&mut answers, &replicas, budget);
+                    break;
+                }
+            };
             let (heard, view_changed) = hear(state, &hash, outcome);
             changed |= view_changed;
             let id = replica.id.clone();
@@ -179,7 +193,7 @@ fn repair(
     newest: &Record,
     held: Vec<(Replica, Option<Record>)>,
     mut rest: Asked,
-    hash: String,
+    hash: Arc<str>,
 ) {
     let older =
         |record: &Option<Record>| record.as_ref().is_none_or(|r| r.version < newest.version);
@@ -205,8 +219,7 @@ fn repair(
             }
         }
         for replica in stale {
-            let records = vec![(key.clone(), record.clone())];
-            if route::put(&peer2, &state, &replica, records, timeout)
+            if route::put(&peer2, &state, &replica, &key, record.clone(), timeout)
                 .await
                 .is_ok()
             {
@@ -215,6 +228,18 @@ fn repair(
         }
     };
     peer.tracker().spawn_on(work, peer.runtime());
+}
+
+/// Records "no answer in time" for every replica that has not answered.
+fn late<T>(answers: &mut Answers<T>, replicas: &[Replica], budget: std::time::Duration) {
+    for replica in replicas {
+        if !answers.iter().any(|(id, _)| *id == replica.id) {
+            answers.push((
+                replica.id.clone(),
+                Err(format!("no answer within {budget:?}")),
+            ));
+        }
+    }
 }
 
 fn ids(replicas: &[Replica]) -> Vec<MemberId> {
@@ -227,9 +252,7 @@ pub struct Written {
     pub superseded_by: Option<Version>,
 }
 
-/// Writes `record` for `key` on its replicas: done at a majority of acknowledgements; the
-/// puts still under way finish in the background (never cancelled, so every replica
-/// that can be reached gets the write).
+/// Writes `record` for `key` on its replicas: done at a majority of acknowledgements.
 pub async fn write(
     peer: &Peer,
     state: &Arc<TableState>,
@@ -244,30 +267,41 @@ pub async fn write(
         attempt += 1;
         let (replicas, hash) = owners(state, key);
         let needed = majority(replicas.len());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for replica in replicas.clone() {
-            let (peer2, state2, tx) = (peer.clone(), state.clone(), tx.clone());
-            let records = vec![(key.clone(), wire.clone())];
-            let put = async move {
-                let outcome = route::put(&peer2, &state2, &replica, records, budget).await;
-                let _ = tx.send((replica.id, outcome));
-            };
-            peer.tracker().spawn_on(put, peer.runtime());
-        }
-        drop(tx);
+        let mut puts: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|replica| {
+                let (peer, state, replica) = (peer.clone(), state.clone(), replica.clone());
+                let (key, wire) = (key.clone(), wire.clone());
+                async move {
+                    let outcome = route::put(&peer, &state, &replica, &key, wire, budget).await;
+                    (replica.id, outcome)
+                }
+            })
+            .collect();
         let mut answers: Answers<WriteAck> = Vec::new();
         let (mut acked, mut changed) = (0, false);
-        while let Some((id, outcome)) = rx.recv().await {
+        let deadline = tokio::time::sleep(budget);
+        tokio::pin!(deadline);
+        loop {
+            let (id, outcome) = tokio::select! {
+                next = puts.next() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+                () = &mut deadline => {
+                    late(&mut answers, &replicas, budget);
+                    break;
+                }
+            };
             let ack = match outcome {
                 Ok(answer) => {
                     changed |= learn(state, None, Some(&answer.view), &hash);
-                    match answer.acks.into_iter().next() {
-                        Some(None) => Ok(WriteAck::Applied),
-                        Some(Some(held)) => held
+                    match answer.superseded {
+                        None => Ok(WriteAck::Applied),
+                        Some(held) => held
                             .into_version()
                             .map(WriteAck::Superseded)
                             .map_err(|e| e.to_string()),
-                        None => Err("answered without an acknowledgement".to_owned()),
                     }
                 }
                 Err(failure) => {
@@ -282,6 +316,12 @@ pub async fn write(
             if acked >= needed {
                 break;
             }
+        }
+        // The puts still under way finish in the background: every replica that can be
+        // reached gets the write, never cancelled by the writer moving on.
+        if !puts.is_empty() {
+            let rest = async move { while puts.next().await.is_some() {} };
+            peer.tracker().spawn_on(rest, peer.runtime());
         }
         match decide_write(key, &ids(&replicas), &answers) {
             Ok(written) => {

@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 use super::calls;
 use super::handlers;
 use super::ids::{Key, MemberId};
+use super::lanes::{self, Got, Put};
 use super::state::TableState;
-use super::wire::{GetAnswer, PutAnswer, ScanAnswer, WireError, WireRecord};
+use super::wire::{Ack, ScanAnswer, WireError, WireRecord};
 use crate::call::{AsyncFn, Call};
 use crate::error::{Error, Result};
 use crate::peer::Peer;
@@ -45,6 +46,8 @@ pub enum Failure {
     Call(Error),
     /// The member refused.
     Refused(WireError),
+    /// Too many operations already wait for it (it stopped answering).
+    Busy(usize),
 }
 
 impl std::fmt::Display for Failure {
@@ -57,6 +60,7 @@ impl std::fmt::Display for Failure {
             }
             Failure::Call(other) => write!(f, "{other}"),
             Failure::Refused(refused) => write!(f, "{refused}"),
+            Failure::Busy(n) => write!(f, "{n} operations already wait for it"),
         }
     }
 }
@@ -105,36 +109,61 @@ fn is_me(state: &TableState, to: &Replica) -> bool {
     state.member().is_some_and(|m| m.id == to.id)
 }
 
-/// One replica's record of `key`.
+/// One replica's record of `key`: in-process for this peer's own member, else through
+/// the replica's read lane.
 pub async fn get(
     peer: &Peer,
-    state: &TableState,
+    state: &Arc<TableState>,
     to: &Replica,
     key: &Key,
     timeout: Duration,
-) -> std::result::Result<GetAnswer, Failure> {
-    if is_me(state, to) {
-        let outcome = handlers::get(peer, &state.name, to.id.as_str(), key.clone()).await;
-        return note(state, &to.id, Ok(outcome));
+) -> std::result::Result<Got, Failure> {
+    if !is_me(state, to) {
+        return lanes::get(peer, state, to, key, timeout).await;
     }
-    let call = calls::get(state.name.clone(), to.id.to_string(), key.clone());
-    ask(peer, state, to, call, timeout).await
+    let outcome = handlers::get(peer, &state.name, to.id.as_str(), vec![key.clone()]).await;
+    let answer = note(state, &to.id, Ok(outcome))?;
+    match answer.found.into_iter().next().flatten() {
+        Some(found) => Ok(Got {
+            found,
+            view: Arc::from(answer.view),
+        }),
+        None => Err(Failure::Refused(WireError::NotOwner {
+            members: answer.members.unwrap_or_default(),
+        })),
+    }
 }
 
-/// Writes records on one replica.
+/// Writes `record` of `key` on one replica: in-process for this peer's own member, else
+/// through the replica's write lane.
 pub async fn put(
     peer: &Peer,
-    state: &TableState,
+    state: &Arc<TableState>,
     to: &Replica,
-    records: Vec<(Key, WireRecord)>,
+    key: &Key,
+    record: WireRecord,
     timeout: Duration,
-) -> std::result::Result<PutAnswer, Failure> {
-    if is_me(state, to) {
-        let outcome = handlers::put(peer, &state.name, to.id.as_str(), records).await;
-        return note(state, &to.id, Ok(outcome));
+) -> std::result::Result<Put, Failure> {
+    if !is_me(state, to) {
+        return lanes::put(peer, state, to, key, record, timeout).await;
     }
-    let call = calls::put(state.name.clone(), to.id.to_string(), records);
-    ask(peer, state, to, call, timeout).await
+    let records = vec![(key.clone(), record)];
+    let outcome = handlers::put(peer, &state.name, to.id.as_str(), records).await;
+    let answer = note(state, &to.id, Ok(outcome))?;
+    let view: Arc<str> = Arc::from(answer.view);
+    match answer.acks.into_iter().next() {
+        Some(Ack::Applied) => Ok(Put {
+            superseded: None,
+            view,
+        }),
+        Some(Ack::Superseded(held)) => Ok(Put {
+            superseded: Some(held),
+            view,
+        }),
+        _ => Err(Failure::Refused(WireError::NotOwner {
+            members: answer.members.unwrap_or_default(),
+        })),
+    }
 }
 
 /// One replica's records of `buckets`.

@@ -121,6 +121,8 @@ pub struct TableState {
     /// When a non-member's copy was last refreshed: it is refreshed again when older than
     /// a couple of seconds, so a peer that never hears of a change still catches up.
     pub refreshed: Mutex<Option<std::time::Instant>>,
+    /// The reads and writes on their way to each replica.
+    pub lanes: super::lanes::Lanes,
 }
 
 impl TableState {
@@ -136,6 +138,7 @@ impl TableState {
             joining: tokio::sync::Mutex::new(()),
             stale: AtomicBool::new(true),
             refreshed: Mutex::new(None),
+            lanes: super::lanes::Lanes::default(),
         }
     }
 

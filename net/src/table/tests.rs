@@ -71,13 +71,19 @@ fn id_of(peer: &Peer, name: &str) -> MemberId {
 /// What one replica holds for `key` (its own answer, not a quorum's), asked from `from`.
 async fn held(from: &Peer, name: &str, replica: &Peer, key: &str) -> Option<i64> {
     let to = id_of(replica, name).to_string();
-    let answer = calls::get(name.to_owned(), to, Key::from(key))
+    let answer = calls::get(name.to_owned(), to, vec![Key::from(key)])
         .on(replica.addr())
         .via(from)
         .await
         .expect("the replica answers")
-        .expect("the replica holds the key's bucket");
-    let record = answer.record?.into_record().expect("a good record");
+        .expect("the replica is a member");
+    let found = answer
+        .found
+        .into_iter()
+        .next()
+        .flatten()
+        .expect("it owns the key");
+    let record = found.record?.into_record().expect("a good record");
     record.decode::<i64>(&Key::from(key)).expect("a number")
 }
 
@@ -180,7 +186,8 @@ async fn a_read_repairs_a_stale_replica() {
             &client,
             &state,
             &to,
-            vec![(Key::from("k"), wire.clone())],
+            &Key::from("k"),
+            wire.clone(),
             Duration::from_secs(2),
         )
         .await

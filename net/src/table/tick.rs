@@ -153,7 +153,7 @@ async fn heartbeat(peer: &Peer, state: &TableState, member: &Member, timing: Tim
     }
     let beats = chosen.into_iter().map(|i| {
         let to = &others[i];
-        let hash = lock(&state.view).hash_hex();
+        let hash = lock(&state.view).hash_hex().to_string();
         async move {
             let call = calls::members(state.name.clone(), Some(hash));
             (to, ask(peer, state, to, call, timing.heartbeat).await)
@@ -168,7 +168,7 @@ async fn heartbeat(peer: &Peer, state: &TableState, member: &Member, timing: Tim
         if let Some(members) = answer.members {
             state.update_view(|view| view.merge_wire(&members));
             let mine = lock(&state.view).to_wire();
-            if lock(&state.view).hash_hex() != answer.view {
+            if *lock(&state.view).hash_hex() != *answer.view {
                 let call = calls::gossip(state.name.clone(), state.terms, mine);
                 let _ = ask(peer, state, to, call, timing.call_timeout).await;
             }

@@ -48,6 +48,8 @@ pub struct View {
     placement: Arc<Placement>,
     /// Hash of the entries and terms: two members compare views by it.
     hash: u64,
+    /// The hash as it travels, made once per change (every answer carries it).
+    hash_hex: Arc<str>,
 }
 
 impl View {
@@ -58,6 +60,7 @@ impl View {
             terms,
             placement: Arc::new(Placement::new([], replicas(terms))),
             hash: 0,
+            hash_hex: Arc::from(""),
         };
         view.rehash();
         view
@@ -181,8 +184,8 @@ impl View {
     }
 
     /// The view's hash as it travels.
-    pub fn hash_hex(&self) -> String {
-        wire::hex64(self.hash)
+    pub fn hash_hex(&self) -> Arc<str> {
+        self.hash_hex.clone()
     }
 
     /// Every entry, for the wire.
@@ -244,6 +247,7 @@ impl View {
             hasher.update(&[u8::from(e.alive)]);
         }
         self.hash = hasher.digest();
+        self.hash_hex = Arc::from(wire::hex64(self.hash));
     }
 }
 

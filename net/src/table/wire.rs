@@ -248,25 +248,51 @@ pub struct MembersAnswer {
     pub members: Option<Vec<WireMember>>,
 }
 
-/// `get` answers: what the replica holds, and whether it holds the key's whole bucket
-/// (a member still receiving a bucket it gained does not count towards a read).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct GetAnswer {
+/// One key of a `get`: what the replica holds, and whether it holds the key's whole
+/// bucket (a member still receiving a bucket it gained does not count towards a read).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Found {
     /// The record held, tombstones included.
     pub record: Option<WireRecord>,
     /// False while the member is still receiving the key's bucket.
     pub ready: bool,
-    /// The answering member's view hash.
-    pub view: String,
 }
 
-/// `put` answers: per record, `null` (applied) or the newer version held instead.
+/// `get` answers: per key asked, what the replica holds, or `null` for a key it does not
+/// hold in its view (its view is then in `members`).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct PutAnswer {
-    /// One per record sent, in order.
-    pub acks: Vec<Option<WireVersion>>,
+pub struct GetAnswer {
+    /// One per key, in order.
+    pub found: Vec<Option<Found>>,
     /// The answering member's view hash.
     pub view: String,
+    /// Its view, when some key was not its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<WireMember>>,
+}
+
+/// How a replica took one record of a `put`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ack {
+    /// The record is what it holds now (or already was).
+    Applied,
+    /// It holds this newer version, which stays.
+    Superseded(WireVersion),
+    /// It does not hold the key in its view (its view is in the answer's `members`).
+    NotOwner,
+}
+
+/// `put` answers: one acknowledgement per record sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PutAnswer {
+    /// One per record, in order.
+    pub acks: Vec<Ack>,
+    /// The answering member's view hash.
+    pub view: String,
+    /// Its view, when some key was not its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<WireMember>>,
 }
 
 /// `scan` answers: the records of the buckets asked, and which of them the member is
