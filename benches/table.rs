@@ -10,6 +10,8 @@
 //!    killed process would (the time until it is dropped, and until every key has R
 //!    copies again).
 //!
+//! `NET_BENCH_SHARED=1` puts part 1's peers on one 2-worker runtime instead.
+//!
 //! `cargo bench --bench table` (about a minute once built); `--quick` (or
 //! `NET_BENCH_QUICK=1`) is a smoke run with 20 members and 2,000 keys; `NET_BENCH_ONLY=cost`
 //! (or `scale`) runs one part alone, for profiling.
@@ -156,9 +158,18 @@ where
 }
 
 fn replication_cost(plan: Plan) {
-    let member_rts: Vec<_> = (0..5).map(|i| runtime(&format!("member-{i}"), 1)).collect();
-    let kv_rt = runtime("kv", 1);
-    let client_rt = runtime("client", 1);
+    // Apart: each member, the HashMap peer and the client on a 1-worker runtime of its own
+    // (as separate programs would be). Shared: all on one 2-worker runtime, so that fewer
+    // sleeping threads must wake per operation.
+    let shared = std::env::var("NET_BENCH_SHARED").is_ok_and(|v| v == "1");
+    let one = Arc::new(runtime("shared", 2));
+    let rt = |name: &str| match shared {
+        true => one.clone(),
+        false => Arc::new(runtime(name, 1)),
+    };
+    let member_rts: Vec<_> = (0..5).map(|i| rt(&format!("member-{i}"))).collect();
+    let kv_rt = rt("kv");
+    let client_rt = rt("client");
     let mut members = Vec::new();
     for rt in &member_rts {
         let seeds: Vec<String> = members
@@ -251,7 +262,13 @@ fn replication_cost(plan: Plan) {
         )
     });
     println!(
-        "\n1. a table of 5 members (R=3) from a non-member, beside a HashMap behind plain calls"
+        "\n1. a table of 5 members (R=3) from a non-member, beside a HashMap behind plain calls \
+         ({})",
+        if shared {
+            "all on one 2-worker runtime"
+        } else {
+            "each peer on a 1-worker runtime of its own"
+        }
     );
     println!(
         "   {:<8} {:>11} {:>11} {:>8} {:>11} {:>11}   target",

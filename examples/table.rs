@@ -90,10 +90,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             common::set_name(peer.addr());
             let scores = net::Table::<u64>::new(TABLE);
             scores.join().await?;
-            say!(
-                "joined the scoreboard ({} members)",
-                scores.members().await?.len()
-            );
+            let members = scores.members().await?.len();
+            say!("joined the scoreboard: {members} member(s)");
             let _ = tokio::signal::ctrl_c().await;
             peer.shutdown().await;
             say!("left the scoreboard; its scores are with the other members");
