@@ -40,6 +40,10 @@
 //!   `#[net::subscribe("name")]` functions registered with the publishing peer; reports
 //!   say who got it ([`DeliveryReport`]). `f(x).broadcast(peers)` runs one call on many
 //!   peers ([`Broadcast`]).
+//! - [`Table`] is a dict shared by the peers of a group that joined it (py2p's chord
+//!   table): each key on `NET_TABLE_REPLICAS` members, majority reads and writes with
+//!   repair, surviving members that leave, die or restart; [`Error::NoQuorum`] when a
+//!   majority of a key's replicas cannot be reached.
 //! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
 //!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine: bound
 //!   to 127.0.0.1, no mDNS, no neighbour probes, nothing probed beyond loopback.

@@ -221,25 +221,46 @@ pub(crate) use calls::builtins;
 use crate::peer::{News, Peer};
 
 /// Starts listening for news of members that went away (a goodbye, a call that found
-/// one unreachable): their health turns failing at once, so the heartbeat looks at them.
+/// one unreachable, discovery saying it left): their health turns failing at once, so the
+/// heartbeats look at them next.
 pub(crate) fn start(peer: &Peer) {
-    peer.listen(|peer, news| {
-        let addr = match news {
-            News::Goodbye { addr } | News::Unreachable { addr, .. } => *addr,
-            News::Incoming { .. } => return,
-        };
-        for state in peer.tables().joined() {
-            let gone: Vec<ids::MemberId> = crate::sync::lock(&state.view)
-                .alive()
-                .into_iter()
-                .filter(|(_, a)| *a == addr)
-                .map(|(id, _)| id)
-                .collect();
-            for id in gone {
-                state.health.failed(&id);
+    peer.listen(|peer, news| match news {
+        News::Goodbye { addr } | News::Unreachable { addr, .. } => failing_at(peer, *addr),
+        News::Incoming { .. } => {}
+    });
+    let mut changes = peer.membership();
+    let (watching, stop) = (peer.clone(), peer.shutdown_token().clone());
+    let watch = async move {
+        loop {
+            let change = tokio::select! {
+                () = stop.cancelled() => break,
+                change = changes.recv() => change,
+            };
+            match change {
+                Ok(crate::discovery::Membership::Left { peer: gone, .. }) => {
+                    failing_at(&watching, gone.addr)
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
-    });
+    };
+    peer.tracker().spawn_on(watch, peer.runtime());
+}
+
+/// The members serving at `addr`, in every table this peer is a member of, are failing.
+fn failing_at(peer: &Peer, addr: std::net::SocketAddr) {
+    for state in peer.tables().joined() {
+        let gone: Vec<ids::MemberId> = crate::sync::lock(&state.view)
+            .alive()
+            .into_iter()
+            .filter(|(_, a)| *a == addr)
+            .map(|(id, _)| id)
+            .collect();
+        for id in gone {
+            state.health.failed(&id);
+        }
+    }
 }
 
 /// Unjoins every table this peer is a member of (handing its keys off) while its links
