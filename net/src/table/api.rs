@@ -17,7 +17,7 @@ use super::ids::Key;
 use super::record::Record;
 use super::state::TableState;
 use super::version::Version;
-use super::{member, ops, route, wire};
+use super::{member, ops, route, scan, wire};
 use crate::error::{Error, Result};
 use crate::peer::{self, Peer};
 use crate::sync::lock;
@@ -205,7 +205,7 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Table<V> {
         self.op(|peer, state| async move {
             // Another peer may pop the key first: then try the next one.
             for _ in 0..8 {
-                let Some(key) = ops::scan(&peer, &state).await?.into_keys().next() else {
+                let Some(key) = scan::scan(&peer, &state).await?.into_keys().next() else {
                     return Ok(None);
                 };
                 if let Some(value) = decode::<V>(&state, &key, pop(&peer, &state, &key).await?)? {
@@ -219,14 +219,14 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Table<V> {
     /// Every key, in order.
     pub fn keys(&self) -> TableOp<Vec<Key>> {
         self.op(
-            |peer, state| async move { Ok(ops::scan(&peer, &state).await?.into_keys().collect()) },
+            |peer, state| async move { Ok(scan::scan(&peer, &state).await?.into_keys().collect()) },
         )
     }
 
     /// Every value, in the order of their keys.
     pub fn values(&self) -> TableOp<Vec<V>> {
         self.op(|peer, state| async move {
-            let all = ops::scan(&peer, &state).await?;
+            let all = scan::scan(&peer, &state).await?;
             all.into_iter()
                 .filter_map(|(key, record)| decode(&state, &key, Some(record)).transpose())
                 .collect()
@@ -236,7 +236,7 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Table<V> {
     /// Every (key, value) pair, in key order.
     pub fn items(&self) -> TableOp<Vec<(Key, V)>> {
         self.op(|peer, state| async move {
-            let all = ops::scan(&peer, &state).await?;
+            let all = scan::scan(&peer, &state).await?;
             let decoded = all.into_iter().map(|(key, record)| {
                 let value = decode(&state, &key, Some(record))?;
                 Ok(value.map(|v| (key, v)))
@@ -248,12 +248,12 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Table<V> {
 
     /// How many keys have a value.
     pub fn len(&self) -> TableOp<usize> {
-        self.op(|peer, state| async move { Ok(ops::scan(&peer, &state).await?.len()) })
+        self.op(|peer, state| async move { Ok(scan::scan(&peer, &state).await?.len()) })
     }
 
     /// Whether no key has a value.
     pub fn is_empty(&self) -> TableOp<bool> {
-        self.op(|peer, state| async move { Ok(ops::scan(&peer, &state).await?.is_empty()) })
+        self.op(|peer, state| async move { Ok(scan::scan(&peer, &state).await?.is_empty()) })
     }
 
     /// The whole table as a map.

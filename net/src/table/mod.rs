@@ -5,7 +5,8 @@
 //! | file | provides |
 //! | --- | --- |
 //! | `api.rs` | [`Table`], [`TableOp`] (await or `.wait()`), [`TableMember`] |
-//! | `ops.rs` | a quorum read with read repair, a quorum write, a scan of every bucket |
+//! | `ops.rs` | a quorum read with read repair, and a quorum write |
+//! | `scan.rs` | a scan of every bucket, from a majority of each one's owners |
 //! | `route.rs` | one call to one member, its outcome and health; learning the members |
 //! | `lanes.rs` | reads and writes to one replica batched: one call in flight per replica |
 //! | `calls.rs` | the built-ins `net.table.*` between peers |
@@ -206,6 +207,7 @@ mod placement;
 mod quorum;
 mod record;
 mod route;
+mod scan;
 mod state;
 mod store;
 mod sync;

@@ -1,11 +1,10 @@
-//! The table's operations over the replicas: a read (ask every owner of the key, decide
-//! at a majority of those that hold the key's whole bucket, repair the stale ones), a
+//! The table's operations on one key: a read (ask every owner of the key, decide at a
+//! majority of those that hold the key's whole bucket, repair the stale ones) and a
 //! write (put on every owner, decide at a majority of acknowledgements; the others
-//! finish in the background), and a scan (every bucket from a majority of its owners).
-//! When a replica answers from another view (the members changed), the peer merges it
-//! and tries once more with the owners it now knows.
+//! finish in the background). When a replica answers from another view (the members
+//! changed), the peer merges it and tries once more with the owners it now knows.
+//! `scan.rs` has the operation on every key.
 
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -15,25 +14,21 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::ids::{Key, MemberId};
 use super::lanes::Got;
-use super::placement::{bucket_of, Bucket};
-use super::quorum::{self, decide_read, decide_write, majority, Op, WriteAck};
+use super::quorum::{self, decide_read, decide_write, majority, WriteAck};
 use super::record::Record;
 use super::route::{self, Failure, Replica};
 use super::state::TableState;
 use super::version::Version;
-use super::wire::{self, WireError, WireRecord};
+use super::wire::{WireError, WireRecord};
 use crate::error::{Error, NoQuorum, Result};
 use crate::peer::Peer;
 use crate::sync::lock;
 
 /// How each replica answered for one key or bucket: its record, or why it does not count.
-type Answers<T> = Vec<(MemberId, std::result::Result<T, String>)>;
+pub(super) type Answers<T> = Vec<(MemberId, std::result::Result<T, String>)>;
 
 /// Why an answer from a replica still receiving its bucket does not count.
-const NOT_READY: &str = "still receiving its share of the table";
-
-/// Most buckets asked of one member in one scan call.
-const SCAN_CHUNK: usize = 1024;
+pub(super) const NOT_READY: &str = "still receiving its share of the table";
 
 /// The owners of `key` as this peer knows them, and its view's hash.
 fn owners(state: &TableState, key: &Key) -> (Vec<Replica>, Arc<str>) {
@@ -44,7 +39,7 @@ fn owners(state: &TableState, key: &Key) -> (Vec<Replica>, Arc<str>) {
 
 /// Notes what answers said about the view: a `NotOwner` brings the member's view, which
 /// is merged; another hash marks this peer's view stale. Returns whether it changed.
-fn learn(
+pub(super) fn learn(
     state: &TableState,
     refused: Option<&WireError>,
     their_view: Option<&str>,
@@ -61,7 +56,7 @@ fn learn(
 }
 
 /// Names the table and addresses in a quorum failure and makes it a `net::Error`.
-fn no_quorum(state: &TableState, error: NoQuorum) -> Error {
+pub(super) fn no_quorum(state: &TableState, error: NoQuorum) -> Error {
     let view = lock(&state.view);
     let error = quorum::locate(error, &state.name, |member| {
         view.addr_of(&MemberId::from(member))
@@ -331,103 +326,6 @@ pub async fn write(
             }
             Err(_) if changed && attempt == 1 => continue,
             Err(error) => return Err(no_quorum(state, error)),
-        }
-    }
-}
-
-/// Every live record of the table: each bucket from a majority of its ready owners,
-/// merged by version.
-pub async fn scan(peer: &Peer, state: &Arc<TableState>) -> Result<BTreeMap<Key, Record>> {
-    let budget = peer.config().timeout;
-    route::prepare(peer, state).await?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (placement, members, hash) = {
-            let view = lock(&state.view);
-            (view.placement(), view.alive(), view.hash_hex())
-        };
-        let mut calls = Vec::new();
-        for member in members.into_iter().map(Replica::of) {
-            let owned: Vec<u16> = placement
-                .buckets_of(&member.id)
-                .iter()
-                .map(|b| b.index())
-                .collect();
-            for chunk in owned.chunks(SCAN_CHUNK) {
-                let (member, chunk) = (member.clone(), chunk.to_vec());
-                calls.push(async move {
-                    let outcome = route::scan(peer, state, &member, chunk.clone(), budget).await;
-                    (member, chunk, outcome)
-                });
-            }
-        }
-        let mut answers: HashMap<u16, Answers<()>> = HashMap::new();
-        let mut merged: BTreeMap<Key, Record> = BTreeMap::new();
-        let mut changed = false;
-        for (member, chunk, outcome) in futures_util::future::join_all(calls).await {
-            match outcome {
-                Ok(answer) => {
-                    changed |= learn(state, None, Some(&answer.view), &hash);
-                    for (key, record) in answer.records {
-                        let Ok(record) = record.into_record() else {
-                            continue;
-                        };
-                        if wire::check_key(&key).is_err()
-                            || !chunk.contains(&bucket_of(&key).index())
-                        {
-                            continue;
-                        }
-                        match merged.get(&key) {
-                            Some(held) if held.version >= record.version => {}
-                            _ => {
-                                merged.insert(key, record);
-                            }
-                        }
-                    }
-                    for b in chunk {
-                        let reply = if answer.not_ready.contains(&b) {
-                            Err(NOT_READY.to_owned())
-                        } else {
-                            Ok(())
-                        };
-                        answers
-                            .entry(b)
-                            .or_default()
-                            .push((member.id.clone(), reply));
-                    }
-                }
-                Err(failure) => {
-                    if let Failure::Refused(refused) = &failure {
-                        changed |= learn(state, Some(refused), None, &hash);
-                    }
-                    for b in chunk {
-                        let reply = Err(failure.to_string());
-                        answers
-                            .entry(b)
-                            .or_default()
-                            .push((member.id.clone(), reply));
-                    }
-                }
-            }
-        }
-        let short = Bucket::all().find_map(|b| {
-            let owners: Vec<MemberId> = placement.bucket_owners(b).cloned().collect();
-            let got = answers
-                .get(&b.index())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let ok = got.iter().filter(|(_, r)| r.is_ok()).count();
-            (ok < majority(owners.len()) || owners.is_empty())
-                .then(|| quorum::no_quorum(Op::Scan, None, b, &owners, got))
-        });
-        match short {
-            None => {
-                merged.retain(|_, record| !record.is_tombstone());
-                return Ok(merged);
-            }
-            Some(_) if changed && attempt == 1 => continue,
-            Some(error) => return Err(no_quorum(state, error)),
         }
     }
 }
