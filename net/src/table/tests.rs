@@ -169,9 +169,20 @@ async fn a_read_repairs_a_stale_replica() {
         views_agree(&members, name, 3).await
     })
     .await;
+    // Nor may a member still be taking its share from the others.
+    eventually("every member holds its share", async || {
+        members
+            .iter()
+            .all(|m| super::held(m, name).is_some_and(|(_, owed)| owed == 0))
+    })
+    .await;
     let client = peer(&[members[0].addr()], 3, timing).await;
     let table = client.table::<i64>(name);
     table.set("k", 1).await.expect("writes");
+    eventually("the first write on every replica", async || {
+        held(&client, name, &members[2], "k").await == Some(1)
+    })
+    .await;
     // A newer write reaches two replicas only: the third is stale.
     let state = client.tables().get(name).expect("used");
     let record =
@@ -193,7 +204,11 @@ async fn a_read_repairs_a_stale_replica() {
         .await
         .expect("put on one replica");
     }
-    assert_eq!(held(&client, name, &members[2], "k").await, Some(1));
+    assert_eq!(
+        held(&client, name, &members[2], "k").await,
+        Some(1),
+        "stale"
+    );
     assert_eq!(table.get("k").await.expect("reads"), Some(2));
     eventually("the stale replica is repaired", async || {
         held(&client, name, &members[2], "k").await == Some(2)
