@@ -146,7 +146,20 @@
 //!   others are unreachable cannot form a table of its own. Rejected: *a consensus
 //!   protocol for membership* (Raft): a LAN group's membership changes rarely and any
 //!   member can judge deaths with a majority; *discovery's table as the membership*: it
-//!   holds peers, not members, and drops a peer on one failed call.
+//!   holds peers, not members, and drops a peer on one failed call. What this leaves
+//!   open: a write from a peer whose view is behind, during a join, may be acknowledged by
+//!   an owner that is being displaced and is not yet told so; that owner hands it to the
+//!   new owners (nothing is lost), but until it has, a read that reaches the newcomer and
+//!   a replica that missed the write can miss it. Views converge in a heartbeat or two,
+//!   so the window is that long, and only with a replica failing at the same time.
+//! - **Lanes: one get and one put call in flight per replica, the rest batched.** A
+//!   table operation is three calls where a plain one is one; under load a peer would
+//!   spend three times the calls. So operations to one replica queue in its lane, and
+//!   what queued up while a call was out goes in the next (events' delivery lanes, same
+//!   reasoning): alone an operation goes at once, with 64 in flight a call carries a
+//!   dozen or more. Rejected: *asking a majority first and the rest on failure*: fewer
+//!   calls alone, but reads then cannot repair the replica they did not ask, and wait
+//!   for the slower of two instead of the faster two of three.
 //! # How it runs
 //!
 //! **Calls** (built-ins `net.table.*`, `calls.rs`; the table name first, the member
