@@ -160,6 +160,7 @@
 //!   dozen or more. Rejected: *asking a majority first and the rest on failure*: fewer
 //!   calls alone, but reads then cannot repair the replica they did not ask, and wait
 //!   for the slower of two instead of the faster two of three.
+//!
 //! # How it runs
 //!
 //! **Calls** (built-ins `net.table.*`, `calls.rs`; the table name first, the member
