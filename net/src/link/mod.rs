@@ -341,7 +341,7 @@ impl Link {
     async fn send(&self, frame: &CallRef<'_>, attachments: &[Bytes]) -> Result<(), Error> {
         let queued = with_scratch(|buf| {
             wire::encode_call(frame, buf);
-            self.queue(buf, attachments, Flush::Caller)
+            self.queue(buf, attachments, Flush::Task)
                 .map_err(|size| Error::FrameTooLarge {
                     size,
                     max: self.max_out,
@@ -351,10 +351,6 @@ impl Link {
         let Ok(()) = queued else {
             return Err(self.closed_error());
         };
-        // The caller writes, unless someone is writing already (then its frame goes out
-        // with theirs): no wake-up of the writer task per call, and calls that queue up
-        // while a write is under way share the next one.
-        self.outbox.flush_now();
         if self.outbox.backlog() >= HIGH_WATER {
             self.outbox.room().await;
         }
