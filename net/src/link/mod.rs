@@ -11,6 +11,7 @@
 
 mod inbound;
 mod outbox;
+mod pending;
 mod read;
 mod transport;
 
