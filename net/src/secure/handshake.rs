@@ -227,3 +227,251 @@ fn malformed(peer: &str, reason: String) -> SecureError {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::secure::preamble::{parse, Parsed};
+    use crate::secure::{classify_first_frame, FirstFrame};
+
+    const HELLO_A: &[u8] = br#"{"hello":{"protocol":1,"id":"a"}}"#;
+    const HELLO_B: &[u8] = br#"{"hello":{"protocol":1,"id":"b"}}"#;
+
+    fn key(secret: &str) -> MeshKey {
+        MeshKey::from_secret(secret.as_bytes()).unwrap()
+    }
+
+    /// The accept path as the link will run it: read the first frame, then accept.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        mut io: S,
+        key: &MeshKey,
+        payload: &[u8],
+    ) -> Result<Secured<S>, SecureError> {
+        let first = read_frame(&mut io, "initiator").await?;
+        accept(io, &first, key, payload, "initiator").await
+    }
+
+    async fn both<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        a: S,
+        b: S,
+        ka: &MeshKey,
+        kb: &MeshKey,
+    ) -> (
+        Result<Secured<S>, SecureError>,
+        Result<Secured<S>, SecureError>,
+    ) {
+        tokio::join!(connect(a, ka, HELLO_A, "responder"), serve(b, kb, HELLO_B))
+    }
+
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    /// Each side's payload arrives at the other, and the streams carry bytes both ways.
+    async fn check_handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(a: S, b: S) {
+        let k = key("the same secret for both");
+        let (a, b) = both(a, b, &k, &k.clone()).await;
+        let (mut a, mut b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.payload, HELLO_B);
+        assert_eq!(b.payload, HELLO_A);
+        assert!(a.stream.peer_confirmed());
+        assert!(!b.stream.peer_confirmed(), "the first message alone could be a replay");
+        a.stream.write_all(b"ping").await.unwrap();
+        a.stream.flush().await.unwrap();
+        let mut buf = [0u8; 4];
+        b.stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        assert!(b.stream.peer_confirmed());
+        b.stream.write_all(b"pong").await.unwrap();
+        b.stream.flush().await.unwrap();
+        a.stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+    }
+
+    #[tokio::test]
+    async fn the_same_secret_completes_the_handshake_with_payloads() {
+        let (a, b) = duplex(1 << 16);
+        check_handshake(a, b).await;
+    }
+
+    #[tokio::test]
+    async fn the_handshake_works_over_loopback_tcp() {
+        let (a, b) = tcp_pair().await;
+        check_handshake(a, b).await;
+    }
+
+    #[tokio::test]
+    async fn different_secrets_are_told_on_both_sides() {
+        let (a, b) = duplex(1 << 16);
+        let (a, b) = both(a, b, &key("one secret here"), &key("another secret")).await;
+        let (a, b) = (a.unwrap_err(), b.unwrap_err());
+        assert!(matches!(a, SecureError::SecretsDiffer { .. }), "{a}");
+        assert!(matches!(b, SecureError::SecretsDiffer { .. }), "{b}");
+        assert!(a.to_string().starts_with("the secrets differ: peer responder"), "{a}");
+        assert!(b.to_string().starts_with("the secrets differ: peer initiator"), "{b}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_hello_to_a_secured_side_is_told_it_needs_a_secret() {
+        let (mut plain, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move { serve(b, &key("a secret"), HELLO_B).await });
+        write_frame(&mut plain, HELLO_A, "").await.unwrap();
+        let answer = read_frame(&mut plain, "").await.unwrap();
+        match parse(&answer) {
+            Parsed::Error { message, code } => {
+                assert_eq!(code.as_deref(), Some("secret_required"));
+                assert_eq!(message, Refusal::SecretRequired.message());
+                assert!(message.starts_with("this peer requires a shared secret"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Then it closes, and has sent nothing else (no hello of its own).
+        assert_eq!(plain.read(&mut [0u8; 1]).await.unwrap(), 0);
+        let err = server.await.unwrap().unwrap_err();
+        assert!(matches!(err, SecureError::NoSecret { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_side_without_a_secret_classifies_and_refuses_a_secure_request() {
+        let (a, mut plain) = duplex(1 << 16);
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        let first = read_frame(&mut plain, "q").await.unwrap();
+        assert_eq!(classify_first_frame(&first), FirstFrame::SecureRequest);
+        let ours = refuse_secure_request(plain, "q").await;
+        assert!(matches!(ours, SecureError::SecretRequired { .. }));
+        assert!(ours.to_string().starts_with("peer q requires a shared secret"), "{ours}");
+        let theirs = client.await.unwrap().unwrap_err();
+        assert!(matches!(theirs, SecureError::NoSecret { .. }), "{theirs}");
+        assert!(theirs
+            .to_string()
+            .starts_with("peer p has no shared secret; set NET_SECRET on both"));
+    }
+
+    #[tokio::test]
+    async fn a_plain_peer_that_greets_first_has_no_secret() {
+        let (a, mut plain) = duplex(1 << 16);
+        // Today's plain peers send their hello as the first byte arrives, then refuse.
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        write_frame(&mut plain, HELLO_B, "").await.unwrap();
+        let err = client.await.unwrap().unwrap_err();
+        assert!(matches!(err, SecureError::NoSecret { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_error_without_a_code_is_passed_on() {
+        let (a, mut plain) = duplex(1 << 16);
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        write_frame(&mut plain, br#"{"error":{"message":"too busy"}}"#, "").await.unwrap();
+        let err = client.await.unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "peer p refused the secure handshake: too busy");
+    }
+
+    #[tokio::test]
+    async fn another_version_is_unsupported_on_both_sides() {
+        let (mut old, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move { serve(b, &key("a secret"), HELLO_B).await });
+        let offer = br#"{"secure":{"protocol":2,"noise":"Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s","message":""}}"#;
+        write_frame(&mut old, offer, "").await.unwrap();
+        let answer = read_frame(&mut old, "").await.unwrap();
+        let err = server.await.unwrap().unwrap_err();
+        assert!(
+            err.to_string().contains("offers the secure handshake protocol 2 with Noise_XXpsk3"),
+            "{err}"
+        );
+
+        // And our side, reading that answer.
+        let (a, mut b) = duplex(1 << 16);
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        read_frame(&mut b, "").await.unwrap();
+        write_frame(&mut b, &answer, "").await.unwrap();
+        let err = client.await.unwrap().unwrap_err();
+        assert!(matches!(err, SecureError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains(Refusal::Unsupported.message()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_forged_answer_does_not_authenticate() {
+        let (a, mut b) = duplex(1 << 16);
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        read_frame(&mut b, "").await.unwrap();
+        let forged = secure_frame(&[7u8; 32 + 16 + 10]);
+        write_frame(&mut b, &forged, "").await.unwrap();
+        let err = client.await.unwrap().unwrap_err();
+        assert!(matches!(err, SecureError::SecretsDiffer { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn garbage_first_frames_are_refused_with_a_reason() {
+        for first in [&b"GET / HTTP/1.1"[..], br#"{"call":{"id":1}}"#, &secure_frame(b"short")] {
+            let (mut raw, b) = duplex(1 << 16);
+            let server = tokio::spawn(async move { serve(b, &key("a secret"), HELLO_B).await });
+            write_frame(&mut raw, first, "").await.unwrap();
+            let answer = read_frame(&mut raw, "").await.unwrap();
+            assert!(
+                matches!(parse(&answer), Parsed::Error { code: Some(c), .. } if c == "secure_malformed"),
+                "{}",
+                String::from_utf8_lossy(&answer)
+            );
+            let err = server.await.unwrap().unwrap_err();
+            assert!(matches!(err, SecureError::Malformed { .. }), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversize_answer_is_refused_unread() {
+        let (a, mut b) = duplex(1 << 16);
+        let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
+        read_frame(&mut b, "").await.unwrap();
+        b.write_all(&[0x00, 0x10, 0x00, 0x01]).await.unwrap();
+        let err = client.await.unwrap().unwrap_err();
+        assert!(matches!(err, SecureError::TooLarge { size: 0x100001, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_oversize_payload_is_refused_before_sending() {
+        let (a, mut b) = duplex(1 << 16);
+        let big = vec![b'x'; MAX_PAYLOAD + 1];
+        let err = connect(a, &key("a secret"), &big, "p").await.unwrap_err();
+        assert!(matches!(err, SecureError::PayloadTooLarge { .. }), "{err}");
+        assert_eq!(b.read(&mut [0u8; 1]).await.unwrap(), 0, "nothing was sent");
+        // The largest payload allowed fits the frame cap in base64.
+        let (a, b) = duplex(1 << 20);
+        let k = key("a secret");
+        let most = vec![b'x'; MAX_PAYLOAD];
+        let (client, server) = tokio::join!(connect(a, &k, &most, "p"), serve(b, &k, &most));
+        assert_eq!(client.unwrap().payload, most);
+        assert_eq!(server.unwrap().payload, most);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_request_gets_an_answer_but_no_confirmed_peer() {
+        // Record a genuine first frame...
+        let k = key("a secret");
+        let (a, mut tap) = duplex(1 << 16);
+        let genuine = tokio::spawn({
+            let k = k.clone();
+            async move { connect(a, &k, HELLO_A, "p").await }
+        });
+        let recorded = read_frame(&mut tap, "").await.unwrap();
+        drop(tap);
+        let _ = genuine.await;
+        // ...and replay it without knowing the secret.
+        let (mut outsider, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move { serve(b, &k, HELLO_B).await });
+        write_frame(&mut outsider, &recorded, "").await.unwrap();
+        let mut secured = server.await.unwrap().unwrap();
+        assert!(!secured.stream.peer_confirmed());
+        // Whatever the outsider sends next cannot authenticate.
+        outsider.write_all(&[0, 20]).await.unwrap();
+        outsider.write_all(&[9u8; 20]).await.unwrap();
+        let err = secured.stream.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(!secured.stream.peer_confirmed());
+    }
+}
