@@ -300,7 +300,8 @@ impl Sender {
         W: AsyncWrite + Unpin,
     {
         while self.out_pos < self.out_end {
-            let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.out[self.out_pos..self.out_end]))?;
+            let n =
+                ready!(Pin::new(&mut *io).poll_write(cx, &self.out[self.out_pos..self.out_end]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -326,10 +327,17 @@ impl Sender {
         if self.out.len() < 2 + len {
             self.out.resize(2 + len, 0);
         }
-        let n = match self.keys.write_message(self.nonce, plain, &mut self.out[2..2 + len]) {
+        let n = match self
+            .keys
+            .write_message(self.nonce, plain, &mut self.out[2..2 + len])
+        {
             Ok(n) => n,
             Err(snow::Error::State(_)) => return Err(exhausted()),
-            Err(e) => return Err(io::Error::other(format!("cannot seal a secure message: {e}"))),
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "cannot seal a secure message: {e}"
+                )))
+            }
         };
         // n <= MAX_MESSAGE, checked by snow: it fits the 2-byte length.
         self.out[..2].copy_from_slice(&(n as u16).to_be_bytes());

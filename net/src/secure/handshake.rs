@@ -131,7 +131,11 @@ where
                 ),
                 Err(e) => {
                     let reason = format!("an unreadable secure request ({e})");
-                    (Refusal::Malformed, Some(reason.clone()), malformed(peer, reason))
+                    (
+                        Refusal::Malformed,
+                        Some(reason.clone()),
+                        malformed(peer, reason),
+                    )
                 }
             }
         }
@@ -156,7 +160,11 @@ where
                 message,
             },
         ),
-        Parsed::Other(reason) => (Refusal::Malformed, Some(reason.clone()), malformed(peer, reason)),
+        Parsed::Other(reason) => (
+            Refusal::Malformed,
+            Some(reason.clone()),
+            malformed(peer, reason),
+        ),
     };
     tracing::warn!(peer, code = refusal.code(), "refused a connection: {err}");
     refuse(&mut io, refusal, detail.as_deref()).await;
@@ -171,7 +179,11 @@ where
     S: AsyncWrite + Unpin,
 {
     let err = SecureError::SecretRequired { peer: peer.into() };
-    tracing::warn!(peer, code = Refusal::NoSecret.code(), "refused a connection: {err}");
+    tracing::warn!(
+        peer,
+        code = Refusal::NoSecret.code(),
+        "refused a connection: {err}"
+    );
     refuse(&mut io, Refusal::NoSecret, None).await;
     err
 }
@@ -186,7 +198,11 @@ fn check_payload(payload: &[u8]) -> Result<(), SecureError> {
 }
 
 /// A new handshake of [`PATTERN`], keyed by the mesh key, bound to [`PROLOGUE`].
-fn handshake_state(key: &MeshKey, initiator: bool, peer: &str) -> Result<HandshakeState, SecureError> {
+fn handshake_state(
+    key: &MeshKey,
+    initiator: bool,
+    peer: &str,
+) -> Result<HandshakeState, SecureError> {
     let built = PATTERN.parse().and_then(|params| {
         let builder = Builder::new(params).psk(0, key.psk())?.prologue(PROLOGUE)?;
         if initiator {
@@ -281,7 +297,10 @@ mod tests {
         assert_eq!(a.payload, HELLO_B);
         assert_eq!(b.payload, HELLO_A);
         assert!(a.stream.peer_confirmed());
-        assert!(!b.stream.peer_confirmed(), "the first message alone could be a replay");
+        assert!(
+            !b.stream.peer_confirmed(),
+            "the first message alone could be a replay"
+        );
         a.stream.write_all(b"ping").await.unwrap();
         a.stream.flush().await.unwrap();
         let mut buf = [0u8; 4];
@@ -313,8 +332,16 @@ mod tests {
         let (a, b) = (a.unwrap_err(), b.unwrap_err());
         assert!(matches!(a, SecureError::SecretsDiffer { .. }), "{a}");
         assert!(matches!(b, SecureError::SecretsDiffer { .. }), "{b}");
-        assert!(a.to_string().starts_with("the secrets differ: peer responder"), "{a}");
-        assert!(b.to_string().starts_with("the secrets differ: peer initiator"), "{b}");
+        assert!(
+            a.to_string()
+                .starts_with("the secrets differ: peer responder"),
+            "{a}"
+        );
+        assert!(
+            b.to_string()
+                .starts_with("the secrets differ: peer initiator"),
+            "{b}"
+        );
     }
 
     #[tokio::test]
@@ -345,7 +372,11 @@ mod tests {
         assert_eq!(classify_first_frame(&first), FirstFrame::SecureRequest);
         let ours = refuse_secure_request(plain, "q").await;
         assert!(matches!(ours, SecureError::SecretRequired { .. }));
-        assert!(ours.to_string().starts_with("peer q requires a shared secret"), "{ours}");
+        assert!(
+            ours.to_string()
+                .starts_with("peer q requires a shared secret"),
+            "{ours}"
+        );
         let theirs = client.await.unwrap().unwrap_err();
         assert!(matches!(theirs, SecureError::NoSecret { .. }), "{theirs}");
         assert!(theirs
@@ -367,9 +398,14 @@ mod tests {
     async fn an_error_without_a_code_is_passed_on() {
         let (a, mut plain) = duplex(1 << 16);
         let client = tokio::spawn(async move { connect(a, &key("a secret"), HELLO_A, "p").await });
-        write_frame(&mut plain, br#"{"error":{"message":"too busy"}}"#, "").await.unwrap();
+        write_frame(&mut plain, br#"{"error":{"message":"too busy"}}"#, "")
+            .await
+            .unwrap();
         let err = client.await.unwrap().unwrap_err();
-        assert_eq!(err.to_string(), "peer p refused the secure handshake: too busy");
+        assert_eq!(
+            err.to_string(),
+            "peer p refused the secure handshake: too busy"
+        );
     }
 
     #[tokio::test]
@@ -381,7 +417,8 @@ mod tests {
         let answer = read_frame(&mut old, "").await.unwrap();
         let err = server.await.unwrap().unwrap_err();
         assert!(
-            err.to_string().contains("offers the secure handshake protocol 2 with Noise_XXpsk3"),
+            err.to_string()
+                .contains("offers the secure handshake protocol 2 with Noise_XXpsk3"),
             "{err}"
         );
 
@@ -392,7 +429,10 @@ mod tests {
         write_frame(&mut b, &answer, "").await.unwrap();
         let err = client.await.unwrap().unwrap_err();
         assert!(matches!(err, SecureError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains(Refusal::Unsupported.message()), "{err}");
+        assert!(
+            err.to_string().contains(Refusal::Unsupported.message()),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -408,7 +448,11 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_first_frames_are_refused_with_a_reason() {
-        for first in [&b"GET / HTTP/1.1"[..], br#"{"call":{"id":1}}"#, &secure_frame(b"short")] {
+        for first in [
+            &b"GET / HTTP/1.1"[..],
+            br#"{"call":{"id":1}}"#,
+            &secure_frame(b"short"),
+        ] {
             let (mut raw, b) = duplex(1 << 16);
             let server = tokio::spawn(async move { serve(b, &key("a secret"), HELLO_B).await });
             write_frame(&mut raw, first, "").await.unwrap();
@@ -430,7 +474,10 @@ mod tests {
         read_frame(&mut b, "").await.unwrap();
         b.write_all(&[0x00, 0x10, 0x00, 0x01]).await.unwrap();
         let err = client.await.unwrap().unwrap_err();
-        assert!(matches!(err, SecureError::TooLarge { size: 0x100001, .. }), "{err}");
+        assert!(
+            matches!(err, SecureError::TooLarge { size: 0x100001, .. }),
+            "{err}"
+        );
     }
 
     #[tokio::test]

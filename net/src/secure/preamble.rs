@@ -73,7 +73,10 @@ pub(super) fn parse(body: &[u8]) -> Parsed {
                 .and_then(Value::as_str)
                 .unwrap_or("(no message)")
                 .to_owned(),
-            code: fields.get("code").and_then(Value::as_str).map(str::to_owned),
+            code: fields
+                .get("code")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         },
         "secure" => {
             let protocol = fields.get("protocol").and_then(Value::as_u64);
@@ -220,7 +223,8 @@ mod tests {
 
     #[test]
     fn first_frames_are_classified() {
-        let hello = br#"{"hello":{"protocol":1,"id":null,"hub":false,"version":"x","max_frame":1024}}"#;
+        let hello =
+            br#"{"hello":{"protocol":1,"id":null,"hub":false,"version":"x","max_frame":1024}}"#;
         assert_eq!(classify_first_frame(hello), FirstFrame::PlainHello);
         assert_eq!(
             classify_first_frame(&secure_frame(b"noise bytes")),
@@ -255,7 +259,8 @@ mod tests {
         assert!(
             matches!(parse(body.as_bytes()), Parsed::Unsupported(what) if what == format!("protocol 2 with {PATTERN}"))
         );
-        let body = br#"{"secure":{"protocol":1,"noise":"Noise_NN_25519_AESGCM_SHA256","message":""}}"#;
+        let body =
+            br#"{"secure":{"protocol":1,"noise":"Noise_NN_25519_AESGCM_SHA256","message":""}}"#;
         assert!(matches!(parse(body), Parsed::Unsupported(_)));
     }
 
