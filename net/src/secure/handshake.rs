@@ -521,4 +521,100 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         assert!(!secured.stream.peer_confirmed());
     }
+    /// A Python with the `noiseprotocol` package: `NET_NOISE_PYTHON`, the app-net venv or
+    /// `python3`, the first that imports it; none prints a loud skip line (and fails with
+    /// `NET_REQUIRE_NOISE=1`).
+    fn noise_python(test: &str) -> Option<std::path::PathBuf> {
+        let venv = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/appnet-venv/bin/python"
+        );
+        let candidates = std::env::var_os("NET_NOISE_PYTHON")
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .chain([venv.into(), "python3".into()]);
+        for python in candidates {
+            let imports = std::process::Command::new(&python)
+                .args(["-c", "import noise.connection"])
+                .stderr(std::process::Stdio::null())
+                .status();
+            if imports.is_ok_and(|s| s.success()) {
+                return Some(python);
+            }
+        }
+        let why = "no Python with the noiseprotocol package (set NET_NOISE_PYTHON, or pip \
+                   install noiseprotocol)";
+        assert!(std::env::var_os("NET_REQUIRE_NOISE").is_none(), "{why}");
+        eprintln!("\n=== SKIP {test}: {why} ===\n");
+        None
+    }
+
+    #[tokio::test]
+    async fn a_python_client_from_the_docs_completes_the_handshake() {
+        let Some(python) = noise_python("a_python_client_from_the_docs_completes_the_handshake")
+        else {
+            return;
+        };
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/clients/noise_check.py"
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let secret = "a secret that python derives the same key from";
+        let client = tokio::process::Command::new(python)
+            .arg(script)
+            .arg(addr.to_string())
+            .arg(secret)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let serve_one = async {
+            let (io, _) = listener.accept().await.unwrap();
+            let key = MeshKey::from_secret(secret.as_bytes()).unwrap();
+            let mut secured = serve(io, &key, HELLO_B).await.unwrap();
+            let hello: serde_json::Value = serde_json::from_slice(&secured.payload).unwrap();
+            assert_eq!(hello["hello"]["version"], "noise_check-0.1");
+            let stream = &mut secured.stream;
+            let ping = read_link_frame(stream).await;
+            assert_eq!(ping, b"ping from python");
+            assert!(stream.peer_confirmed());
+            write_link_frame(stream, b"pong from rust").await;
+            let mut big = read_link_frame(stream).await;
+            assert_eq!(big.len(), 100_000);
+            big.reverse();
+            write_link_frame(stream, &big).await;
+        };
+        let (output, ()) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            tokio::join!(client.wait_with_output(), serve_one)
+        })
+        .await
+        .expect("the python client finished within 30 s");
+        let output = output.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["their_hello"]["hello"]["id"], "b");
+        assert_eq!(report["pong"], "pong from rust");
+        assert_eq!(report["big_back_len"], 100_000);
+        assert_eq!(report["big_back_ok"], true);
+    }
+
+    async fn read_link_frame<S: AsyncRead + Unpin>(io: &mut S) -> Vec<u8> {
+        let len = io.read_u32().await.unwrap() as usize;
+        let mut body = vec![0u8; len];
+        io.read_exact(&mut body).await.unwrap();
+        body
+    }
+
+    async fn write_link_frame<S: AsyncWrite + Unpin>(io: &mut S, body: &[u8]) {
+        io.write_u32(body.len() as u32).await.unwrap();
+        io.write_all(body).await.unwrap();
+        io.flush().await.unwrap();
+    }
 }
