@@ -20,7 +20,7 @@ import sys
 
 from noise.connection import NoiseConnection
 
-PATTERN = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s"
+PATTERN = "Noise_NNpsk0_25519_AESGCM_BLAKE2s"
 PROLOGUE = b"net secure 1"
 MAX_HANDSHAKE_FRAME = 65536
 MAX_MESSAGE = 65535

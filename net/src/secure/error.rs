@@ -176,8 +176,7 @@ impl Refusal {
                  peers the same NET_SECRET"
             }
             Refusal::Unsupported => {
-                "this peer speaks secure protocol 1 with Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s \
-                 only"
+                "this peer speaks secure protocol 1 with Noise_NNpsk0_25519_AESGCM_BLAKE2s only"
             }
             Refusal::Malformed => {
                 "the first frame must be a secure handshake request (see docs/PROTOCOL.md \

@@ -10,7 +10,7 @@
 //!
 //! # Decision record: the pattern
 //!
-//! `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`, because:
+//! `Noise_NNpsk0_25519_AESGCM_BLAKE2s`, because:
 //!
 //! - **One round trip.** NN is two messages, and each carries a payload, so each side's
 //!   hello rides inside the handshake: a secured connection costs the same round trip as
@@ -28,11 +28,16 @@
 //!   distribution (who holds which public key, how it is revoked) that the mesh does not
 //!   have; with one shared secret, a static key proves nothing the PSK does not, and XX
 //!   costs a third message, so a round trip more before the first call.
-//! - **ChaChaPoly**, not AESGCM: measured with snow's pure-Rust resolver on this project's
-//!   machine (x86-64 with AES-NI), 64 KiB messages encrypt at about 1.4 GB/s with either
-//!   (ChaChaPoly 1.42-1.44, AESGCM 0.93-1.26 GB/s over two runs), so AESGCM buys nothing
-//!   here and ChaChaPoly stays constant-time on CPUs without AES instructions.
-//!   BLAKE2s is the hash Noise pairs with it and doubles as the PSK's KDF ([`MeshKey`]).
+//! - **AESGCM**, not ChaChaPoly: measured with snow's pure-Rust resolver on this
+//!   project's machine (x86-64 with AES-NI), the two are alike on 64 KiB messages (about
+//!   1.3 GB/s each), but a small message costs ChaChaPoly about 1.8 us (poly1305's AVX2
+//!   set-up per message) and AESGCM about 0.4 us, and a call is small messages: four per
+//!   round trip. On a CPU without AES instructions RustCrypto's AES is still constant-time
+//!   (bitsliced) but several times slower; that is the price on such machines. Built with
+//!   snow's `ring-accelerated` feature (the `ring` feature of this crate), AESGCM reaches
+//!   6.6 GB/s on 64 KiB messages; the wire is the same either way.
+//! - **BLAKE2s**: fast in software, and it doubles as the PSK's KDF ([`MeshKey`]), so an
+//!   implementer needs one hash.
 //!
 //! The prologue is [`PROLOGUE`]: it binds the handshake to this protocol's version, so a
 //! downgrade of the plain `secure` frame's fields breaks the handshake.
@@ -64,7 +69,7 @@ pub use preamble::{classify_first_frame, read_frame, refusal_frame, refuse, Firs
 pub use stream::{SecureReader, SecureStream, SecureWriter};
 
 /// The Noise protocol name: pattern, DH, cipher, hash.
-pub const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 
 /// The version of the secure handshake, in the `secure` frame's `protocol` field.
 pub const SECURE_PROTOCOL: u32 = 1;
