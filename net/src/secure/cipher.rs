@@ -104,30 +104,43 @@ impl Receiver {
     where
         R: AsyncRead + Unpin,
     {
-        if out.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
+        // Hands out every whole message already buffered (a small frame is often one
+        // message, and a batch of them arrives in one read), but reads the stream again
+        // only while nothing has been handed out.
+        let mut gave = false;
         loop {
+            if out.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
             if self.plain_pos < self.plain_end {
                 let n = out.remaining().min(self.plain_end - self.plain_pos);
                 out.put_slice(&self.plain[self.plain_pos..self.plain_pos + n]);
                 self.plain_pos += n;
-                return Poll::Ready(Ok(()));
+                gave = true;
+                continue;
             }
             if let Some(kind) = self.failed {
+                if gave {
+                    // What came before the break first; the error on the next read.
+                    return Poll::Ready(Ok(()));
+                }
                 return Poll::Ready(Err(match kind {
                     io::ErrorKind::InvalidData => tampered(),
                     kind => io::Error::new(kind, "the secure stream broke earlier"),
                 }));
             }
             let needed = match self.message_len() {
-                Some(len) if self.end - self.start >= 2 + len => {
-                    self.decrypt(len)?;
-                    continue;
-                }
+                Some(len) if self.end - self.start >= 2 + len => match self.decrypt(len) {
+                    Ok(()) => continue,
+                    Err(_) if gave => return Poll::Ready(Ok(())),
+                    Err(e) => return Poll::Ready(Err(e)),
+                },
                 Some(len) => 2 + len,
                 None => 2,
             };
+            if gave {
+                return Poll::Ready(Ok(()));
+            }
             self.make_room(needed);
             let mut read = ReadBuf::new(&mut self.buf[self.end..]);
             ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
@@ -198,7 +211,10 @@ impl Receiver {
                 self.start += 2 + len;
                 Ok(())
             }
-            Err(snow::Error::State(_)) => Err(exhausted()),
+            Err(snow::Error::State(_)) => {
+                self.failed = Some(io::ErrorKind::Other);
+                Err(exhausted())
+            }
             Err(_) => {
                 self.failed = Some(io::ErrorKind::InvalidData);
                 Err(tampered())

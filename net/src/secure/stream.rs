@@ -394,6 +394,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_came_before_a_broken_message_is_read_first() {
+        let mut t = tapped().await;
+        let first = wire_of(&mut t, b"one").await;
+        let mut second = wire_of(&mut t, b"two").await;
+        second[5] ^= 0x80;
+        t.b_raw.write_all(&[first, second].concat()).await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(t.b.read(&mut buf).await.unwrap(), 3);
+        assert_eq!(&buf[..3], b"one");
+        let err = t.b.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn buffered_messages_are_handed_out_in_one_read() {
+        let mut t = tapped().await;
+        let mut wire = Vec::new();
+        for word in [&b"one"[..], b"two", b"three"] {
+            wire.extend(wire_of(&mut t, word).await);
+        }
+        t.b_raw.write_all(&wire).await.unwrap();
+        let mut buf = [0u8; 64];
+        // One read of the inner stream takes all three; one read here hands them out.
+        assert_eq!(t.b.read(&mut buf).await.unwrap(), 11);
+        assert_eq!(&buf[..11], b"onetwothree");
+    }
+
+    #[tokio::test]
     async fn a_message_shorter_than_its_tag_is_invalid_data() {
         let mut t = tapped().await;
         t.b_raw.write_all(&[0, 0]).await.unwrap();
