@@ -55,6 +55,23 @@
 //! - Nonces count messages per direction; 2^64 - 1 of them is out of reach, and a stream
 //!   that got there would fail with an error rather than reuse one.
 
+//!
+//! # Wiring (for the link and the accept path)
+//!
+//! - Configuration: `MeshKey::from_secret(NET_SECRET's bytes)` or
+//!   `MeshKey::from_secret(secret_from_file(&contents))`, once; clone it into each link.
+//! - Connecting with a key: `connect(tcp, &key, &hello_json, peer)` within the hello
+//!   deadline; `Secured::payload` is the other side's hello, `Secured::stream` goes under
+//!   the link (`stream.split_with(TcpStream::into_split)` for a reader and a writer task).
+//! - Accepting (after the app-net first-byte check): read the first frame with
+//!   [`read_frame`] (capped at [`MAX_HANDSHAKE_FRAME`]) instead of the codec, and send no
+//!   plain hello of our own first. With a key: `accept(tcp, &first, &key, &hello_json,
+//!   peer)`, which answers every refusal itself. Without one: if
+//!   `classify_first_frame(&first)` is `SecureRequest`, `refuse_secure_request(tcp, peer)`;
+//!   else go on with the plain handshake on `first`.
+//! - A plain side that receives an error frame whose `code` is `secret_required` reports
+//!   `Refusal::SecretRequired.received_from(peer, message)`.
+
 mod cipher;
 mod error;
 mod handshake;
@@ -90,6 +107,7 @@ pub const MAX_PAYLOAD: usize = 32768;
 pub mod __bench {
     pub use super::{
         accept, classify_first_frame, connect, read_frame, FirstFrame, MeshKey, SecureError,
-        SecureReader, SecureStream, SecureWriter, Secured,
+        SecureReader, SecureStream, SecureWriter, Secured, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD,
+        PATTERN,
     };
 }
