@@ -39,6 +39,13 @@
 //! - **BLAKE2s**: fast in software, and it doubles as the PSK's KDF ([`MeshKey`]), so an
 //!   implementer needs one hash.
 //!
+//! The two handshake messages ride **inside** plain `secure` frames (base64 in JSON) rather
+//! than after a plain preamble: an unsecured peer reads a well-formed frame of an unknown
+//! kind and can answer in plain; the connecting side tells the answer (Noise message 2) from
+//! a plain `error` or `hello` frame by its kind, with no byte-level guessing; and the
+//! accepting side, which receives nothing until it answers, cannot have read any encrypted
+//! bytes into a plain codec's buffer. The cost is a third more bytes on ~200-byte messages.
+//!
 //! The prologue is [`PROLOGUE`]: it binds the handshake to this protocol's version, so a
 //! downgrade of the plain `secure` frame's fields breaks the handshake.
 //!
