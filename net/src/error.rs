@@ -76,8 +76,8 @@ pub enum Error {
 
     /// The call took longer than its timeout. The remote work was cancelled.
     #[error(
-        "call to {tag} on {peer} timed out after {after:?}; the remote work was cancelled \
-         (raise it with .timeout() or NET_TIMEOUT)"
+        "call to {tag} on {peer} timed out after {after:?} {step}; the remote work was \
+         cancelled (raise it with .timeout() or NET_TIMEOUT)"
     )]
     Timeout {
         /// The peer called.
@@ -86,6 +86,24 @@ pub enum Error {
         tag: String,
         /// The timeout that ran out.
         after: Duration,
+        /// Which step of the call it ran out in.
+        step: TimeoutStep,
+    },
+
+    /// The secure handshake (NET_SECRET) with a peer failed: one side has no secret, or
+    /// the two hold different ones, or the handshake broke. The message says which side
+    /// and what to do.
+    #[error("{message}")]
+    Secure {
+        /// The peer.
+        peer: String,
+        /// What failed.
+        kind: SecureFailure,
+        /// What failed, what to do.
+        message: String,
+        /// The handshake's own error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The peer has no function under this tag (app-net's INVALID_CONNECTION).
@@ -235,6 +253,44 @@ pub enum Error {
         #[source]
         source: Option<Arc<io::Error>>,
     },
+}
+
+/// The step of a call its timeout ran out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutStep {
+    /// Connecting to the peer (TCP).
+    Connect,
+    /// The hello (and, with NET_SECRET, the secure handshake) on a new connection.
+    Handshake,
+    /// Waiting for the reply.
+    Reply,
+}
+
+impl std::fmt::Display for TimeoutStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutStep::Connect => "while connecting",
+            TimeoutStep::Handshake => "during the handshake of a new connection",
+            TimeoutStep::Reply => "waiting for the reply",
+        })
+    }
+}
+
+/// Why a secure handshake failed ([`Error::Secure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecureFailure {
+    /// The other peer requires a shared secret and this one has none.
+    SecretRequired,
+    /// This peer requires a shared secret and the other has none.
+    NoSecret,
+    /// Both have a secret, and they differ.
+    SecretsDiffer,
+    /// The other peer offers another version of the secure handshake.
+    Unsupported,
+    /// The handshake broke: a malformed or refused message, a closed socket, a bad secret.
+    Handshake,
 }
 
 fn list_tags(tags: &[String]) -> String {

@@ -56,7 +56,7 @@
 //! | layer | modules | owns |
 //! | --- | --- | --- |
 //! | base | `error`, `config`, `id`, `sync`, `logging`, `addrs` | one [`Error`] (causes kept as sources), `NET_*` settings, peer ids, lock helper, log set-up, this host's addresses |
-//! | wire | `wire` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, the `info` description |
+//! | wire | `wire`, `secure` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, binary attachments, the `info` description; the secure handshake and encrypted stream of NET_SECRET |
 //! | link | `link` | one multiplexed stream over any transport: request ids, pending calls, cancel, write scheduling, budgets; hands inbound calls to a trait |
 //! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
 //! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
@@ -83,6 +83,7 @@ mod id;
 mod link;
 mod logging;
 mod peer;
+mod secure;
 mod serve;
 mod start;
 mod sync;
@@ -94,16 +95,21 @@ mod wire;
 
 #[doc(hidden)]
 pub mod __private;
+#[doc(hidden)]
+pub use secure::__bench as __secure_bench;
 
 pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
-pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, VERSION};
+pub use config::{
+    AppNetAccess, Config, Discovery, DiscoveryPaths, Secret, DEFAULT_MDNS_SERVICE, DEFAULT_PORT,
+    VERSION,
+};
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, SecureFailure, TimeoutStep};
 pub use events::{
     subscription_handler, unsubscription_handler, Delivering, Delivery, DeliveryReport,
     DeliveryStatus, Publish,

@@ -297,10 +297,16 @@ async fn a_timeout_names_peer_and_tag_and_cancels_the_remote_work() {
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(350));
     match &err {
-        net::Error::Timeout { peer, tag, after } => {
+        net::Error::Timeout {
+            peer,
+            tag,
+            after,
+            step,
+        } => {
             assert!(peer.contains(&server.addr().to_string()));
             assert_eq!(tag, slow_async(0, String::new()).tag());
             assert_eq!(*after, Duration::from_millis(100));
+            assert_eq!(*step, net::TimeoutStep::Reply);
         }
         other => panic!("expected Timeout, got {other:?}"),
     }

@@ -24,8 +24,17 @@ use crate::peer::Peer;
 /// Serves app-net requests on `peer`'s port: they are the connections whose first byte is
 /// `{`, which never starts one of our frames (a frame's length is at most 1 GiB, so its
 /// first byte is at most 0x40).
+///
+/// app-net's requests cannot be encrypted: a peer with a shared secret refuses them, with
+/// an app-net error saying why, unless NET_APPNET=allow says otherwise.
 pub(crate) fn start(peer: &Peer) {
-    peer.claim(b'{', |peer, stream, from| server::serve(stream, from, peer));
+    if peer.config().app_net.serves(peer.is_secured()) {
+        peer.claim(b'{', |peer, stream, from| server::serve(stream, from, peer));
+    } else {
+        peer.claim(b'{', |peer, stream, from| {
+            server::refuse(stream, from, peer)
+        });
+    }
 }
 
 /// app-net 0.6 reads one `recv(1024)` of a request (server) and of a reply (client) and

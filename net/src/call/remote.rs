@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::target::{RouteCall, Target, TargetKind};
 use super::{block_on, decode, decode_json};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutStep};
 use crate::peer::{self, Peer};
 
 /// A call on its way to a peer: `.await` it (default timeout), set `.timeout(d)`, block on
@@ -135,7 +135,17 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             _ => None,
         };
         // One clock read per call when the link is there already: the budget is whole.
+        // Otherwise connecting and the handshake come out of it too.
         let deadline = started + budget;
+        let whole = |e: Error| match e {
+            Error::Timeout { peer, step, .. } => Error::Timeout {
+                peer,
+                tag: self.tag.to_string(),
+                after: budget,
+                step,
+            },
+            other => other,
+        };
         let (conn, left) = match back_channel {
             Some(conn) => (conn, budget),
             None => {
@@ -143,8 +153,8 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 match home.pooled(addr) {
                     Some(link) => (link, budget),
                     None => {
-                        let link = home.link_to(addr, budget).await?;
-                        (link, budget.saturating_sub(started.elapsed()))
+                        let link = home.link_to(addr, deadline).await.map_err(whole)?;
+                        (link, deadline.saturating_duration_since(Instant::now()))
                     }
                 }
             }
@@ -154,20 +164,14 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 peer: conn.label().to_owned(),
                 tag: self.tag.into_owned(),
                 after: budget,
+                step: TimeoutStep::Handshake,
             });
         }
         let outcome = conn
             .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
             .await
-            .map_err(|e| match e {
-                // Report the whole budget the caller gave, not what was left of it.
-                Error::Timeout { peer, tag, .. } => Error::Timeout {
-                    peer,
-                    tag,
-                    after: budget,
-                },
-                other => other,
-            })?;
+            // Report the whole budget the caller gave, not what was left of it.
+            .map_err(whole)?;
         match outcome {
             Some(outcome) => decode(outcome, conn.label(), &self.tag, self.returns_result),
             None => decode_json("null", conn.label(), &self.tag),

@@ -92,6 +92,21 @@ impl Config {
         if let Some(v) = get("NET_MDNS_SERVICE") {
             config.mdns_service = v.trim().to_owned();
         }
+        match (get("NET_SECRET"), get("NET_SECRET_FILE")) {
+            (Some(_), Some(file)) => {
+                return Err(Error::Config {
+                    var: "NET_SECRET_FILE",
+                    value: file,
+                    reason: "NET_SECRET is set too; set one of them".into(),
+                })
+            }
+            (Some(secret), None) => config.secret = Some(super::Secret::new(secret)),
+            (None, Some(file)) => config.secret = Some(super::Secret::from_file(file.trim())?),
+            (None, None) => {}
+        }
+        if let Some(v) = get("NET_APPNET") {
+            config.app_net = super::AppNetAccess::parse(&v)?;
+        }
         config.validate()?;
         Ok(config)
     }

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 mod env;
 mod paths;
+mod secret;
 
 pub use paths::{Discovery, DiscoveryPaths};
+pub use secret::{AppNetAccess, Secret};
 
 use crate::error::{Error, Result};
 
@@ -77,6 +79,14 @@ pub struct Config {
     /// `NET_MDNS_SERVICE`: the mDNS service type peers advertise and browse. Default
     /// `_netpeer._tcp.local.`; tests give each run its own so runs never see each other.
     pub mdns_service: String,
+    /// `NET_SECRET`, or the contents of the file `NET_SECRET_FILE` names: the mesh's
+    /// shared secret. With it every connection is encrypted and authenticated
+    /// (docs/PROTOCOL.md section 17) and a peer without it learns nothing. Default none:
+    /// the mesh is then open to anyone who can reach its ports.
+    pub secret: Option<Secret>,
+    /// `NET_APPNET`: whether Python app-net's plain JSON requests are served (`auto`,
+    /// the default: yes without a secret, no with one; `allow`; `deny`).
+    pub app_net: AppNetAccess,
 }
 
 /// The mDNS service type of this project's peers.
@@ -110,6 +120,8 @@ impl Default for Config {
             discovery: DiscoveryPaths::default(),
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
+            secret: None,
+            app_net: AppNetAccess::Auto,
         }
     }
 }
@@ -274,6 +286,18 @@ impl Config {
     /// `NET_PROBE_TIMEOUT`: how long one discovery probe may take.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
+        self
+    }
+
+    /// `NET_SECRET`: the mesh's shared secret (see [`Config::secret`](Config#structfield.secret)).
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// `NET_APPNET`: whether app-net's plain JSON requests are served.
+    pub fn app_net(mut self, access: AppNetAccess) -> Self {
+        self.app_net = access;
         self
     }
 

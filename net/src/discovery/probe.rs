@@ -82,7 +82,8 @@ async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<In
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| Error::unreachable(addr, e))?;
-        let link = peer.link_over_tcp(stream).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let link = peer.link_over_tcp(stream, deadline).await?;
         peer.adopt(&link, false);
         peer.offer(addr, &link);
     }

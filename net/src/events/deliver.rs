@@ -188,7 +188,10 @@ const FRAME_MARGIN: usize = 4096;
 /// `NET_MAX_FRAME`) goes back to the front of the queue for the next call.
 pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Item>) -> Verdict {
     let budget = peer.config().timeout;
-    let conn = match peer.link_to(addr, budget).await {
+    let conn = match peer
+        .link_to(addr, tokio::time::Instant::now() + budget)
+        .await
+    {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
     };
@@ -328,7 +331,10 @@ async fn send_fitting(
 /// built-in. The lane sends these one at a time, so they run in order there too.
 pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
     let budget = peer.config().timeout;
-    let conn = match peer.link_to(addr, budget).await {
+    let conn = match peer
+        .link_to(addr, tokio::time::Instant::now() + budget)
+        .await
+    {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
     };

@@ -29,7 +29,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::Error;
+use crate::error::{Error, TimeoutStep};
 use crate::sync::lock;
 use crate::wire::{self, CallIn, CallRef, Frame, Hello, Payload, WireOutcome};
 use inbound::Serving;
@@ -333,6 +333,7 @@ impl Link {
                 peer: self.label.clone(),
                 tag: tag.to_owned(),
                 after: timeout,
+                step: TimeoutStep::Reply,
             }),
         }
     }

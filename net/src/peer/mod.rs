@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::id::PeerId;
 use crate::link::Link;
+use crate::secure::MeshKey;
 use crate::serve::{Registry, Server};
 use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
@@ -101,6 +102,8 @@ pub(crate) struct PeerInner {
     /// Protocols other than this crate's that may arrive on its port (app-net's JSON),
     /// told apart by their first byte.
     claims: Mutex<Vec<Claim>>,
+    /// The mesh key derived from NET_SECRET: every link is then secured with it.
+    key: Option<MeshKey>,
 }
 
 impl Peer {
@@ -115,6 +118,10 @@ impl Peer {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
         let id = PeerId::new(advertised_host(&config), addr.port(), config.group.clone());
+        let key = match &config.secret {
+            Some(secret) => Some(MeshKey::from_secret(secret.bytes())?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let peer = Peer {
             inner: Arc::new(PeerInner {
@@ -122,6 +129,7 @@ impl Peer {
                 services: services::Services::default(),
                 bus: bus::Bus::default(),
                 claims: Mutex::new(Vec::new()),
+                key,
                 server: OnceLock::new(),
                 config,
                 id,
@@ -187,6 +195,12 @@ impl Peer {
     /// How many connections to other peers are open, both directions.
     pub fn connection_count(&self) -> usize {
         self.inner.links.count()
+    }
+
+    /// Whether the peer has a shared secret (NET_SECRET): its links are then encrypted,
+    /// and peers without the secret learn nothing.
+    pub fn is_secured(&self) -> bool {
+        self.inner.key.is_some()
     }
 
     /// True once `shutdown` has begun.
