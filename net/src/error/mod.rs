@@ -2,10 +2,16 @@
 //! to do about it; an OS error behind it is kept as its [`source`](std::error::Error::source),
 //! so code decides by [`Error::io_kind`], never by searching the text.
 
+mod unknown;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::id::readable_tag;
+
+pub(crate) use unknown::closest;
 
 /// `Result` with [`net::Error`](Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -76,23 +82,21 @@ pub enum Error {
 
     /// The call took longer than its timeout. The remote work was cancelled.
     #[error(
-        "call to {tag} on {peer} timed out after {after:?}; the remote work was cancelled \
-         (raise it with .timeout() or NET_TIMEOUT)"
+        "call to {} on {peer} timed out after {after:?}; the remote work was cancelled \
+         (raise it with .timeout() or NET_TIMEOUT)",
+        readable_tag(.tag)
     )]
     Timeout {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The timeout that ran out.
         after: Duration,
     },
 
     /// The peer has no function under this tag (app-net's INVALID_CONNECTION).
-    #[error(
-        "INVALID_CONNECTION: peer {peer} has no function tagged {tag:?}; it has {}",
-        list_tags(available)
-    )]
+    #[error("INVALID_CONNECTION: {}", unknown::message(.peer, .tag, .available))]
     UnknownTag {
         /// The peer called.
         peer: String,
@@ -103,11 +107,11 @@ pub enum Error {
     },
 
     /// The remote function failed: it panicked or its result could not be encoded.
-    #[error("remote error in {tag} on {peer}: {message} (at {location})")]
+    #[error("remote error in {} on {peer}: {message} (at {location})", readable_tag(.tag))]
     Remote {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The panic or failure message.
         message: String,
@@ -116,20 +120,20 @@ pub enum Error {
     },
 
     /// The arguments did not fit the remote function's parameters.
-    #[error("peer {peer} rejected the arguments for {tag}: {message}")]
+    #[error("peer {peer} rejected the arguments for {}: {message}", readable_tag(.tag))]
     BadArguments {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// What did not fit.
         message: String,
     },
 
     /// The arguments could not be encoded as JSON on this side.
-    #[error("cannot encode the arguments for {tag}: {message}")]
+    #[error("cannot encode the arguments for {}: {message}", readable_tag(.tag))]
     Encode {
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// serde_json's message.
         message: String,
@@ -138,24 +142,25 @@ pub enum Error {
     /// The reply did not decode into the function's return type: the two sides disagree
     /// on the function's signature.
     #[error(
-        "the reply of {tag} from {peer} does not fit the expected return type: {message}; do \
-         both sides run the same version of the function?"
+        "the reply of {} from {peer} does not fit the expected return type: {message}; do \
+         both sides run the same version of the function?",
+        readable_tag(.tag)
     )]
     Decode {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// serde_json's message.
         message: String,
     },
 
     /// The remote function answered with a flag that has no meaning as a value.
-    #[error("peer {peer} answered {tag} with the flag {name}")]
+    #[error("peer {peer} answered {} with the flag {name}", readable_tag(.tag))]
     Flag {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The flag's name.
         name: String,
@@ -235,14 +240,6 @@ pub enum Error {
         #[source]
         source: Option<Arc<io::Error>>,
     },
-}
-
-fn list_tags(tags: &[String]) -> String {
-    if tags.is_empty() {
-        "none".to_owned()
-    } else {
-        tags.join(", ")
-    }
 }
 
 impl Error {
