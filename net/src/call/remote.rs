@@ -56,7 +56,8 @@ impl<R> RemoteCall<R> {
     }
 
     /// Waits at most `timeout` for the reply (instead of `NET_TIMEOUT`); the remote work
-    /// is cancelled when it runs out.
+    /// is cancelled when it runs out. `Duration::ZERO` means no timeout (Peers'
+    /// convention): the call waits as long as the peer takes.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -113,7 +114,8 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         let started = Instant::now();
         let home = self.home()?;
         let args = self.args?;
-        let budget = self.timeout.unwrap_or(home.config().timeout);
+        // Zero is no timeout (Peers' convention).
+        let budget = crate::config::budget(self.timeout.unwrap_or(home.config().timeout));
         if let TargetKind::Routed(route) = &self.target.kind {
             let call = RouteCall {
                 home: &home,

@@ -187,7 +187,7 @@ const FRAME_MARGIN: usize = 4096;
 /// events run in order there. What does not fit one frame (the smaller of both sides'
 /// `NET_MAX_FRAME`) goes back to the front of the queue for the next call.
 pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let conn = match peer.link_to(addr, budget).await {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
@@ -234,7 +234,7 @@ async fn send_fitting(
     addr: SocketAddr,
     batch: Vec<Item>,
 ) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let mut args = String::with_capacity(
         32 + batch
             .iter()
@@ -329,7 +329,7 @@ async fn send_fitting(
 /// Sends one event straight to the handler's tag: for subscribers without the batch
 /// built-in. The lane sends these one at a time, so they run in order there too.
 pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let conn = match peer.link_to(addr, budget).await {
         Ok(conn) => conn,
         Err(e) => return fail_all(peer, addr, batch, e),
@@ -368,7 +368,7 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
 /// per request, as app-net serves). The lane sends these one at a time, so they run in
 /// order there too.
 pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let max_reply = peer.config().max_frame;
     let mut items = batch.into_iter();
     while let Some(item) = items.next() {

@@ -303,7 +303,9 @@ impl Peer {
         let candidate = if target.protocol() == Some("app-net") {
             app_net_candidate(self, addr).await?
         } else {
-            let conn = self.link_to(addr, self.config().timeout).await?;
+            let conn = self
+                .link_to(addr, crate::config::budget(self.config().timeout))
+                .await?;
             Candidate {
                 addr,
                 group: conn.remote().group.clone(),
