@@ -141,19 +141,20 @@ async fn run(node: SocketAddr, command: Command) -> Result<ExitCode, net::Error>
             }
         },
         // The continuation convention: hand over what to do with the answer, and carry on.
-        // The typed error arrives in `on_ok` (the call itself worked); `on_err` gets what
-        // went wrong with the call (unreachable node, timeout, ...).
+        // `on_ok` gets the value; `on_err` gets what went wrong, as in Peers: the
+        // function's typed error (`Failure::Returned`) or a failed call (unreachable node,
+        // timeout, ...: `Failure::Call`).
         Command::Get { key, then: true } => {
             let failed = Arc::new(AtomicBool::new(false));
             let failed_in_callback = failed.clone();
             let done = get(key.clone()).on(node).then(
-                move |answer| match answer {
-                    Ok(value) => println!("Got: {key} -> {value}"),
-                    Err(missing) => println!("Oops: {missing}"),
-                },
-                move |error| {
-                    eprintln!("error: {error}");
-                    failed_in_callback.store(true, Ordering::Relaxed);
+                move |value| println!("Got: {key} -> {value}"),
+                move |failure| match failure {
+                    net::Failure::Returned(missing) => println!("Oops: {missing}"),
+                    net::Failure::Call(error) => {
+                        eprintln!("error: {error}");
+                        failed_in_callback.store(true, Ordering::Relaxed);
+                    }
                 },
             )?;
             // Wait until a callback has run before this process exits.

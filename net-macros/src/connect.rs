@@ -88,6 +88,16 @@ impl<'a> Expansion<'a> {
         self.item.attrs.iter().filter(|attr| is_cfg(attr))
     }
 
+    /// `M` of `Call<R, K, M>`: whether `.then` routes a typed `Err` to the error handler.
+    fn mode(&self) -> TokenStream {
+        let krate = self.krate;
+        if self.analysis.returns_result {
+            quote!(#krate::__private::Fallible)
+        } else {
+            quote!(#krate::__private::Plain)
+        }
+    }
+
     /// The function the user calls: same name, wire parameters only, returns a `Call`.
     fn caller_fn(&self) -> TokenStream {
         let FnItem {
@@ -95,13 +105,13 @@ impl<'a> Expansion<'a> {
         } = self.item;
         let attrs = attrs.iter().map(allow_instead_of_expect);
         let (fn_token, ident) = (&sig.fn_token, &sig.ident);
-        let (krate, ret, kind) = (self.krate, self.return_type(), self.kind());
+        let (krate, ret, kind, mode) = (self.krate, self.return_type(), self.kind(), self.mode());
         let (idents, tys): (Vec<_>, Vec<_>) = self.analysis.wire().unzip();
         let static_ident = &self.static_ident;
         quote! {
             #(#attrs)*
-            #vis #fn_token #ident(#(#idents: #tys),*) -> #krate::Call<#ret, #kind> {
-                #krate::__private::call::<#ret, #kind>(&#static_ident, (#(#idents,)*))
+            #vis #fn_token #ident(#(#idents: #tys),*) -> #krate::Call<#ret, #kind, #mode> {
+                #krate::__private::call::<#ret, #kind, #mode>(&#static_ident, (#(#idents,)*))
             }
         }
     }
@@ -301,7 +311,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn >"));
+        assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn , :: net :: __private :: Plain >"));
         assert!(out.contains("pub static __NET_ENTRY_multiply"));
         assert!(out.contains("params : & [\"a\" , \"b\"]"));
         assert!(out.contains("Handler :: Sync (__net_handler_multiply)"));
@@ -320,7 +330,7 @@ mod tests {
             ),
         );
         assert!(out.contains(
-            "fn lookup (key : String) -> renamed :: Call < Result < String , E > , renamed :: __private :: AsyncFn >"
+            "fn lookup (key : String) -> renamed :: Call < Result < String , E > , renamed :: __private :: AsyncFn , renamed :: __private :: Fallible >"
         ));
         assert!(out.contains("custom_tag : :: core :: option :: Option :: Some (\"Lookup\")"));
         assert!(out.contains("returns_result : true"));
