@@ -55,17 +55,12 @@ pub(crate) fn unknown(vars: impl IntoIterator<Item = (OsString, OsString)>) -> V
     warnings
 }
 
-/// Warns about unknown `NET_*` variables, once per process: through `tracing`, and on
-/// stderr when the program has no tracing subscriber to show it.
+/// Warns about unknown `NET_*` variables, once per process.
 pub(crate) fn warn_unknown_once(vars: impl IntoIterator<Item = (OsString, OsString)>) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for warning in unknown(vars) {
-            if tracing::dispatcher::has_been_set() {
-                tracing::warn!("{warning}");
-            } else {
-                eprintln!("net: warning: {warning}");
-            }
+            crate::logging::warn_user(&warning);
         }
     });
 }

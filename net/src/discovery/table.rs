@@ -34,10 +34,32 @@ pub struct PeerInfo {
     pub hub: bool,
     /// The path that found it first.
     pub found_by: Discovery,
-    /// How long its last probe (connect if needed, and an `info` call) took.
+    /// How long its last probe (connect if needed, and an `info` call) took, in
+    /// milliseconds in JSON (`rtt_ms`).
+    #[serde(rename = "rtt_ms", with = "millis")]
     pub rtt: Duration,
+    /// It is a Python app-net peer: calls to it (`f(x).on(&peer)`) go in app-net's own
+    /// format, and `info` holds what its app-net `info` said (its `version` is `app-net`).
+    #[serde(default)]
+    pub app_net: bool,
     /// What it said about itself.
     pub info: Info,
+}
+
+/// A duration as fractional milliseconds, as people read a round trip.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+    }
 }
 
 impl PeerInfo {
@@ -49,8 +71,22 @@ impl PeerInfo {
             hub: info.hub,
             found_by,
             rtt,
+            app_net: false,
             info,
         }
+    }
+
+    /// Whether it serves `function`: a tag, or a function's path (`app::add`), which
+    /// stands for its default tag.
+    pub fn serves(&self, function: &str) -> bool {
+        let function = function.trim();
+        let default = function
+            .contains("::")
+            .then(|| crate::id::default_tag(function));
+        self.info
+            .connections
+            .iter()
+            .any(|tag| tag == function || Some(tag) == default.as_ref())
     }
 
     /// Equal apart from the measurement and the path: a change worth an `Updated` event.
@@ -63,14 +99,19 @@ impl PeerInfo {
 }
 
 impl From<&PeerInfo> for Target {
+    /// Where the peer serves; a Python app-net peer is called in app-net's format.
     fn from(peer: &PeerInfo) -> Target {
-        Target::from(peer.addr)
+        if peer.app_net {
+            Target::app_net(peer.addr)
+        } else {
+            Target::from(peer.addr)
+        }
     }
 }
 
 impl From<PeerInfo> for Target {
     fn from(peer: PeerInfo) -> Target {
-        Target::from(peer.addr)
+        Target::from(&peer)
     }
 }
 
