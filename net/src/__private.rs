@@ -31,3 +31,15 @@ where
 {
     Box::pin(future)
 }
+
+/// A handler parameter that the serving peer fills in (`net::State<T>`).
+pub trait FromCaller: Sized {
+    /// The value for this call, or the outcome that tells the caller why there is none.
+    fn from_caller(caller: &Caller) -> Result<Self, Outcome>;
+}
+
+impl<T: std::any::Any + Send + Sync> FromCaller for crate::State<T> {
+    fn from_caller(caller: &Caller) -> Result<Self, Outcome> {
+        crate::Peer::state_for::<T>(caller)
+    }
+}

@@ -110,7 +110,7 @@ pub use events::{
 };
 pub use id::PeerId;
 pub use peer::{local_peer, Peer};
-pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use serve::{Caller, Flag, FlagEvent, State, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
 pub use wire::Info;
 

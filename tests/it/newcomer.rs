@@ -211,3 +211,64 @@ fn app_nets_port_variable_and_unknown_variables() {
     let warning = server.wait_for("NET_PROT");
     assert!(warning.contains("did you mean NET_PORT?"), "{warning}");
 }
+
+/// A store for `remember` and `recall`, given to the serving peer instead of a static.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+#[net::connect]
+fn remember(note: String, notes: net::State<Notes>) -> usize {
+    let mut notes = notes.0.lock().unwrap();
+    notes.push(note);
+    notes.len()
+}
+
+#[net::connect]
+async fn recall(notes: net::State<Notes>, caller: net::Caller) -> (Vec<String>, bool) {
+    (notes.0.lock().unwrap().clone(), caller.is_local())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_take_the_state_their_peer_was_given() {
+    let server = net::Peer::start(loopback().state(Notes::default()))
+        .await
+        .unwrap();
+    let other = net::Peer::start(loopback()).await.unwrap();
+    assert_eq!(
+        remember("a".into()).on(&server).via(&other).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        remember("b".into()).on(&server).via(&other).await.unwrap(),
+        2
+    );
+    let (notes, local) = recall().on(&server).via(&other).await.unwrap();
+    assert_eq!(
+        (notes, local),
+        (vec!["a".to_owned(), "b".to_owned()], false)
+    );
+    // The program can reach the same value through the peer.
+    let held = server.state::<Notes>().expect("the server holds its notes");
+    assert_eq!(held.0.lock().unwrap().len(), 2);
+
+    // A peer without it: a clear error naming the type, and nothing ran.
+    let err = remember("c".into())
+        .on(&other)
+        .via(&server)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("no state of type it::newcomer::Notes"),
+        "{text}"
+    );
+    assert!(text.contains("config.state(value)"), "{text}");
+    // Given later, it is there from then on.
+    other.provide(Notes::default());
+    assert_eq!(
+        remember("c".into()).on(&other).via(&server).await.unwrap(),
+        1
+    );
+    server.shutdown().await;
+    other.shutdown().await;
+}

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod env;
 mod paths;
+mod state;
 mod vars;
 
 pub use paths::{Discovery, DiscoveryPaths};
+pub(crate) use state::StateMap;
 
 use crate::error::{Error, Result};
 
@@ -82,6 +84,9 @@ pub struct Config {
     /// `NET_MDNS_SERVICE`: the mDNS service type peers advertise and browse. Default
     /// `_netpeer._tcp.local.`; tests give each run its own so runs never see each other.
     pub mdns_service: String,
+    /// The values handlers' `net::State<T>` parameters get, one per type
+    /// ([`Config::state`]).
+    pub(crate) states: StateMap,
 }
 
 /// How long a call with no timeout (zero) may wait: long enough to mean "as long as it
@@ -129,6 +134,7 @@ impl Default for Config {
             discovery: DiscoveryPaths::default(),
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
+            states: StateMap::default(),
         }
     }
 }
@@ -286,6 +292,22 @@ impl Config {
     /// `NET_PROBE_TIMEOUT`: how long one discovery probe may take.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
+        self
+    }
+
+    /// Gives the peer `value` for every handler that takes a [`net::State<T>`](crate::State)
+    /// parameter (one value per type; a second of the same type replaces the first). Pass
+    /// an `Arc<T>` you keep as `T` itself if the rest of the program shares it, or get it
+    /// back with [`Peer::state`](crate::Peer::state).
+    ///
+    /// ```
+    /// struct Db(std::sync::Mutex<Vec<String>>);
+    ///
+    /// let config = net::Config::default().state(Db(Default::default()));
+    /// # let _ = config;
+    /// ```
+    pub fn state<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.states.insert(std::sync::Arc::new(value));
         self
     }
 
