@@ -163,6 +163,21 @@ pub(crate) fn tag_path(tag: &str) -> Option<String> {
     (segments.len() >= 2 && segments.iter().all(ident)).then_some(path)
 }
 
+/// The modules net's own built-in functions live in. (A path that merely starts with
+/// `net::` is not one: the `net` command line's crate is called `net` too.)
+const BUILTIN_MODULES: [&str; 5] = [
+    "net::builtins::",
+    "net::discovery::",
+    "net::events::",
+    "net::appnet::",
+    "net::table::",
+];
+
+/// Whether the function at `path` is one of net's built-ins.
+pub(crate) fn is_builtin_path(path: &str) -> bool {
+    BUILTIN_MODULES.iter().any(|m| path.starts_with(m))
+}
+
 /// A tag as messages show it: the function's path for a default tag (`app::add`, not
 /// `YXBwOjphZGQ=`), the tag itself for a custom one.
 pub(crate) fn readable_tag(tag: &str) -> String {

@@ -10,9 +10,10 @@
 //!   in the table within about a second. A port whose peer is known and whose link is
 //!   open is not probed at all (the open link says it is there), so a quiet mesh costs
 //!   one refused connect per empty port and round, and no call.
-//! - **Seeds and peer exchange, ARP neighbours** (when selected), and known peers that
-//!   are neither on this host nor on an open link: every 2 s at first, backing off to
-//!   once a minute while nothing changes.
+//! - **Seeds and peer exchange, ARP neighbours** (when selected), known peers that are
+//!   neither on this host nor on an open link, and Python app-net peers (one TCP
+//!   connection per request is their protocol): every 2 s at first, backing off to once
+//!   a minute while nothing changes.
 //! - **mDNS** keeps itself current (announcements and goodbyes) and is not polled.
 //!
 //! It starts with the peer's first discovery (`peers()`, `membership()`, a subscription
@@ -144,7 +145,9 @@ async fn others(peer: &Peer) {
         state.table.upsert(found);
     }
     for known in state.table.snapshot() {
-        let on_host = known.found_by == Discovery::Scan;
+        // A Python app-net peer is checked here, at this slower pace (one connection per
+        // request is its protocol), not by the host's re-scan.
+        let on_host = known.found_by == Discovery::Scan && !known.app_net;
         let linked = peer.pooled(known.addr).is_some();
         if on_host || linked || known.found_by == Discovery::Mdns {
             confirmed.insert(known.id);

@@ -55,7 +55,7 @@ impl Functions {
             if let Some(krate) = path.split("::").next().filter(|_| path.contains("::")) {
                 crates.insert(krate.to_owned());
             }
-            if path.starts_with("net::") {
+            if crate::id::is_builtin_path(&path) {
                 builtins.insert(path);
                 continue;
             }

@@ -49,12 +49,26 @@ fn arguments(args: &CallArgs) -> Result<Value, Failure> {
             Err(e) => Err(Failure::Error(format!("--args is not valid JSON: {e}"))),
         };
     }
-    Ok(Value::Array(
-        args.arg
-            .iter()
-            .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
-            .collect(),
-    ))
+    args.arg
+        .iter()
+        .enumerate()
+        .map(|(i, text)| argument(i + 1, text))
+        .collect::<Result<Vec<Value>, Failure>>()
+        .map(Value::Array)
+}
+
+/// One ARG: JSON, or a plain word taken as a string. Text that starts like a JSON object,
+/// array or string but does not parse is a mistake to point out, not a string to send.
+fn argument(position: usize, text: &str) -> Result<Value, Failure> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(e) if text.trim_start().starts_with(['{', '[', '"']) => Err(Failure::Error(format!(
+            "argument {position} `{text}` is not valid JSON ({e}); write JSON such as \
+             '{{\"a\": 1}}', or quote text as '\"{}\"'",
+            text.replace('"', "\\\"")
+        ))),
+        Err(_) => Ok(Value::String(text.to_owned())),
+    }
 }
 
 /// A tag the peer has: `wanted` itself, or the tag of the one function whose path or name
