@@ -12,8 +12,8 @@ use super::{APP_NET_BUILTINS, INFO_TAG, PYTHON_READ_LIMIT};
 use crate::call::Target;
 use crate::id::PeerId;
 use crate::peer::Peer;
-use crate::wire::Info;
 use crate::serve::{self, Registry};
+use crate::wire::Info;
 
 /// What a Python app-net 0.6 peer says about itself when asked for `info`
 /// (`net.defaults.handlers.info`): the dict its discovery reads.

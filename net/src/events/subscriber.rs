@@ -443,7 +443,13 @@ impl Peer {
 }
 
 fn joined(local: &Peer, info: &PeerInfo) {
-    super::peer_joined(local, info.addr, info.group.as_deref(), info.hub, info.app_net);
+    super::peer_joined(
+        local,
+        info.addr,
+        info.group.as_deref(),
+        info.hub,
+        info.app_net,
+    );
 }
 
 /// Discovery found `addr` (or its group or hub flag changed): register what matches,
