@@ -21,6 +21,46 @@ use crate::peer::{self, Peer};
 ///
 /// Its output is `Result<R, net::Error>`; for a function returning `Result<T, E>` that is
 /// `Result<Result<T, E>, net::Error>`, the remote `E` arriving typed.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[net::connect]
+/// fn multiply(a: i64, b: i64) -> i64 {
+///     a * b
+/// }
+///
+/// #[net::connect(oneway)]
+/// fn note(text: String) {
+///     eprintln!("note: {text}");
+/// }
+///
+/// fn main() -> net::Result<()> {
+///     // Plain synchronous code: the peers run on a runtime of their own.
+///     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+///     let config = || net::Config::default().loopback(true).port(0);
+///     let server = net::Peer::start_on(config(), runtime.handle().clone())?;
+///     let me = net::Peer::start_on(config(), runtime.handle().clone())?;
+///
+///     // Block until the reply is there (the default timeout is NET_TIMEOUT):
+///     assert_eq!(multiply(6, 7).on(&server).via(&me).wait()?, 42);
+///     // A timeout of its own (Duration::ZERO: none):
+///     let quick = multiply(2, 3).on(&server).via(&me).timeout(Duration::from_millis(500));
+///     assert_eq!(quick.wait()?, 6);
+///     // Callbacks; the handle says when one has run:
+///     let done = multiply(4, 5)
+///         .on(&server)
+///         .via(&me)
+///         .then(|product| assert_eq!(product, 20), |error| panic!("{error}"))?;
+///     runtime.block_on(done).expect("the callback ran");
+///     // One-way: done once handed to the connection; no reply comes back.
+///     note("hello".into()).on(&server).via(&me).wait()?;
+///     // In async code, `.await` it instead of `.wait()`:
+///     let product = runtime.block_on(async { multiply(7, 8).on(&server).via(&me).await })?;
+///     assert_eq!(product, 56);
+///     Ok(())
+/// }
+/// ```
 #[must_use = "a remote call does nothing until awaited, waited on or given callbacks"]
 pub struct RemoteCall<R, M = Plain> {
     tag: String,

@@ -21,6 +21,25 @@ const EVENT_BUFFER: usize = 1024;
 
 /// A peer found by discovery: where to call it, what it is, and how it was found. Use it
 /// as a call target: `f(x).on(&peer).await`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// // Two peers scanning one port range find each other.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let config = || net::Config::default().loopback(true).port(port).port_range(3);
+/// let a = net::Peer::start(config()).await?;
+/// let b = net::Peer::start(config()).await?;
+/// let found = b.peers().await?;
+/// let peer: &net::PeerInfo = &found[0];
+/// assert_eq!(peer.addr, a.addr());
+/// assert_eq!(peer.found_by, net::Discovery::Scan);
+/// assert!(!peer.app_net && peer.serves("info"));
+/// println!("{} in group {:?}, {:.1} ms away, serving {:?}",
+///     peer.id, peer.group, peer.rtt.as_secs_f64() * 1e3, peer.info.functions());
+/// let info = net::info().on(peer).via(&b).await?;   // a call target
+/// assert_eq!(info.id, peer.id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PeerInfo {
@@ -116,6 +135,27 @@ impl From<PeerInfo> for Target {
 }
 
 /// A change in the set of known peers, from [`membership`](crate::membership).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let config = || net::Config::default().loopback(true).port(port).port_range(3);
+/// let watcher = net::Peer::start(config()).await?;
+/// let mut changes = watcher.membership();
+/// // A peer that starts later is reported by the background refresh, unasked.
+/// let newcomer = net::Peer::start(config()).await?;
+/// let event = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
+///     .await
+///     .expect("a join within the refresh's cadence")
+///     .expect("the stream is open");
+/// match event {
+///     net::Membership::Joined(peer) => assert_eq!(peer.addr, newcomer.addr()),
+///     net::Membership::Updated(peer) => println!("{} changed", peer.id),
+///     net::Membership::Left { peer, reason } => println!("{} left: {reason}", peer.id),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Membership {

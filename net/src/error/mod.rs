@@ -21,6 +21,34 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A typed error returned by a remote function (`Result<T, E>`) is *not* one of these: it
 /// comes back as the `Err(E)` of the call's value, so `f(x).on(&peer).await` has the type
 /// `Result<Result<T, E>, net::Error>`.
+///
+/// ```
+/// #[net::connect]
+/// fn lookup(key: String) -> Result<String, String> {
+///     Err(format!("no {key}"))
+/// }
+///
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// let server = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// // The call worked; the function said no: the typed error.
+/// assert_eq!(lookup("x".into()).on(&server).via(&me).await?, Err("no x".to_owned()));
+///
+/// // The call itself failed: a net::Error, decided on by variant or kind.
+/// let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+/// match lookup("x".into()).on(nobody).via(&me).await {
+///     Err(net::Error::Unreachable { addr, .. }) => assert_eq!(addr, nobody.to_string()),
+///     other => panic!("expected Unreachable, got {other:?}"),
+/// }
+/// let err = net::call_tag::<i64>("no.such.function", net::serde_json::json!([]))
+///     .on(&server)
+///     .via(&me)
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, net::Error::UnknownTag { .. }));
+/// assert!(!err.is_transient(), "calling again will not help: {err}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
