@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::args::CallArgs;
@@ -96,6 +97,9 @@ async fn resolve_tag(
         .collect();
     match matches.as_slice() {
         [(_, tags)] => Ok(tags[0].to_owned()),
+        // A path the peer lacks: ask for its default tag, so that the peer's answer (and
+        // the error it becomes) names that function, with what to do about it.
+        [] if wanted.contains("::") => Ok(base64::engine::general_purpose::STANDARD.encode(wanted)),
         [] => Ok(wanted.to_owned()),
         several => Err(Failure::Error(format!(
             "`{wanted}` names several functions on the peer ({}); give a tag or a full path",
