@@ -164,7 +164,7 @@ async fn serving_finds_the_peers_that_serve_a_function() {
         let addrs: Vec<String> = serving.iter().map(|p| p.addr.to_string()).collect();
         assert_eq!(
             addrs,
-            [with.clone()],
+            std::slice::from_ref(&with),
             "serving({by:?}); {without} serves nothing of app"
         );
         assert_eq!(app::add(2, 3).on(&serving[0]).via(&me).await.unwrap(), 5);

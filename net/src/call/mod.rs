@@ -58,6 +58,9 @@ pub enum Plain {}
 #[derive(Debug)]
 pub enum Fallible {}
 
+/// The types a [`Call`] carries only as marks: its result, its kind, its mode.
+type Markers<R, K, M> = PhantomData<fn() -> (R, K, M)>;
+
 /// A call of a `#[net::connect]` function, not yet run: `f(args)` returns one. Run it
 /// in-process with `.local()` or on a peer with `.on(target)`.
 ///
@@ -81,7 +84,7 @@ pub struct Call<R, K = SyncFn, M = Plain> {
     oneway: bool,
     /// The encoded arguments, or why they could not be encoded (reported when run).
     args: Result<Box<RawValue>>,
-    _marker: PhantomData<fn() -> (R, K, M)>,
+    _marker: Markers<R, K, M>,
 }
 
 // By hand: a derive would demand `R: Clone` and `K: Clone`, which only mark types.

@@ -77,7 +77,7 @@ pub(crate) async fn deliver(
             Handler::Async(_) => {
                 let outcome =
                     serve::run_here(entry, Args::positional(payload), caller.clone()).await;
-                results.push(classify_here(entry, &caller, outcome));
+                results.push(classify(super::mismatch::noted(entry, &caller, outcome)));
             }
             Handler::Sync(_) => {
                 // This and the synchronous events right after it run in one trip to the
@@ -104,7 +104,7 @@ pub(crate) async fn deliver(
                         }
                         let args = Args::positional(payload);
                         let outcome = serve::run_inline(entry, args, caller.clone());
-                        out.push(classify_here(entry, &caller, outcome));
+                        out.push(classify(super::mismatch::noted(entry, &caller, outcome)));
                     }
                     out
                 })
@@ -121,17 +121,6 @@ pub(crate) async fn deliver(
         }
     }
     results
-}
-
-/// What a handler's outcome means for a delivery. A payload that does not fit the
-/// handler's parameters is also said here, on the subscriber's side (once per handler
-/// and publisher): the publisher's report says it too, but the subscriber's author is
-/// the one who wrote the mismatching type.
-fn classify_here(entry: &'static Entry, caller: &Caller, outcome: WireOutcome) -> ItemResult {
-    if let WireOutcome::BadArgs { message } = &outcome {
-        warn_mismatch(entry, caller, message);
-    }
-    classify(outcome)
 }
 
 /// What an outcome means for a delivery.
@@ -152,32 +141,6 @@ fn classify(outcome: WireOutcome) -> ItemResult {
         WireOutcome::BadArgs { message } => ItemResult::Failed(format!(
             "the payload does not fit the handler's parameters: {message}"
         )),
-    }
-}
-
-fn warn_mismatch(entry: &'static Entry, caller: &Caller, message: &str) {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static WARNED: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
-    let publisher = caller
-        .id()
-        .map(|id| id.addr().to_string())
-        .or_else(|| caller.addr().map(|a| a.to_string()))
-        .unwrap_or_else(|| "a local publisher".into());
-    let first = crate::sync::lock(&WARNED)
-        .get_or_insert_with(HashSet::new)
-        .insert((entry.path(), publisher.clone()));
-    let text = format!(
-        "an event from {publisher} does not fit the parameters of its handler {} ({}), which \
-         was not run: {message}; the subscriber's parameters must match what the publisher's \
-         #[net::event] function returns (a tuple is the argument list)",
-        entry.path(),
-        entry.location
-    );
-    if first {
-        crate::logging::warn_user(&text);
-    } else {
-        tracing::debug!("{text}");
     }
 }
 

@@ -41,6 +41,7 @@
 
 mod deliver;
 mod handlers;
+mod mismatch;
 mod publish;
 mod subscriber;
 mod table;
