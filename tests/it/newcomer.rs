@@ -125,6 +125,8 @@ async fn a_late_publisher_reaches_an_early_subscriber() {
     let base = free_range(4);
     let subscriber = net::Peer::start(in_range(base, 3)).await.unwrap();
     subscriber.auto_subscribe();
+    // Its first round is over, and found nobody: the publisher is truly late.
+    assert!(subscriber.peers().await.unwrap().is_empty());
     let publisher = net::Peer::start(in_range(base, 3)).await.unwrap();
     let started = Instant::now();
     eventually(
