@@ -70,10 +70,10 @@ fn first(me: net::Peer) -> Result<(), Box<dyn std::error::Error>> {
     println!("[first]  multiply(6, 7) on {second_addr} = {product}");
     let info = net::info().on(&second_addr).wait()?;
     println!(
-        "[first]  the second copy is {} run by {:?}, serving {} functions",
+        "[first]  the second copy is {} run by {:?}, serving {}",
         info.executable,
         info.user,
-        info.connections.len()
+        info.functions().join(", ")
     );
     quit().on(&second_addr).wait()?;
     let status = child.wait()?;
