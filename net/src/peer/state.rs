@@ -9,8 +9,9 @@ use crate::serve::{Caller, Outcome, State};
 
 impl Peer {
     /// Gives this peer `value` for handlers that take a [`State<T>`] parameter, from now
-    /// on (replacing an earlier value of the same type). See also [`Config::state`]
-    /// (crate::Config::state), which gives it before the first call can arrive.
+    /// on (replacing an earlier value of the same type). See also
+    /// [`Config::state`](crate::Config::state), which gives it before the first call can
+    /// arrive.
     pub fn provide<T: Any + Send + Sync>(&self, value: T) {
         let mut states = self.inner.states.write().unwrap_or_else(|p| p.into_inner());
         states.insert(Arc::new(value));
