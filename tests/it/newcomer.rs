@@ -274,3 +274,34 @@ async fn handlers_take_the_state_their_peer_was_given() {
     server.shutdown().await;
     other.shutdown().await;
 }
+
+#[net::connect]
+fn newcomer_triple(x: i64) -> i64 {
+    3 * x
+}
+
+#[net::connect]
+async fn call_me_back(x: i64, caller: net::Caller) -> Result<i64, String> {
+    newcomer_triple(x)
+        .on(&caller)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_takes_no_port_of_the_range_and_is_still_called_back() {
+    let base = free_range(4);
+    let server = net::Peer::start(in_range(base, 3)).await.unwrap();
+    let client = net::Peer::start(in_range(base, 3).client(true))
+        .await
+        .unwrap();
+    let port = client.addr().port();
+    assert!(!(base..=base + 3).contains(&port), "the client took {port}");
+    // The server calls back over the connection the client opened.
+    let tripled = call_me_back(5).on(&server).via(&client).await.unwrap();
+    assert_eq!(tripled, Ok(15));
+    // And the server does not list it, even when asked afresh.
+    assert!(server.peers().refresh().await.unwrap().is_empty());
+    server.shutdown().await;
+    client.shutdown().await;
+}
