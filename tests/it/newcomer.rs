@@ -305,3 +305,29 @@ async fn a_client_takes_no_port_of_the_range_and_is_still_called_back() {
     server.shutdown().await;
     client.shutdown().await;
 }
+
+#[net::connect]
+async fn newcomer_slow() {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_name_functions_by_path_not_base64() {
+    let server = net::Peer::start(loopback()).await.unwrap();
+    let me = net::Peer::start(loopback()).await.unwrap();
+    let err = newcomer_slow()
+        .on(&server)
+        .via(&me)
+        .timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("call to it::newcomer::newcomer_slow on "),
+        "{text}"
+    );
+    // The tag itself stays what was sent, for code that needs it.
+    assert!(matches!(err, net::Error::Timeout { ref tag, .. } if tag == newcomer_slow().tag()));
+    server.shutdown().await;
+    me.shutdown().await;
+}
