@@ -31,6 +31,7 @@ mod events_processes;
 mod lan;
 mod layering;
 mod macros_hygiene;
+mod newcomer;
 mod peers_examples;
 mod processes;
 mod protocol_client;

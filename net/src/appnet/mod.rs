@@ -17,6 +17,23 @@ mod route;
 mod server;
 
 pub(crate) use client::call;
+
+/// Asks `addr` for app-net's `info` in app-net's own format; `Some` when a Python app-net
+/// peer answers there (discovery's fallback when the framed hello gets no answer).
+pub(crate) async fn probe_info(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<crate::wire::Info> {
+    let args = serde_json::value::RawValue::from_string("[]".into()).ok()?;
+    let outcome = client::call(addr, INFO_TAG, &args, None, timeout, 64 * 1024, false)
+        .await
+        .ok()??;
+    let crate::wire::WireOutcome::Ok(payload) = outcome else {
+        return None;
+    };
+    let reply: serde_json::Value = payload.decode().ok()?;
+    Some(AppNetInfo::recognise(&reply)?.as_info(addr))
+}
 pub use info::AppNetInfo;
 
 use crate::peer::Peer;

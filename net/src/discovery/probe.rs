@@ -57,14 +57,47 @@ pub(crate) async fn probe(
         return Probe::Failed("the peer is shutting down".into());
     };
     let started = Instant::now();
+    // A known Python app-net peer is asked in its own format at once: the framed hello
+    // only makes it log a traceback.
+    let known_app_net = state
+        .table
+        .snapshot()
+        .iter()
+        .any(|p| p.addr == addr && p.app_net);
+    if known_app_net {
+        return app_net(addr, timeout, started, found_by)
+            .await
+            .unwrap_or(Probe::Closed);
+    }
     let result = tokio::time::timeout(timeout, ask_info(peer, addr, timeout)).await;
     let rtt = started.elapsed();
     match result {
         Err(_) => Probe::Silent,
         Ok(Ok(info)) if &info.id == peer.id() => Probe::Myself,
         Ok(Ok(info)) => Probe::Found(Box::new(PeerInfo::new(addr, info, rtt, found_by))),
-        Ok(Err(e)) => classify(e),
+        Ok(Err(e)) => match classify(e) {
+            // Something answered, but not in our frames: perhaps a Python app-net peer,
+            // which answers app-net's own `info` request.
+            Probe::Foreign => app_net(addr, timeout, Instant::now(), found_by)
+                .await
+                .unwrap_or(Probe::Foreign),
+            other => other,
+        },
     }
+}
+
+/// Asks `addr` app-net's `info` in app-net's format: `Found` (marked app-net) when a
+/// Python app-net peer answers.
+async fn app_net(
+    addr: SocketAddr,
+    timeout: Duration,
+    started: Instant,
+    found_by: Discovery,
+) -> Option<Probe> {
+    let info = crate::appnet::probe_info(addr, timeout).await?;
+    let mut found = PeerInfo::new(addr, info, started.elapsed(), found_by);
+    found.app_net = true;
+    Some(Probe::Found(Box::new(found)))
 }
 
 /// Connects (unless a pooled connection is open) and hands the connection to the pool, so

@@ -14,6 +14,7 @@
 //! | `services.rs` | the per-peer state of each service, by type |
 //! | `default.rs` | the process-wide default peer and its runtime |
 //! | `caller.rs` | `Caller::server`, the serving peer of a call |
+//! | `state.rs` | the values handlers' `net::State<T>` parameters get |
 
 mod bus;
 mod caller;
@@ -21,6 +22,7 @@ mod connect;
 mod default;
 mod pool;
 mod services;
+mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -104,6 +106,8 @@ pub(crate) struct PeerInner {
     claims: Mutex<Vec<Claim>>,
     /// The mesh key derived from NET_SECRET: every link is then secured with it.
     key: Option<MeshKey>,
+    /// The values handlers' `net::State<T>` parameters get (`state.rs`).
+    states: std::sync::RwLock<crate::config::StateMap>,
 }
 
 impl Peer {
@@ -130,6 +134,7 @@ impl Peer {
                 bus: bus::Bus::default(),
                 claims: Mutex::new(Vec::new()),
                 key,
+                states: std::sync::RwLock::new(config.states.clone()),
                 server: OnceLock::new(),
                 config,
                 id,

@@ -87,8 +87,6 @@ mod preamble;
 mod stream;
 
 pub use error::{Refusal, SecureError};
-#[cfg(test)]
-pub use handshake::refuse_secure_request;
 pub use handshake::{accept, connect, Secured};
 pub use key::MeshKey;
 pub use preamble::{classify_first_frame, read_frame, refusal_frame, FirstFrame};

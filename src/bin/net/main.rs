@@ -37,6 +37,10 @@ impl From<net::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `net peers --json | head` closes stdout early: that ends the command quietly, as
+    // for any Unix tool, instead of a panic about a broken pipe.
+    #[cfg(unix)]
+    reset_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -102,9 +106,31 @@ pub(crate) async fn client_peer_with(
 fn quiet_logs() {
     let dev =
         std::env::var("NET_DEV").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
-    let filter = if dev { "net=debug" } else { "net=error" };
+    // Warnings meant for the user (an unknown NET_* variable, say) still show.
+    let filter = if dev {
+        "net=debug"
+    } else {
+        "net=error,net::logging=warn"
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Restores the default SIGPIPE action (Rust ignores it), so that writing to a closed
+/// pipe ends the process as it ends `cat` or `grep`.
+#[cfg(unix)]
+fn reset_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and
+    // happens before any thread is started.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
 }

@@ -195,10 +195,13 @@ impl Mdns {
             info.set_interfaces(named);
         }
         let fullname = info.get_fullname().to_owned();
-        daemon
-            .register(info)
-            .map_err(|e| format!("advertising {fullname}: {e}"))?;
-        tracing::debug!(%fullname, ?ips, "mDNS advertising");
+        // A client only browses: it serves nothing others should find.
+        if !config.client {
+            daemon
+                .register(info)
+                .map_err(|e| format!("advertising {fullname}: {e}"))?;
+            tracing::debug!(%fullname, ?ips, "mDNS advertising");
+        }
         let mdns = Mdns {
             daemon,
             service: config.mdns_service.clone(),
