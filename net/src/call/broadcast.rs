@@ -136,6 +136,7 @@ impl fmt::Display for Target {
             TargetKind::Text(text) => f.write_str(text),
             TargetKind::Caller(caller) => write!(f, "{caller:?}"),
             TargetKind::Routed(route) => write!(f, "{route}"),
+            TargetKind::Link(link) => f.write_str(link.label()),
         }
     }
 }

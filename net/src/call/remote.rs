@@ -189,6 +189,7 @@ impl<R: DeserializeOwned + Send + 'static, M: 'static> RemoteCall<R, M> {
         }
         let back_channel = match &self.target.kind {
             TargetKind::Caller(caller) => caller.link().cloned(),
+            TargetKind::Link(link) => Some(link.clone()),
             _ => None,
         };
         // One clock read per call when the link is there already: the budget is whole.

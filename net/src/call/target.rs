@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::PeerId;
+use crate::link::Link;
 use crate::peer::Peer;
 use crate::serve::Caller;
 use crate::wire::{Payload, WireOutcome};
@@ -89,9 +90,19 @@ pub(crate) enum TargetKind {
     /// Reached another way than a link (a Python app-net peer: app-net's JSON format, one
     /// TCP connection per call).
     Routed(Arc<dyn Route>),
+    /// Over this link, whoever is at its other end (a peer that called in, asked about
+    /// itself before this side trusts its claims).
+    Link(Arc<Link>),
 }
 
 impl Target {
+    /// The peer at the other end of `link`, called over it.
+    pub(crate) fn over(link: Arc<Link>) -> Target {
+        Target {
+            kind: TargetKind::Link(link),
+        }
+    }
+
     /// A target reached through `route`.
     pub(crate) fn routed(route: Arc<dyn Route>) -> Target {
         Target {
@@ -123,6 +134,7 @@ impl Target {
             }),
             TargetKind::Text(text) => resolve_text(text).await,
             TargetKind::Routed(route) => route.addr().await,
+            TargetKind::Link(link) => Ok(link.remote_addr()),
         }
     }
 }

@@ -141,7 +141,7 @@ impl State {
 /// listening to the news of the core (who called in, who left, who is unreachable).
 pub(crate) fn start(peer: &Peer) {
     peer.listen(|peer, news| match news {
-        News::Incoming { id, from } => learn(peer, id, Some(*from)),
+        News::Incoming { id, link } => learn(peer, id, link),
         News::Goodbye { addr } => gone(peer, *addr, "it said goodbye"),
         News::Unreachable { addr, reason } => gone(peer, *addr, reason),
     });

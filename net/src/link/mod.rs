@@ -433,6 +433,12 @@ impl Link {
     }
 }
 
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Link({})", self.label)
+    }
+}
+
 /// Removes a call from the pending table and asks the other side to cancel it, unless
 /// the reply arrived.
 struct CancelGuard<'a> {

@@ -71,10 +71,7 @@ impl Peer {
         if let Some(id) = claimed {
             // A peer that contacted us is a peer we know (on loopback, where there is no
             // mDNS, this is how existing peers hear of a newcomer).
-            self.publish(&News::Incoming {
-                id,
-                from: link.remote_addr(),
-            });
+            self.publish(&News::Incoming { id, link });
         }
     }
 
