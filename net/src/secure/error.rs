@@ -217,6 +217,33 @@ impl Refusal {
     }
 }
 
+impl From<SecureError> for crate::error::Error {
+    fn from(error: SecureError) -> crate::error::Error {
+        use crate::error::SecureFailure as Kind;
+        let (peer, kind) = match &error {
+            SecureError::SecretRequired { peer } => (peer.clone(), Kind::SecretRequired),
+            SecureError::NoSecret { peer } => (peer.clone(), Kind::NoSecret),
+            SecureError::SecretsDiffer { peer } => (peer.clone(), Kind::SecretsDiffer),
+            SecureError::Unsupported { peer, .. } => (peer.clone(), Kind::Unsupported),
+            SecureError::Refused { peer, .. }
+            | SecureError::Malformed { peer, .. }
+            | SecureError::TooLarge { peer, .. }
+            | SecureError::Closed { peer }
+            | SecureError::Io { peer, .. }
+            | SecureError::Noise { peer, .. } => (peer.clone(), Kind::Handshake),
+            SecureError::EmptySecret | SecureError::PayloadTooLarge { .. } => {
+                (String::new(), Kind::Handshake)
+            }
+        };
+        crate::error::Error::Secure {
+            peer,
+            kind,
+            message: error.to_string(),
+            source: Some(std::sync::Arc::new(error)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,32 +278,5 @@ mod tests {
         assert!(none.contains("peer p has no shared secret; set NET_SECRET"));
         let required = SecureError::SecretRequired { peer: "p".into() }.to_string();
         assert!(required.contains("peer p requires a shared secret"));
-    }
-}
-
-impl From<SecureError> for crate::error::Error {
-    fn from(error: SecureError) -> crate::error::Error {
-        use crate::error::SecureFailure as Kind;
-        let (peer, kind) = match &error {
-            SecureError::SecretRequired { peer } => (peer.clone(), Kind::SecretRequired),
-            SecureError::NoSecret { peer } => (peer.clone(), Kind::NoSecret),
-            SecureError::SecretsDiffer { peer } => (peer.clone(), Kind::SecretsDiffer),
-            SecureError::Unsupported { peer, .. } => (peer.clone(), Kind::Unsupported),
-            SecureError::Refused { peer, .. }
-            | SecureError::Malformed { peer, .. }
-            | SecureError::TooLarge { peer, .. }
-            | SecureError::Closed { peer }
-            | SecureError::Io { peer, .. }
-            | SecureError::Noise { peer, .. } => (peer.clone(), Kind::Handshake),
-            SecureError::EmptySecret | SecureError::PayloadTooLarge { .. } => {
-                (String::new(), Kind::Handshake)
-            }
-        };
-        crate::error::Error::Secure {
-            peer,
-            kind,
-            message: error.to_string(),
-            source: Some(std::sync::Arc::new(error)),
-        }
     }
 }
