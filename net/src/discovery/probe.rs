@@ -29,6 +29,10 @@ pub(crate) enum Probe {
     Foreign,
     /// A net peer with another protocol version: ignored, and said loudly.
     Incompatible(String),
+    /// A net peer on the other side of the shared secret (it requires one and this peer
+    /// has none, or the other way round, or they differ): ignored, with what it said. It
+    /// learns nothing more of us than we of it.
+    Secured(String),
     /// Not probed: loopback confinement forbids the address.
     Confined,
     /// Any other failure (no route, network down), with the reason.
@@ -136,6 +140,21 @@ fn classify(error: Error) -> Probe {
         },
         Error::Timeout { .. } => Probe::Silent,
         e @ Error::Incompatible { .. } => Probe::Incompatible(e.to_string()),
+        Error::Secure { kind, peer, .. } if kind != crate::error::SecureFailure::Handshake => {
+            Probe::Secured(match kind {
+                crate::error::SecureFailure::SecretRequired => {
+                    format!("{peer} is a net peer that requires a shared secret")
+                }
+                crate::error::SecureFailure::NoSecret => {
+                    format!("{peer} is a net peer without a shared secret")
+                }
+                crate::error::SecureFailure::SecretsDiffer => {
+                    format!("{peer} is a net peer with another shared secret")
+                }
+                _ => format!("{peer} offers another secure handshake"),
+            })
+        }
+        Error::Secure { .. } => Probe::Foreign,
         Error::Protocol { .. }
         | Error::ConnectionClosed { .. }
         | Error::Decode { .. }
@@ -164,6 +183,8 @@ pub(crate) struct Tally {
     pub confined: usize,
     /// Peers of another protocol version, with the message.
     pub incompatible: Vec<String>,
+    /// Peers on the other side of the shared secret, with what each is.
+    pub secured: Vec<String>,
     /// Other failures, with their reasons.
     pub failed: Vec<String>,
     /// Peers that answered (an id may answer on several addresses).
@@ -183,6 +204,7 @@ impl Tally {
             Probe::Foreign => self.foreign += 1,
             Probe::Confined => self.confined += 1,
             Probe::Incompatible(m) => self.incompatible.push(m.clone()),
+            Probe::Secured(m) => self.secured.push(m.clone()),
             Probe::Failed(m) => self.failed.push(m.clone()),
         }
     }
@@ -207,6 +229,13 @@ impl Tally {
                 "{} incompatible: {}",
                 self.incompatible.len(),
                 self.incompatible[0]
+            ));
+        }
+        if !self.secured.is_empty() {
+            parts.push(format!(
+                "{} behind another secret (NET_SECRET): {}",
+                self.secured.len(),
+                self.secured[0]
             ));
         }
         if !self.failed.is_empty() {

@@ -170,6 +170,9 @@ impl Mdns {
             ("hub", if config.hub { "1" } else { "0" }.to_owned()),
             ("proto", PROTOCOL_VERSION.to_string()),
             ("version", crate::config::VERSION.to_owned()),
+            // Whether it has a shared secret: peers on the other side of it need not
+            // connect to find out. (Nothing else is said: no functions, no user.)
+            ("secure", if peer.is_secured() { "1" } else { "0" }.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
