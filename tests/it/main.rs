@@ -35,4 +35,5 @@ mod newcomer;
 mod peers_examples;
 mod processes;
 mod protocol_client;
+mod secure;
 mod wire_abuse;
