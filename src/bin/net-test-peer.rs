@@ -2,9 +2,10 @@
 //! one-line commands on stdin, answering one line each on stdout.
 //!
 //! Commands: `peers [refresh] [group=G] [hubs] [onhost]`, `until N [refresh] [timeout=MS]
-//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `touch HOST:PORT`, `self`,
-//! `quit`. Answers start with a word (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`,
-//! `EVENTS`, `RESULT`, `TOUCHED`, `SELF`, `ERROR`) followed by JSON.
+//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `echo HOST:PORT TEXT`,
+//! `touch HOST:PORT`, `self`, `quit`. Answers start with a word (`READY`, `PEERS`, `SEEN`,
+//! `TIMEOUT`, `REPORT`, `EVENTS`, `RESULT`, `ECHOED`, `TOUCHED`, `SELF`, `ERROR`) followed
+//! by JSON.
 //!
 //! With `TEST_PEER_LAZY=1` it starts no peer itself (its READY has no id): the first
 //! command that needs one starts the process-wide peer by itself, as a program that only
@@ -193,6 +194,14 @@ fn main() {
                         say(format!("RESULT {}", json!({"pid": pid, "id": info.id})))
                     }
                     (Err(e), _) | (_, Err(e)) => say(format!("ERROR {}", json!(e.to_string()))),
+                }
+            }
+            ["echo", target, text] => {
+                // The text goes out as an argument and comes back as the result, so a
+                // capture of the wire shows whether either crossed it in the clear.
+                match net::pass_through(json!(text)).on(*target).wait() {
+                    Ok(back) => say(format!("ECHOED {back}")),
+                    Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
                 }
             }
             ["touch", target] => {

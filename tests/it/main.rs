@@ -36,4 +36,5 @@ mod peers_examples;
 mod processes;
 mod protocol_client;
 mod secure;
+mod secure_wire;
 mod wire_abuse;

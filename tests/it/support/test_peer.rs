@@ -188,6 +188,13 @@ impl TestPeer {
         )
     }
 
+    /// `echo TARGET TEXT`: `pass_through(TEXT)` on `target`; what came back.
+    pub fn echo(&mut self, target: SocketAddr, text: &str) -> String {
+        self.send(&format!("echo {target} {text}"));
+        let back = self.expect("ECHOED", Duration::from_secs(30));
+        back.as_str().unwrap_or_default().to_owned()
+    }
+
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.ready_pid

@@ -172,7 +172,10 @@ impl Mdns {
             ("version", crate::config::VERSION.to_owned()),
             // Whether it has a shared secret: peers on the other side of it need not
             // connect to find out. (Nothing else is said: no functions, no user.)
-            ("secure", if peer.is_secured() { "1" } else { "0" }.to_owned()),
+            (
+                "secure",
+                if peer.is_secured() { "1" } else { "0" }.to_owned(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
