@@ -14,13 +14,23 @@ struct Served {
 }
 
 fn serve(extra_env: &[(&str, &str)]) -> Served {
+    serve_with(&[], extra_env)
+}
+
+fn serve_with(args: &[&str], extra_env: &[(&str, &str)]) -> Served {
     let mut command = confined(NET);
     command
         .arg("serve")
+        .args(args)
         .env("NET_PORT", "0")
         .envs(extra_env.iter().copied());
     let mut process = Process::spawn("net serve", command);
     let line = process.next_line();
+    let security = process.next_line();
+    assert!(
+        security.contains("secured"),
+        "unexpected second line: {security:?}"
+    );
     let addr = line
         .strip_prefix("serving on ")
         .and_then(|rest| rest.split_whitespace().next())
@@ -377,4 +387,59 @@ fn doctor_reports_as_json_and_probes_neighbours_only_when_asked() {
     let scan = paths.iter().find(|p| p["path"] == "scan").unwrap();
     assert_eq!(scan["ran"], true, "{scan}");
     assert_eq!(report["peers"], serde_json::json!([]));
+}
+
+#[test]
+fn a_secret_file_closes_the_mesh_and_doctor_says_when_it_is_open() {
+    let dir = std::env::temp_dir().join(format!("net-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, "the cli test's mesh secret\n").unwrap();
+    let path = file.to_str().unwrap();
+
+    let served = serve_with(&["--secret-file", path], &[]);
+    let out = net(&["call", &served.addr, "pass_through", "hi"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("requires a shared secret"),
+        "{}",
+        stderr(&out)
+    );
+    let out = net(&[
+        "call",
+        &served.addr,
+        "pass_through",
+        "hi",
+        "--secret-file",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "\"hi\"");
+    let out = net_with(&["info", &served.addr], &[("NET_SECRET_FILE", path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = net(&[
+        "call",
+        &served.addr,
+        "pass_through",
+        "hi",
+        "--secret-file",
+        "/nonexistent",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read the secret"),
+        "{}",
+        stderr(&out)
+    );
+
+    let base = free_range(1).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "0")];
+    let open = stdout(&net_with(&["doctor"], &env));
+    assert!(
+        open.contains("security: none; any program that can reach"),
+        "{open}"
+    );
+    let closed = stdout(&net_with(&["doctor", "--secret-file", path], &env));
+    assert!(closed.contains("security: secured"), "{closed}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

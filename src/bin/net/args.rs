@@ -1,5 +1,6 @@
 //! The command line's shape: subcommands, their arguments and help text.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -7,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// See and poke the mesh of net peers.
 ///
 /// Settings come from the NET_* environment variables (NET_PORT, NET_PORT_RANGE,
-/// NET_LOOPBACK, NET_TIMEOUT, ...), as for any net program.
+/// NET_LOOPBACK, NET_TIMEOUT, NET_SECRET, ...), as for any net program. A mesh without
+/// NET_SECRET is open: anything that can reach its ports can call every function.
 #[derive(Debug, Parser)]
 #[command(name = "net", version, about, long_about = None)]
 #[command(
@@ -17,6 +19,10 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Read the mesh secret from this file (as NET_SECRET_FILE does): only peers with the
+    /// same secret can call, or be called by, this command.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

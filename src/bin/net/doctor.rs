@@ -38,6 +38,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
             "group": config.group,
             "ports": [config.port, last],
             "loopback": config.loopback,
+            "secured": config.secret.is_some(),
             "paths": paths,
             "peers": report.peers,
         }));
@@ -54,6 +55,16 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
             "on the LAN"
         }
     );
+    if config.secret.is_some() {
+        println!("security: secured (NET_SECRET); only peers with the same secret are listed");
+    } else {
+        println!(
+            "security: none; any program that can reach ports {}..={} can call every \
+             function of the peers there, and read what they send. Set NET_SECRET (or \
+             NET_SECRET_FILE) on every peer to close the mesh",
+            config.port, last
+        );
+    }
     for path in &report.paths {
         let verdict = match (path.ran, path.found) {
             (false, _) => "skipped",

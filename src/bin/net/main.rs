@@ -11,7 +11,9 @@ mod serve;
 mod target;
 mod watch;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::Parser;
 
@@ -76,7 +78,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--secret-file`, for every peer this command starts.
+static SECRET_FILE: OnceLock<PathBuf> = OnceLock::new();
+
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Some(path) = cli.secret_file {
+        let _ = SECRET_FILE.set(path);
+    }
     match cli.command {
         Command::Peers(args) => peers::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -97,8 +105,17 @@ pub(crate) async fn client_peer() -> Result<net::Peer, Failure> {
 pub(crate) async fn client_peer_with(
     change: impl FnOnce(net::Config) -> net::Config,
 ) -> Result<net::Peer, Failure> {
-    let config = change(net::Config::from_env()?.client(true));
+    let config = change(settings()?.client(true));
     Ok(net::Peer::start(config).await?)
+}
+
+/// The `NET_*` settings with the command line's global options applied.
+pub(crate) fn settings() -> Result<net::Config, Failure> {
+    let config = net::Config::from_env()?;
+    Ok(match SECRET_FILE.get() {
+        Some(path) => config.secret(net::Secret::from_file(path)?),
+        None => config,
+    })
 }
 
 /// The command explains what it finds (or not) itself; library logs show only errors,
