@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::pending::Pending;
 use super::transport::WriteHalf;
 
 /// Unsent bytes past which callers wait until the socket drains: a stalled peer pushes
@@ -51,7 +54,7 @@ pub(crate) struct Outbox {
 
 struct State {
     /// Length-prefixed frames not yet handed to the socket.
-    buf: BytesMut,
+    buf: Pending,
     /// Who is responsible for writing `buf` out. Only they write, so frames never
     /// interleave; they recheck `buf` before giving the responsibility up, so frames
     /// appended meanwhile go out with theirs.
@@ -111,7 +114,7 @@ impl Outbox {
     pub(crate) fn new(socket: WriteHalf) -> Outbox {
         Outbox {
             state: Mutex::new(State {
-                buf: BytesMut::with_capacity(8 * 1024),
+                buf: Pending::default(),
                 writer: Writer::Nobody,
                 closed: false,
             }),
@@ -155,11 +158,11 @@ impl Outbox {
             return Err(Closed);
         }
         // Callers check bodies against the frame limit, which is below u32::MAX.
-        state.buf.reserve(4 + len);
+        state.buf.reserve(4 + head.len());
         state.buf.put_u32(len as u32);
         state.buf.put_slice(head);
         for part in tail {
-            state.buf.put_slice(part);
+            state.buf.put_shared(part);
         }
         if flush == Flush::Task && state.writer == Writer::Nobody {
             state.writer = Writer::Task;
@@ -207,9 +210,9 @@ impl Outbox {
         }
         state.writer = Writer::Thread;
         loop {
-            let mut chunk = state.buf.split().freeze();
+            let mut chunks = state.buf.take();
             drop(state);
-            let result = self.write_now(&mut chunk);
+            let result = self.write_now(&mut chunks);
             state = self.lock();
             match result {
                 Ok(()) if state.buf.is_empty() => {
@@ -223,10 +226,7 @@ impl Outbox {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The socket is full: the rest goes first, by the writer task, which
                     // can wait for room. The responsibility passes to it.
-                    let rest = std::mem::take(&mut state.buf);
-                    state.buf.reserve(chunk.len() + rest.len());
-                    state.buf.put(chunk);
-                    state.buf.put(rest);
+                    state.buf.put_front(chunks);
                     state.writer = Writer::Task;
                     drop(state);
                     self.wake.notify_one();
@@ -303,7 +303,7 @@ impl Outbox {
     /// the responsibility for it. Runs only while the task holds it.
     async fn write_out(&self) -> io::Result<()> {
         loop {
-            let mut chunk = {
+            let mut chunks = {
                 let mut state = self.lock();
                 if state.writer != Writer::Task {
                     // Not ours to write (cannot happen: the task is woken only when
@@ -316,11 +316,11 @@ impl Outbox {
                     self.room.notify_waiters();
                     return Ok(());
                 }
-                state.buf.split().freeze()
+                state.buf.take()
             };
             // The task holds the responsibility, so it alone locks the socket.
             let result =
-                poll_fn(|cx| write_all(&mut lock_socket(&self.socket), &mut chunk, cx)).await;
+                poll_fn(|cx| write_all(&mut lock_socket(&self.socket), &mut chunks, cx)).await;
             if let Err(e) = result {
                 let mut state = self.lock();
                 state.closed = true;
@@ -331,12 +331,12 @@ impl Outbox {
         }
     }
 
-    /// Writes as much of `chunk` as the transport takes without waiting, from a handler
+    /// Writes as much of `chunks` as the transport takes without waiting, from a handler
     /// thread; `WouldBlock` when it would wait. `Ok` means all of it went.
-    fn write_now(&self, chunk: &mut Bytes) -> io::Result<()> {
+    fn write_now(&self, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
         let mut socket = lock_socket(&self.socket);
         let mut cx = Context::from_waker(Waker::noop());
-        match write_all(&mut socket, chunk, &mut cx) {
+        match write_all(&mut socket, chunks, &mut cx) {
             Poll::Ready(result) => result,
             // The noop waker is dropped; the writer task polls again with its own.
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
@@ -344,14 +344,18 @@ impl Outbox {
     }
 }
 
-/// Writes all of `chunk` and flushes, advancing `chunk` as the transport takes it; pending
-/// while the transport cannot take more.
+/// Writes all of `chunks` and flushes, taking from `chunks` what the transport takes;
+/// pending while the transport cannot take more.
 fn write_all(
     socket: &mut WriteHalf,
-    chunk: &mut Bytes,
+    chunks: &mut VecDeque<Bytes>,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    while !chunk.is_empty() {
+    while let Some(chunk) = chunks.front_mut() {
+        if chunk.is_empty() {
+            chunks.pop_front();
+            continue;
+        }
         match Pin::new(&mut **socket).poll_write(cx, chunk) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Poll::Ready(Ok(n)) => chunk.advance(n),

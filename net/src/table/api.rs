@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -237,12 +237,13 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Table<V> {
     pub fn items(&self) -> TableOp<Vec<(Key, V)>> {
         self.op(|peer, state| async move {
             let all = scan::scan(&peer, &state).await?;
-            let decoded = all.into_iter().map(|(key, record)| {
-                let value = decode(&state, &key, Some(record))?;
-                Ok(value.map(|v| (key, v)))
-            });
-            let pairs: Vec<Option<(Key, V)>> = stream::iter(decoded).try_collect().await?;
-            Ok(pairs.into_iter().flatten().collect())
+            let mut pairs = Vec::with_capacity(all.len());
+            for (key, record) in all {
+                if let Some(value) = decode(&state, &key, Some(record))? {
+                    pairs.push((key, value));
+                }
+            }
+            Ok(pairs)
         })
     }
 

@@ -91,17 +91,15 @@ impl TableError {
             } => crate::Error::TableStore {
                 table,
                 path,
-                action: action.to_owned(),
-                reason,
+                reason: format!("{action} failed: {reason}"),
                 source,
             },
             TableError::Corrupt { path, key, reason } => crate::Error::TableStore {
                 table,
                 path,
-                action: format!("reading the record of key {key}"),
                 reason: format!(
-                    "{reason}; the file is damaged or from another version of net: move it \
-                     away to start this member empty"
+                    "the record of key {key} is unreadable ({reason}); the file is damaged or \
+                     from another version of net: move it away to start this member empty"
                 ),
                 source: None,
             },

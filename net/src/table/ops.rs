@@ -109,7 +109,7 @@ fn hear(
 /// for a popped key), `None` if none has heard of it. Replicas found holding something
 /// older are sent the newest (read repair), those that answer after the decision too.
 pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Option<Record>> {
-    let budget = peer.config().timeout;
+    let budget = route::budget(peer);
     route::prepare(peer, state).await?;
     let mut attempt = 0;
     loop {
@@ -202,7 +202,7 @@ fn repair(
     }
     let (peer2, state, key) = (peer.clone(), state.clone(), key.clone());
     let (record, version) = (WireRecord::from_record(newest), newest.version.clone());
-    let timeout = peer.config().timeout;
+    let timeout = route::budget(peer);
     let work = async move {
         let mut stale = stale;
         while let Some((replica, outcome)) = rest.next().await {
@@ -254,7 +254,7 @@ pub async fn write(
     key: &Key,
     record: &Record,
 ) -> Result<Written> {
-    let budget = peer.config().timeout;
+    let budget = route::budget(peer);
     route::prepare(peer, state).await?;
     let wire = WireRecord::from_record(record);
     let mut attempt = 0;

@@ -18,7 +18,7 @@ use super::ids::{Key, MemberId};
 use super::lanes::{self, Got, Put};
 use super::state::TableState;
 use super::wire::{Ack, ScanAnswer, WireError, WireRecord};
-use crate::call::{AsyncFn, Call};
+use crate::call::{AsyncFn, Call, Fallible};
 use crate::error::{Error, Result};
 use crate::peer::Peer;
 use crate::sync::lock;
@@ -71,7 +71,7 @@ pub async fn ask<T: DeserializeOwned + Send + 'static>(
     peer: &Peer,
     state: &TableState,
     to: &Replica,
-    call: Call<std::result::Result<T, WireError>, AsyncFn>,
+    call: Call<std::result::Result<T, WireError>, AsyncFn, Fallible>,
     timeout: Duration,
 ) -> std::result::Result<T, Failure> {
     let outcome = call.on(to.addr).via(peer).timeout(timeout).await;
@@ -182,6 +182,12 @@ pub async fn scan(
     ask(peer, state, to, call, timeout).await
 }
 
+/// How long one table operation may take: the peer's NET_TIMEOUT (practically forever
+/// when that is 0, no timeout).
+pub fn budget(peer: &Peer) -> Duration {
+    crate::config::budget(peer.config().timeout)
+}
+
 /// How long a non-member uses its copy of the view without asking again.
 const VIEW_MAX_AGE: Duration = Duration::from_secs(2);
 
@@ -223,7 +229,7 @@ pub async fn group_peers(peer: &Peer, fresh: bool) -> Vec<SocketAddr> {
 /// Asks members for their view and merges what they answer: the known ones first, then
 /// the peers of this peer's group that discovery finds.
 pub async fn refresh(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
-    let timeout = peer.config().timeout.min(Duration::from_secs(3));
+    let timeout = budget(peer).min(Duration::from_secs(3));
     let known: Vec<SocketAddr> = {
         let view = lock(&state.view);
         view.alive()

@@ -23,7 +23,7 @@ const SCAN_CHUNK: usize = 1024;
 /// Every live record of the table: each bucket from a majority of its ready owners,
 /// merged by version.
 pub async fn scan(peer: &Peer, state: &Arc<TableState>) -> Result<BTreeMap<Key, Record>> {
-    let budget = peer.config().timeout;
+    let budget = route::budget(peer);
     route::prepare(peer, state).await?;
     let mut attempt = 0;
     loop {

@@ -2,7 +2,7 @@
 //! joins with `--join`), until Ctrl-C.
 
 use crate::args::ServeArgs;
-use crate::Failure;
+use crate::{settings, Failure};
 
 /// Multiplies two numbers: a demo function to call by hand.
 #[net::connect("multiply")]
@@ -20,7 +20,7 @@ fn hello(name: String, caller: net::Caller) -> String {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
-    let mut config = net::Config::from_env()?;
+    let mut config = settings()?;
     if args.hub {
         config = config.hub(true);
     }
@@ -33,6 +33,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         peer.addr(),
         peer.id()
     );
+    if peer.is_secured() {
+        println!("secured: only peers with the same NET_SECRET can call it");
+    } else {
+        println!(
+            "not secured: anything that can reach {} can call every function here; set \
+             NET_SECRET (or --secret-file) on every peer to close the mesh",
+            peer.addr()
+        );
+    }
     if let Err(e) = crate::table::join_all(&peer, &args.join).await {
         peer.shutdown().await;
         return Err(e);

@@ -52,17 +52,6 @@ pub(crate) enum TableOp {
     Members,
 }
 
-impl From<net::Error> for Failure {
-    fn from(error: net::Error) -> Failure {
-        match error {
-            net::Error::Unreachable { .. }
-            | net::Error::InvalidTarget { .. }
-            | net::Error::NoQuorum(_) => Failure::NoPeer(error.to_string()),
-            other => Failure::Error(other.to_string()),
-        }
-    }
-}
-
 pub(crate) async fn run(args: TableArgs) -> Result<(), Failure> {
     let me = client_peer().await?;
     let result = op(&me, args).await;
