@@ -136,8 +136,6 @@ mod wire;
 
 #[doc(hidden)]
 pub mod __private;
-#[doc(hidden)]
-pub use secure::__bench as __secure_bench;
 
 /// serde_json, re-exported for what takes JSON values: [`call_tag`]'s arguments,
 /// [`RemoteCall::kwargs`], [`Peer::watch`]'s payloads (`net::serde_json::json!`).

@@ -87,10 +87,10 @@ mod preamble;
 mod stream;
 
 pub use error::{Refusal, SecureError};
-pub use handshake::{accept, connect, Secured};
+pub use handshake::{accept, connect};
 pub use key::MeshKey;
 pub use preamble::{classify_first_frame, read_frame, refusal_frame, FirstFrame};
-pub use stream::{SecureReader, SecureStream, SecureWriter};
+pub use stream::SecureStream;
 
 /// The Noise protocol name: pattern, DH, cipher, hash.
 pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
@@ -108,13 +108,3 @@ pub const MAX_HANDSHAKE_FRAME: usize = 65536;
 
 /// The longest handshake payload (a hello is about 150 bytes).
 pub const MAX_PAYLOAD: usize = 32768;
-
-/// The secure module's API, for the benchmarks of the root package until the link uses it.
-#[doc(hidden)]
-pub mod __bench {
-    pub use super::{
-        accept, classify_first_frame, connect, read_frame, FirstFrame, MeshKey, SecureError,
-        SecureReader, SecureStream, SecureWriter, Secured, MAX_HANDSHAKE_FRAME, MAX_PAYLOAD,
-        PATTERN,
-    };
-}
