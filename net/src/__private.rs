@@ -32,6 +32,19 @@ where
     Box::pin(future)
 }
 
+/// Makes `peer`'s member of table `table` vanish as a killed process would (no handoff,
+/// no goodbye): for the table benchmark's recovery figure, with 100 members in one
+/// process.
+pub fn table_vanish(peer: &crate::Peer, table: &str) {
+    crate::table::vanish(peer, table)
+}
+
+/// How many keys `peer`'s member of `table` holds a value for, and how many buckets it is
+/// still receiving (`None` if it is not a member): what the table benchmark watches.
+pub fn table_held(peer: &crate::Peer, table: &str) -> Option<(usize, usize)> {
+    crate::table::held(peer, table)
+}
+
 /// A handler parameter that the serving peer fills in (`net::State<T>`).
 pub trait FromCaller: Sized {
     /// The value for this call, or the outcome that tells the caller why there is none.

@@ -40,6 +40,10 @@
 //!   `#[net::subscribe("name")]` functions registered with the publishing peer; reports
 //!   say who got it ([`DeliveryReport`]). `f(x).broadcast(peers)` runs one call on many
 //!   peers ([`Broadcast`]).
+//! - [`Table`] is a dict shared by the peers of a group that joined it (py2p's chord
+//!   table): each key on `NET_TABLE_REPLICAS` members, majority reads and writes with
+//!   repair, surviving members that leave, die or restart; [`Error::NoQuorum`] when a
+//!   majority of a key's replicas cannot be reached.
 //! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
 //!   [`Peer::start`] starts more. Started by itself, by a program that only calls, it is
 //!   a client ([`local_peer`] has the rule). `NET_LOOPBACK=1` confines a peer to this
@@ -127,9 +131,6 @@ mod secure;
 mod serve;
 mod start;
 mod sync;
-// The table's core (placement, versions, quorum, store, digests) lands before the calls
-// that use it (issue 13, phase 2): nothing outside the module uses it yet.
-#[allow(dead_code)]
 mod table;
 mod wire;
 
@@ -145,21 +146,24 @@ pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, Failure, RemoteCall, Target};
 pub use config::{
     AppNetAccess, Config, Discovery, DiscoveryPaths, Secret, DEFAULT_MDNS_SERVICE, DEFAULT_PORT,
-    VERSION,
+    DEFAULT_TABLE_REPLICAS, VERSION,
 };
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,
 };
-pub use error::{Error, Result, SecureFailure, TimeoutStep};
+pub use error::{
+    Error, NoQuorum, QuorumOp, QuorumReplica, QuorumReply, Result, SecureFailure, TimeoutStep,
+};
 pub use events::{
     subscription_handler, unsubscription_handler, Delivering, Delivery, DeliveryReport,
     DeliveryStatus, Publish,
 };
-pub use id::PeerId;
+pub use id::{PeerId, TableKey};
 pub use peer::{local_peer, Peer};
 pub use serve::{Caller, Flag, FlagEvent, State, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
+pub use table::{Table, TableMember, TableOp};
 pub use wire::{Bytes, Info};
 
 /// Registers a function so that peers can call it.

@@ -1,5 +1,5 @@
 //! The composition root: starting a peer is bringing up its core (`peer/`), then its
-//! services in order (app-net on the same port, discovery, events); shutting it down is
+//! services in order (app-net on the same port, discovery, events, tables); shutting it down is
 //! the same in reverse. Nothing else lives here.
 
 use tokio::runtime::Handle;
@@ -16,6 +16,7 @@ fn builtins() -> Vec<&'static Entry> {
     let mut all = crate::builtins::ALL.to_vec();
     all.push(crate::discovery::known_peers_builtin());
     all.extend(crate::events::builtins());
+    all.extend(crate::table::builtins());
     all
 }
 
@@ -62,6 +63,7 @@ impl Peer {
         let _entered = runtime.enter();
         crate::appnet::start(&peer);
         crate::discovery::start(&peer);
+        crate::table::start(&peer);
         Ok(peer)
     }
 
@@ -74,6 +76,8 @@ impl Peer {
             return;
         }
         crate::events::before_shutdown(self).await;
+        // Tables hand their keys off while the links are open.
+        crate::table::before_shutdown(self).await;
         // The mDNS goodbye first, while the peer still answers.
         crate::discovery::stop(self).await;
         self.bring_down().await;

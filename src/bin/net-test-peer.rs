@@ -3,9 +3,9 @@
 //!
 //! Commands: `peers [refresh] [group=G] [hubs] [onhost]`, `until N [refresh] [timeout=MS]
 //! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `echo HOST:PORT TEXT`,
-//! `touch HOST:PORT`, `self`, `quit`. Answers start with a word (`READY`, `PEERS`, `SEEN`,
-//! `TIMEOUT`, `REPORT`, `EVENTS`, `RESULT`, `ECHOED`, `TOUCHED`, `SELF`, `ERROR`) followed
-//! by JSON.
+//! `touch HOST:PORT`, `self`, `table NAME join|members|len|get KEY|set KEY JSON`, `quit`.
+//! Answers start with a word (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`, `EVENTS`,
+//! `RESULT`, `ECHOED`, `TOUCHED`, `SELF`, `TABLE`, `ERROR`) followed by JSON.
 //!
 //! With `TEST_PEER_LAZY=1` it starts no peer itself (its READY has no id): the first
 //! command that needs one starts the process-wide peer by itself, as a program that only
@@ -67,6 +67,24 @@ fn query(words: &[&str]) -> net::Peers {
         }
     }
     q
+}
+
+/// One `table NAME ...` command on the process-wide peer's table `name`.
+fn table(name: &str, words: &[&str]) -> Result<serde_json::Value, String> {
+    let table = net::Table::<serde_json::Value>::new(name);
+    let done = |r: net::Result<()>| r.map(|()| serde_json::Value::Null);
+    let answer = match words {
+        ["join"] => done(table.join().wait()),
+        ["members"] => table.members().wait().map(|m| json!(m)),
+        ["len"] => table.len().wait().map(|n| json!(n)),
+        ["get", key] => table.get(*key).wait().map(|v| json!(v)),
+        ["set", key, value] => {
+            let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+            done(table.set(*key, value).wait())
+        }
+        _ => return Err(format!("unknown table command {words:?}")),
+    };
+    answer.map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -212,6 +230,10 @@ fn main() {
                 });
                 say(format!("TOUCHED {}", json!(reached)));
             }
+            ["table", name, rest @ ..] => say(match table(name, rest) {
+                Ok(answer) => format!("TABLE {answer}"),
+                Err(e) => format!("ERROR {}", json!(e)),
+            }),
             ["self"] => match net::local_peer() {
                 Ok(me) => say(format!(
                     "SELF {}",

@@ -37,4 +37,5 @@ mod processes;
 mod protocol_client;
 mod secure;
 mod secure_wire;
+mod table;
 mod wire_abuse;

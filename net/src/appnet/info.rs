@@ -129,10 +129,15 @@ pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
             custom.push(tag);
         }
     }
+    // This crate's own services' built-ins (`net.table.*`, `net.events.deliver`) after the
+    // program's tags: a Python peer has no use for them.
+    let (ours, program): (Vec<String>, Vec<String>) =
+        custom.into_iter().partition(|t| t.starts_with("net."));
     let candidates: Vec<String> = APP_NET_BUILTINS
         .iter()
         .map(|t| (*t).to_owned())
-        .chain(custom)
+        .chain(program)
+        .chain(ours)
         .chain(default)
         .collect();
     let flags = serve::flag_names();

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::{frame_range_error, Config, MAX_FRAME, MIN_FRAME};
+use super::{frame_range_error, table_replicas_error, Config, MAX_FRAME, MIN_FRAME};
 use crate::error::{Error, Result};
 
 impl Config {
@@ -119,6 +119,15 @@ impl Config {
         }
         if let Some(v) = get("NET_MDNS_SERVICE") {
             config.mdns_service = v.trim().to_owned();
+        }
+        if let Some(v) = get("NET_TABLE_REPLICAS") {
+            config.table_replicas = v
+                .trim()
+                .parse()
+                .map_err(|_| table_replicas_error(v.clone()))?;
+        }
+        if let Some(v) = get("NET_TABLE_DIR") {
+            config.table_dir = Some(std::path::PathBuf::from(v.trim()));
         }
         match (get("NET_SECRET"), get("NET_SECRET_FILE")) {
             (Some(_), Some(file)) => {
@@ -276,6 +285,9 @@ mod tests {
             ("NET_MAX_FRAME", "12"),
             ("NET_MAX_FRAME", "2G"),
             ("NET_LOOPBACK", "2"),
+            ("NET_TABLE_REPLICAS", "0"),
+            ("NET_TABLE_REPLICAS", "three"),
+            ("NET_TABLE_REPLICAS", "65"),
         ] {
             let err = env(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{var}={value}: {err}");
@@ -283,6 +295,19 @@ mod tests {
                 assert!(err.contains(value), "{var}={value}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn table_settings() {
+        let c = env(&[]).unwrap();
+        assert_eq!((c.table_replicas, c.table_dir.clone()), (3, None));
+        let c = env(&[
+            ("NET_TABLE_REPLICAS", "5"),
+            ("NET_TABLE_DIR", "/var/lib/net"),
+        ])
+        .unwrap();
+        assert_eq!(c.table_replicas, 5);
+        assert_eq!(c.table_dir, Some(std::path::PathBuf::from("/var/lib/net")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! value never falls back to a default silently.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod env;
@@ -86,6 +87,14 @@ pub struct Config {
     /// `NET_MDNS_SERVICE`: the mDNS service type peers advertise and browse. Default
     /// `_netpeer._tcp.local.`; tests give each run its own so runs never see each other.
     pub mdns_service: String,
+    /// `NET_TABLE_REPLICAS`: how many members hold each key of a replicated table
+    /// ([`Table`](crate::Table)). Default 3, at least 1. Every member of a table must use the
+    /// same value: a member with another one is refused at join, loudly.
+    pub table_replicas: usize,
+    /// `NET_TABLE_DIR`: the directory where a member keeps its replicas (one file per
+    /// table), so that a restarted member comes back with them. Default none: replicas live
+    /// in memory and go with the process.
+    pub table_dir: Option<PathBuf>,
     /// `NET_SECRET`, or the contents of the file `NET_SECRET_FILE` names: the mesh's
     /// shared secret. With it every connection is encrypted and authenticated
     /// (docs/PROTOCOL.md section 17) and a peer without it learns nothing. Default none:
@@ -116,6 +125,12 @@ pub(crate) fn budget(timeout: Duration) -> Duration {
 /// The mDNS service type of this project's peers.
 pub const DEFAULT_MDNS_SERVICE: &str = "_netpeer._tcp.local.";
 
+/// Copies of each key of a replicated table when `NET_TABLE_REPLICAS` is not set.
+pub const DEFAULT_TABLE_REPLICAS: usize = 3;
+
+/// The most copies of a key a table may keep: each is a replica asked on every read.
+pub(crate) const MAX_TABLE_REPLICAS: usize = 64;
+
 /// This crate's version, as `info` and the hello report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -144,6 +159,8 @@ impl Default for Config {
             discovery: DiscoveryPaths::default(),
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
+            table_replicas: DEFAULT_TABLE_REPLICAS,
+            table_dir: None,
             secret: None,
             app_net: AppNetAccess::Auto,
             states: StateMap::default(),
@@ -179,6 +196,9 @@ impl Config {
             });
         }
         check_mdns_service(&self.mdns_service)?;
+        if !(1..=MAX_TABLE_REPLICAS).contains(&self.table_replicas) {
+            return Err(table_replicas_error(self.table_replicas.to_string()));
+        }
         if self.loopback && !self.host.is_loopback() {
             return Err(Error::Config {
                 var: "NET_HOST",
@@ -307,6 +327,18 @@ impl Config {
         self
     }
 
+    /// `NET_TABLE_REPLICAS`: copies of each key of a replicated table.
+    pub fn table_replicas(mut self, replicas: usize) -> Self {
+        self.table_replicas = replicas;
+        self
+    }
+
+    /// `NET_TABLE_DIR`: where a member keeps its replicas on disk.
+    pub fn table_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.table_dir = Some(dir.into());
+        self
+    }
+
     /// `NET_SECRET`: the mesh's shared secret (see [`Config::secret`](Config#structfield.secret)).
     pub fn secret(mut self, secret: Secret) -> Self {
         self.secret = Some(secret);
@@ -363,6 +395,17 @@ fn check_mdns_service(service: &str) -> Result<()> {
                      hyphens"
                 .into(),
         })
+    }
+}
+
+pub(crate) fn table_replicas_error(value: String) -> Error {
+    Error::Config {
+        var: "NET_TABLE_REPLICAS",
+        value,
+        reason: format!(
+            "expected a whole number of copies from 1 to {MAX_TABLE_REPLICAS} (default \
+             {DEFAULT_TABLE_REPLICAS}); every member of a table must use the same"
+        ),
     }
 }
 

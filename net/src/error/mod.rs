@@ -2,6 +2,7 @@
 //! to do about it; an OS error behind it is kept as its [`source`](std::error::Error::source),
 //! so code decides by [`Error::io_kind`], never by searching the text.
 
+mod quorum;
 mod unknown;
 
 use std::io;
@@ -9,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::id::readable_tag;
+pub use quorum::{NoQuorum, QuorumOp, QuorumReplica, QuorumReply};
+
+use crate::id::{readable_tag, TableKey};
 
 pub(crate) use unknown::closest;
 
@@ -275,6 +278,76 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// Too few of a key's replicas answered a table operation ([`crate::Table`]): the
+    /// table, the key and how each replica fared. The write may still have reached some
+    /// replicas: `NoQuorum` means "not known to be durable", never "certainly not done".
+    #[error(transparent)]
+    NoQuorum(Box<NoQuorum>),
+
+    /// Another member of a table uses other terms (replication factor or table protocol):
+    /// it places keys elsewhere or counts majorities differently, so the two refuse each
+    /// other at join.
+    #[error(
+        "member {member} of table {table:?} uses table protocol {their_protocol} with \
+         NET_TABLE_REPLICAS={their_replicas}, this peer protocol {our_protocol} with \
+         NET_TABLE_REPLICAS={our_replicas}: every member of a table must use the same (set \
+         NET_TABLE_REPLICAS alike, or upgrade the older build)"
+    )]
+    TableIncompatible {
+        /// The table.
+        table: String,
+        /// The other member (its address, and id when known).
+        member: String,
+        /// Its table protocol version.
+        their_protocol: u32,
+        /// Its NET_TABLE_REPLICAS.
+        their_replicas: usize,
+        /// This build's table protocol version.
+        our_protocol: u32,
+        /// This peer's NET_TABLE_REPLICAS.
+        our_replicas: usize,
+    },
+
+    /// A member's replica store (NET_TABLE_DIR) failed or holds what this build cannot
+    /// read.
+    #[error("table {table:?}: store {path}: {reason}")]
+    TableStore {
+        /// The table.
+        table: String,
+        /// The database file, or `memory`.
+        path: String,
+        /// What was being done and what went wrong, and what to do when there is
+        /// something to do.
+        reason: String,
+        /// The database's or the OS's error, when there is one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Unjoin could not hand this member's keys to the members that own them without it.
+    #[error(
+        "cannot leave table {table:?}: handing its keys to their new owners failed \
+         ({reason}); it stays a member and lost nothing: try again when they are reachable"
+    )]
+    TableHandoff {
+        /// The table.
+        table: String,
+        /// Which owner failed, and how.
+        reason: String,
+    },
+
+    /// A table value could not be encoded as JSON, or a stored value is not of the type
+    /// the table was opened with.
+    #[error("table {table:?}: the value of key {key} {reason}")]
+    TableValue {
+        /// The table.
+        table: String,
+        /// The key.
+        key: TableKey,
+        /// What did not fit.
+        reason: String,
+    },
+
     /// An I/O error outside any one call (binding, accepting).
     #[error("{context}: {message}")]
     Io {
@@ -328,11 +401,14 @@ pub enum SecureFailure {
 
 impl Error {
     /// True for errors where retrying the same call later may succeed (timeouts, a peer
-    /// that was unreachable or closed the connection).
+    /// that was unreachable or closed the connection, a table without a quorum).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Timeout { .. } | Error::Unreachable { .. } | Error::ConnectionClosed { .. }
+            Error::Timeout { .. }
+                | Error::Unreachable { .. }
+                | Error::ConnectionClosed { .. }
+                | Error::NoQuorum(_)
         )
     }
 

@@ -1,17 +1,15 @@
-//! The table's errors, each naming the key, file or member concerned. They become
-//! `net::Error` variants when the table is wired into the peer (phase 2, `mod.rs`).
+//! The errors of the table's own parts, each naming the key, file or member concerned;
+//! [`TableError::into_error`] turns one into the `net::Error` a user sees, with the
+//! table's name.
+
+use std::sync::Arc;
 
 use super::ids::{Key, MemberId};
-use super::quorum::NoQuorum;
+use super::terms::Terms;
 
-/// Everything that can go wrong in the table's own parts.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+/// Everything that can go wrong in the table's store, records and terms.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum TableError {
-    /// Too few of a key's replicas answered.
-    #[error(transparent)]
-    NoQuorum(#[from] NoQuorum),
-
     /// The replica store failed: opening, reading or committing.
     #[error("table store {path}: {action} failed: {reason}")]
     Store {
@@ -19,8 +17,10 @@ pub enum TableError {
         path: String,
         /// What was being done ("open", "commit a write", ...).
         action: &'static str,
-        /// The database's error.
+        /// The database's error, as text.
         reason: String,
+        /// The database's or the OS's error itself, when there is one.
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// A stored record cannot be read back: the file is damaged or was written by an
@@ -38,7 +38,8 @@ pub enum TableError {
         reason: String,
     },
 
-    /// A value could not be encoded as JSON.
+    /// A value could not be encoded as JSON (`Record::encode`).
+    #[cfg_attr(not(test), allow(dead_code))]
     #[error("the value for key {key} cannot be encoded as JSON: {reason}")]
     Encode {
         /// The key being written.
@@ -71,8 +72,66 @@ pub enum TableError {
         /// The other member.
         peer: MemberId,
         /// Its terms.
-        theirs: super::terms::Terms,
+        theirs: Terms,
         /// Ours.
-        mine: super::terms::Terms,
+        mine: Terms,
     },
+}
+
+impl TableError {
+    /// The `net::Error` of this error in table `table`.
+    pub fn into_error(self, table: &str) -> crate::Error {
+        let table = table.to_owned();
+        match self {
+            TableError::Store {
+                path,
+                action,
+                reason,
+                source,
+            } => crate::Error::TableStore {
+                table,
+                path,
+                reason: format!("{action} failed: {reason}"),
+                source,
+            },
+            TableError::Corrupt { path, key, reason } => crate::Error::TableStore {
+                table,
+                path,
+                reason: format!(
+                    "the record of key {key} is unreadable ({reason}); the file is damaged or \
+                     from another version of net: move it away to start this member empty"
+                ),
+                source: None,
+            },
+            TableError::Encode { key, reason } => crate::Error::TableValue {
+                table,
+                key,
+                reason: format!("cannot be encoded as JSON: {reason}"),
+            },
+            TableError::Decode {
+                key,
+                type_name,
+                reason,
+            } => crate::Error::TableValue {
+                table,
+                key,
+                reason: format!(
+                    "is not a {type_name}: {reason} (do all writers use the same value type?)"
+                ),
+            },
+            TableError::Incompatible {
+                table,
+                peer,
+                theirs,
+                mine,
+            } => crate::Error::TableIncompatible {
+                table,
+                member: peer.to_string(),
+                their_protocol: theirs.protocol,
+                their_replicas: theirs.replicas,
+                our_protocol: mine.protocol,
+                our_replicas: mine.replicas,
+            },
+        }
+    }
 }

@@ -1,20 +1,32 @@
-//! The replicated table (py2p's chord DHT as `net::Table`, issue 13): where keys live,
-//! how writes are ordered, how a read or write is decided from the replicas' answers,
-//! how a member stores its replicas, and how two members find what differs between
-//! them. This is the table's core; the calls between members that use it are phase 2,
-//! planned at the end of these notes.
+//! The replicated table (py2p's chord DHT as [`Table`], issue 13): a dict shared by the
+//! peers of a group that joined it, each key on `NET_TABLE_REPLICAS` members, surviving
+//! members that leave, die, restart or are cut off.
 //!
 //! | file | provides |
 //! | --- | --- |
-//! | `ids.rs` | [`Key`](ids::Key) (bytes, usually text) and [`MemberId`](ids::MemberId) |
+//! | `api.rs` | [`Table`], [`TableOp`] (await or `.wait()`), [`TableMember`] |
+//! | `ops.rs` | a quorum read with read repair, and a quorum write |
+//! | `scan.rs` | a scan of every bucket, from a majority of each one's owners |
+//! | `route.rs` | one call to one member, its outcome and health; learning the members |
+//! | `lanes.rs` | reads and writes to one replica batched: one call in flight per replica |
+//! | `calls.rs` | the built-ins `net.table.*` between peers |
+//! | `handlers.rs` | what a member does when called |
+//! | `member.rs` | join (store, hello, receiving a share) and unjoin (handoff, bye) |
+//! | `tick.rs` | a member's background loop: heartbeats, deaths, catching up, handoff, anti-entropy |
+//! | `sync.rs` | the anti-entropy exchange between two members, and its three uses |
+//! | `state.rs` | what a peer holds per table: terms, clock, view, member state, replicas |
+//! | `view.rs` | the members with incarnations, how views merge, their placement |
+//! | `health.rs` | how calls to each member fare, and when one is dead |
+//! | `wire.rs` | what the calls carry, checked on arrival |
+//! | `ids.rs` | [`Key`](ids::Key) (= [`TableKey`](crate::TableKey)) and [`MemberId`](ids::MemberId) |
 //! | `placement.rs` | buckets, [`Placement`](placement::Placement): `owners(key)`, what moves between two member sets |
 //! | `version.rs` | [`Version`](version::Version) and the hybrid logical [`Clock`](version::Clock) |
 //! | `record.rs` | [`Record`](record::Record): a value's JSON bytes or a tombstone, with its version and stored form |
-//! | `quorum.rs` | `decide_write`, `decide_read`, [`NoQuorum`](quorum::NoQuorum) |
+//! | `quorum.rs` | `decide_write`, `decide_read`, building [`NoQuorum`](crate::NoQuorum) |
 //! | `store/` | [`Store`](store::Store): one member's replicas in memory or in redb, with bucket digests |
 //! | `digest.rs` | bucket digests, summaries and the comparisons of anti-entropy |
 //! | `terms.rs` | the protocol version and replication factor members must share |
-//! | `error.rs` | [`TableError`](error::TableError) |
+//! | `error.rs` | [`TableError`](error::TableError), and its `net::Error` |
 //!
 //! # Decisions
 //!
@@ -57,7 +69,7 @@
 //!   *A plain wall clock*: ties and clocks stepping back. *A Lamport clock alone*: a
 //!   writer that never saw a key would order its write by its own count, unrelated to
 //!   time. What HLC does not fix, a write racing a newer-stamped write from a faster
-//!   clock, phase 2 handles: replicas answer `Superseded(v)`, and the writer re-issues
+//!   clock, the write path handles: replicas answer `Superseded(v)`, and the writer re-issues
 //!   once above `v` (so a set is never lost to a write that happened before it).
 //! - **Tombstones: kept for a day, and a member away longer rejoins empty.** `pop`
 //!   writes a tombstone with a version, which outranks the value on every replica that
@@ -107,106 +119,203 @@
 //!   Rejected: *a Merkle tree per bucket range*: the XOR digest updates in O(1) per
 //!   write without a tree to maintain, and the fixed levels give the same narrowing.
 //!
-//! # Phase 2: the table on the layered core (for review)
+//! - **Member ids: 64 random bits, kept in the store with NET_TABLE_DIR.** So a member
+//!   restarted on another port is still the owner of its buckets and catches up on the
+//!   keys that differ only; without NET_TABLE_DIR every start is a new member (it has
+//!   nothing to keep). Rejected: *the peer id*, which names the address: a restart on
+//!   another port would move the member's whole share and orphan its file.
+//! - **A bucket a member gained does not count for reads until it has it.** Quorums
+//!   alone are not enough when owners change: after a join or a death, the majority a
+//!   read reaches may be the new owner (empty) and the one that missed the write. So a
+//!   member that gains a bucket (it joined, came back, or another died) marks it
+//!   pending until it has run an exchange with every old owner still alive; its
+//!   answers for that bucket then carry `ready: false` and do not count towards a read's
+//!   majority (its record still counts as a candidate for the newest). Writes go to it
+//!   at once. A member answers only for buckets it owns in its view (`NotOwner` with its
+//!   view otherwise), so a writer or reader with an old view learns the new one and
+//!   tries once more, instead of counting an owner that no longer is one.
+//! - **Views: per-member incarnations, merged by gossip; deaths only with a majority.**
+//!   Each member lists every member with an incarnation (the time of its latest join)
+//!   and alive or dead. Merging keeps the higher incarnation, and at equal ones dead,
+//!   so views converge in any order (SWIM's rule). A member is dropped when its calls
+//!   have failed for `dead_after` (1.5 s, three calls in a row), only by a member that
+//!   reaches a majority of its view; the verdict is spread to everyone at once. A member
+//!   that sees itself dead comes back under a higher incarnation and waits for all of
+//!   its buckets again: after a partition heals, the minority side rejoins this way.
+//!   With NET_TABLE_DIR the view is kept in the store, so a member restarted while the
+//!   others are unreachable cannot form a table of its own. Rejected: *a consensus
+//!   protocol for membership* (Raft): a LAN group's membership changes rarely and any
+//!   member can judge deaths with a majority; *discovery's table as the membership*: it
+//!   holds peers, not members, and drops a peer on one failed call. What this leaves
+//!   open: a write from a peer whose view is behind, during a join, may be acknowledged by
+//!   an owner that is being displaced and is not yet told so; that owner hands it to the
+//!   new owners (nothing is lost), but until it has, a read that reaches the newcomer and
+//!   a replica that missed the write can miss it. Views converge in a heartbeat or two,
+//!   so the window is that long, and only with a replica failing at the same time.
+//! - **Lanes: one get and one put call in flight per replica, the rest batched.** A
+//!   table operation is three calls where a plain one is one; under load a peer would
+//!   spend three times the calls. So operations to one replica queue in its lane, and
+//!   what queued up while a call was out goes in the next (events' delivery lanes, same
+//!   reasoning): alone an operation goes at once, with 64 in flight a call carries a
+//!   dozen or more. Rejected: *asking a majority first and the rest on failure*: fewer
+//!   calls alone, but reads then cannot repair the replica they did not ask, and wait
+//!   for the slower of two instead of the faster two of three.
 //!
-//! **State the peer holds** (the typed per-peer service-state map): per table name, a
-//! `TableState` with its [`Terms`](terms::Terms), its [`Clock`](version::Clock) (writer
-//! id = the member id), whether this peer joined, its `Store` (behind a mutex; disk
-//! work on the blocking pool), and the *view*: the members known (id, address), the
-//! `Placement` built from them (an `Arc`, swapped on change), a view hash (of the
-//! sorted member ids and the terms) and, per member, when a call to it last succeeded
-//! or failed. Member id: a random id kept in the store's meta table with
-//! NET_TABLE_DIR (so a member restarted on another port keeps its buckets and catches
-//! up on the differing keys only), a fresh one per start without it (nothing to keep).
-//! Alternative, simpler: the peer id; then a restart on another port moves its share.
+//! # How it runs
 //!
-//! **Calls** (built-ins under `net.table.*`, first argument the table name, keys as a
-//! string when UTF-8 and `{"b64": ...}` otherwise, records as
-//! `{millis, counter, writer, value}` with the value as raw JSON):
-//! - `hello(table, member, terms) -> Result<Vec<member>, TableError>`: a joining
-//!   member announces itself; the callee refuses other terms with `Incompatible`
-//!   (both values named, on both sides), adds it to its view and returns its view.
-//! - `bye(table, member)`: after an unjoin's handoff; the callee drops it from its view.
-//! - `members(table) -> (Vec<member>, view hash)`: how a non-member learns where to
-//!   route; asked of the group's peers until one that joined answers, again when a
-//!   call fails or a replica reports another view hash.
-//! - `get(table, key) -> Option<record>` and `put(table, key, record) -> WriteAck`: one
-//!   replica's read and write (`put` also carries read repair and single handoffs).
-//! - `put_many(table, Vec<(key, record)>) -> usize`: batches (update, handoff,
-//!   transfers); one store commit.
-//! - `scan(table, buckets) -> Vec<(key, record)>`: for keys/values/items/len/copy/
-//!   popitem; the caller asks each bucket of a majority of its owners and merges by
-//!   version, `NoQuorum` naming the first bucket short of one.
-//! - `sync(table, view hash, level, hashes) -> differing names` for levels summary,
-//!   groups and buckets, and `sync_keys(table, bucket, Vec<(key, version)>) ->
-//!   (records the caller lacks, keys the callee lacks)`: the anti-entropy steps of
-//!   `digest.rs`; the caller then `put_many`s what the callee lacks. A different view
-//!   hash answers "views differ" with the callee's members, and both merge views first.
+//! **Calls** (built-ins `net.table.*`, `calls.rs`; the table name first, the member
+//! called when one is meant; answers `Result<T, WireError>`): `hello` (a joining member
+//! announces itself with its terms; refused with `Incompatible` and the callee's terms),
+//! `members` (terms, view hash, and the view when the asker's hash differs: the
+//! heartbeat, and how non-members route), `gossip` (merge a view), `get`, `put`, `scan`
+//! (one replica's side of a read, a write, a scan), `sync`, `sync_buckets`, `sync_keys`,
+//! `transfer` (the steps of anti-entropy). docs/PROTOCOL.md documents them.
 //!
-//! **Operations.** `set`: owners from the view, `clock.tick()`, `put` to all owners at
-//! once, done at a majority (`decide_write`; the stragglers finish in the background,
-//! not cancelled); on `superseded_by`, observe it and re-issue once. `get`: `get` from
-//! all owners, decide at a majority (`decide_read`), send the newest to the stale ones
-//! (read repair, not awaited), decode. `pop`: a read, then a tombstone above its
-//! version; it returns the value read (two racing pops may both return it, as two
-//! racing dict pops in two processes would without a lock). `update`: `put_many` per
-//! owner, decided per key. A peer that has not joined does the same, holding nothing.
+//! **Operations.** `set`: a version from the clock, `put` to every owner at once, done at
+//! a majority; the puts still running finish in the background. A replica holding a
+//! newer version acknowledges and says so, and the writer writes once more above it (a
+//! lagging clock never loses a set to an earlier write). `get`: `get` from every owner,
+//! done at a majority of ready answers, the newest sent to the stale ones (read repair,
+//! in the background). `pop`: a read, then a tombstone above the version read; it returns
+//! the value read. `update`: sets, 64 in flight. `keys`, `values`, `items`, `len`,
+//! `copy`, `popitem`: a scan asks every member for the buckets it owns and needs, for
+//! every bucket, a majority of its owners. A peer that has not joined does the same: it
+//! learns the members by asking the group's peers (`members`), and asks again when a
+//! call fails or a member answers with another view.
 //!
-//! **Membership.** A member learns the others from three sources: `hello` (sent on
-//! join to every group peer discovery reports and to NET_PEERS, and to each group peer
-//! discovery's membership stream reports later; a peer that has not joined answers
-//! "not a member"), the member lists `hello` and `sync` return (gossip, so views
-//! converge), and failures. A member is dropped from the view when discovery says it
-//! left, or after its calls failed for a grace (about 3 s, several anti-entropy
-//! intervals' worth of attempts), *but only by a member that reaches a majority of its
-//! current view*: the minority side of a partition keeps its view and so answers
-//! `NoQuorum`, instead of re-placing every key on itself and accepting writes.
+//! **Join**: open the store (id, view kept), say `hello` to the group's peers that
+//! discovery finds and to every member their answers name, mark every owned bucket
+//! pending on its owners without this member, take them (anti-entropy: the newcomer
+//! lacks everything, so it receives its share in `transfer` batches), then serve. Only
+//! one owner per bucket changes per join. The owner a newcomer displaced keeps the bucket
+//! until it has given it to every owner, then drops it (`hand_off`, each tick).
 //!
-//! **Join.** The newcomer sends `hello`, builds the placement with itself, and pulls
-//! every bucket it gained by anti-entropy with that bucket's other owners (it has
-//! nothing, so it receives everything, in `put_many` batches). Only one owner per
-//! bucket changes per join, so reads and writes stay correct meanwhile: the two old
-//! owners still form a majority, and the newcomer's empty answer is simply stale and
-//! repaired. The displaced owner keeps the bucket until a sync shows the newcomer's
-//! digest equal, then drops it.
+//! **Unjoin**: give every bucket held to its owners without this member (each must reach
+//! a majority of them, or unjoin fails and the member stays), then mark itself dead and
+//! gossip it. Peer shutdown unjoins every table while the links are still open.
 //!
-//! **Unjoin.** The leaver computes the placement without itself, `put_many`s each
-//! bucket it holds to the owners that gain it, and only when each is acknowledged sends
-//! `bye` and stops serving; if a gaining owner cannot be reached, `unjoin` returns the
-//! error and the peer stays a member (nothing is lost). At peer shutdown this runs
-//! before the links close, as events' unsubscribe does.
+//! **Death**: a member's loop asks the failing members and two random others for their
+//! view every tick (250 ms); calls failing for 1.5 s drop a member (with a majority in
+//! reach). Its buckets each gain the next-ranked member, which takes them from the
+//! surviving owners at once: R copies are back after detection plus one transfer.
 //!
-//! **Death.** When a member is dropped from the view, each of its buckets gets the
-//! next-ranked member, which pulls it by anti-entropy from the surviving owners at
-//! once; R copies are back after detection plus one transfer (the figure the issue's
-//! benchmark measures).
-//!
-//! **Anti-entropy and partitions.** Every member, every few seconds (jittered), syncs
-//! with one co-owner in turn over the buckets they share, also collects expired
-//! tombstones and marks its store alive. After a partition heals, `hello`s and the
-//! views' gossip re-admit the members the majority had dropped; their placements move
-//! back and the same syncs bring every replica to the newest version of every key. A
-//! write that failed with `NoQuorum` may still surface later (a replica on the
-//! minority side applied it): `NoQuorum` means "not known to be durable", as in every
-//! quorum system. A member whose store says it was away longer than the tombstone
-//! grace clears it before `hello`.
-//!
-//! **What the peer must offer.** The per-peer service-state map (the `TableState`s);
-//! on the bus: a group peer appeared (id, address, group), a peer departed (discovery
-//! says it left), a call to a peer failed at the link (refused, closed, timed out), and
-//! shutdown starting (to unjoin while links are open); a task tracker for the sync
-//! timers; calls to a peer by address from inside a handler; config fields
-//! `table_replicas` (NET_TABLE_REPLICAS, default 3, at least 1) and `table_dir`
-//! (NET_TABLE_DIR); and in `net::Error` a `NoQuorum(Box<NoQuorum>)` variant (users
-//! match on it) beside one `Table(TableError)` for the rest (store, corrupt, encode,
-//! decode, incompatible).
+//! **Anti-entropy and partitions**: every second (jittered) a member compares the buckets
+//! it shares with one other member in turn, and every 30 s it collects expired
+//! tombstones and marks its store alive. The minority side of a partition keeps its view
+//! and answers `NoQuorum`; after the heal the majority's gossip shows the minority's
+//! members dead, they come back under new incarnations, take their buckets, and every
+//! replica converges. A write that failed with `NoQuorum` may still surface later (a
+//! replica on the minority side applied it): `NoQuorum` means "not known to be durable".
 
+mod api;
+mod calls;
 mod digest;
 mod error;
+mod handlers;
+mod health;
 mod ids;
+mod lanes;
+mod member;
+mod ops;
 mod placement;
 mod quorum;
 mod record;
+mod route;
+mod scan;
+mod state;
 mod store;
+mod sync;
 mod terms;
+mod tick;
 mod version;
+mod view;
+mod wire;
+
+pub use api::{Table, TableMember, TableOp};
+pub(crate) use calls::builtins;
+
+use crate::peer::{News, Peer};
+
+/// Starts listening for news of members that went away (a goodbye, a call that found
+/// one unreachable, discovery saying it left): their health turns failing at once, so the
+/// heartbeats look at them next.
+pub(crate) fn start(peer: &Peer) {
+    peer.listen(|peer, news| match news {
+        News::Goodbye { addr } | News::Unreachable { addr, .. } => failing_at(peer, *addr),
+        News::Incoming { .. } => {}
+    });
+    let mut changes = peer.membership();
+    let (watching, stop) = (peer.clone(), peer.shutdown_token().clone());
+    let watch = async move {
+        loop {
+            let change = tokio::select! {
+                () = stop.cancelled() => break,
+                change = changes.recv() => change,
+            };
+            match change {
+                Ok(crate::discovery::Membership::Left { peer: gone, .. }) => {
+                    failing_at(&watching, gone.addr)
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    };
+    peer.tracker().spawn_on(watch, peer.runtime());
+}
+
+/// The members serving at `addr`, in every table this peer is a member of, are failing.
+fn failing_at(peer: &Peer, addr: std::net::SocketAddr) {
+    for state in peer.tables().joined() {
+        let gone: Vec<ids::MemberId> = crate::sync::lock(&state.view)
+            .alive()
+            .into_iter()
+            .filter(|(_, a)| *a == addr)
+            .map(|(id, _)| id)
+            .collect();
+        for id in gone {
+            state.health.failed(&id);
+        }
+    }
+}
+
+/// Unjoins every table this peer is a member of (handing its keys off) while its links
+/// are open; a table whose handoff fails is left as it is, with the error logged.
+pub(crate) async fn before_shutdown(peer: &Peer) {
+    for state in peer.tables().joined() {
+        if let Err(e) = member::unjoin(peer, &state).await {
+            tracing::error!(table = %state.name, error = %e, "leaving the table at shutdown");
+        }
+    }
+}
+
+/// Makes this peer's member of `table` vanish as a killed process would: no handoff, no
+/// goodbye; from now on it answers the other members as a non-member, so their calls to
+/// it fail. For the benchmark of recovery, which runs 100 members in one process.
+pub(crate) fn vanish(peer: &Peer, table: &str) {
+    if let Some(state) = peer.tables().get(table) {
+        if let Some(member) = state.member() {
+            member.stop.cancel();
+            state.set_member(None);
+        }
+    }
+}
+
+/// How many keys this peer's member of `table` holds a value for, and how many buckets it
+/// is still receiving; `None` if it is not a member.
+pub(crate) fn held(peer: &Peer, table: &str) -> Option<(usize, usize)> {
+    let member = peer.tables().get(table)?.member()?;
+    let live = member.replicas.peek(|store| store.live_len());
+    let pending = crate::sync::lock(&member.pending).len();
+    Some((live, pending))
+}
+
+/// Sets the background timing of the tables this peer joins from now on (tests slow one
+/// part down to watch another).
+#[cfg(test)]
+pub(crate) fn set_timing(peer: &Peer, timing: state::Timing) {
+    *crate::sync::lock(&peer.tables().timing) = timing;
+}
+
+#[cfg(test)]
+mod tests;

@@ -2,10 +2,13 @@
 //! [`NoQuorum`] error that says who answered, never a silent stale answer.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use super::ids::{Key, MemberId};
+use super::placement::{bucket_of, Bucket};
 use super::record::Record;
 use super::version::Version;
+pub use crate::error::{NoQuorum, QuorumOp as Op, QuorumReplica, QuorumReply as Reply};
 
 /// How many of `replicas` copies make a majority.
 pub fn majority(replicas: usize) -> usize {
@@ -67,7 +70,13 @@ pub fn decide_write<E: fmt::Display>(
         }
     }
     if acked.len() < majority(replicas.len()) {
-        return Err(NoQuorum::new(Op::Write, key, replicas, answers));
+        return Err(no_quorum(
+            Op::Write,
+            Some(key),
+            bucket_of(key),
+            replicas,
+            answers,
+        ));
     }
     Ok(Written {
         missed: missed(replicas, &acked),
@@ -91,7 +100,13 @@ pub fn decide_read<E: fmt::Display>(
         })
         .collect();
     if answered.len() < majority(replicas.len()) {
-        return Err(NoQuorum::new(Op::Read, key, replicas, answers));
+        return Err(no_quorum(
+            Op::Read,
+            Some(key),
+            bucket_of(key),
+            replicas,
+            answers,
+        ));
     }
     let newest = answered
         .iter()
@@ -132,100 +147,47 @@ fn missed(replicas: &[MemberId], answered: &[MemberId]) -> Vec<MemberId> {
         .collect()
 }
 
-/// What was being done when the quorum was missed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// A get (or the read half of a pop).
-    Read,
-    /// A set, an update or a pop's tombstone.
-    Write,
-}
-
-/// How one replica fared.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// It answered.
-    Answered,
-    /// It did not: the reason (timed out, refused, not reachable, its error).
-    Failed(String),
-}
-
-/// No majority of a key's replicas answered: the key, the replicas and how each fared,
-/// so the message says whether the table is partitioned, overloaded or misconfigured.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct NoQuorum {
-    /// Read or write.
-    pub op: Op,
-    /// The key.
-    pub key: Key,
-    /// Answers needed: a majority of the replicas.
-    pub needed: usize,
-    /// Every replica of the key, primary first, with how it fared.
-    pub replicas: Vec<(MemberId, Reply)>,
-}
-
-impl NoQuorum {
-    fn new<T, E: fmt::Display>(
-        op: Op,
-        key: &Key,
-        replicas: &[MemberId],
-        answers: &[(MemberId, Result<T, E>)],
-    ) -> NoQuorum {
-        let needed = majority(replicas.len());
-        let replicas = replicas
+/// Builds the [`NoQuorum`] of `op` on `key` (or, for a scan, `bucket`) from the answers
+/// of its replicas; the caller adds the table's name and the replicas' addresses.
+pub fn no_quorum<T, E: fmt::Display>(
+    op: Op,
+    key: Option<&Key>,
+    bucket: Bucket,
+    replicas: &[MemberId],
+    answers: &[(MemberId, Result<T, E>)],
+) -> NoQuorum {
+    NoQuorum {
+        op,
+        table: String::new(),
+        key: key.cloned(),
+        bucket: bucket.index(),
+        needed: majority(replicas.len()),
+        replicas: replicas
             .iter()
-            .map(|member| {
-                let reply = match answer_of(answers, member) {
+            .map(|member| QuorumReplica {
+                member: member.to_string(),
+                addr: None,
+                reply: match answer_of(answers, member) {
                     Some(Ok(_)) => Reply::Answered,
                     Some(Err(e)) => Reply::Failed(e.to_string()),
                     None => Reply::Failed("not asked".to_owned()),
-                };
-                (member.clone(), reply)
+                },
             })
-            .collect();
-        NoQuorum {
-            op,
-            key: key.clone(),
-            needed,
-            replicas,
-        }
-    }
-
-    /// The replicas that answered.
-    pub fn answered(&self) -> impl Iterator<Item = &MemberId> {
-        self.replicas
-            .iter()
-            .filter(|(_, reply)| *reply == Reply::Answered)
-            .map(|(member, _)| member)
+            .collect(),
     }
 }
 
-impl fmt::Display for NoQuorum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = match self.op {
-            Op::Read => "read",
-            Op::Write => "write",
-        };
-        let answered = self.answered().count();
-        write!(
-            f,
-            "no quorum to {op} key {}: {answered} of {} replicas answered, {} needed (",
-            self.key,
-            self.replicas.len(),
-            self.needed
-        )?;
-        for (i, (member, reply)) in self.replicas.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "; " };
-            match reply {
-                Reply::Answered => write!(f, "{sep}{member} answered")?,
-                Reply::Failed(why) => write!(f, "{sep}{member}: {why}")?,
-            }
-        }
-        if self.replicas.is_empty() {
-            f.write_str("the table has no members")?;
-        }
-        f.write_str(")")
+/// Names the table and the replicas' addresses in a [`NoQuorum`] the deciders built.
+pub fn locate(
+    mut error: NoQuorum,
+    table: &str,
+    addr_of: impl Fn(&str) -> Option<SocketAddr>,
+) -> NoQuorum {
+    error.table = table.to_owned();
+    for replica in &mut error.replicas {
+        replica.addr = addr_of(&replica.member);
     }
+    error
 }
 
 #[cfg(test)]
@@ -295,11 +257,16 @@ mod tests {
         .expect_err("one of three");
         assert_eq!(err.op, Op::Write);
         assert_eq!(err.needed, 2);
-        assert_eq!(err.answered().cloned().collect::<Vec<_>>(), ids(&["a"]));
+        let answered: Vec<&str> = err.answered().map(|r| r.member.as_str()).collect();
+        assert_eq!(answered, ["a"]);
+        let err = locate(err, "users", |m| {
+            (m == "a").then(|| "127.0.0.1:3011".parse().expect("an address"))
+        });
         assert_eq!(
             err.to_string(),
-            "no quorum to write key \"k\": 1 of 3 replicas answered, 2 needed (a answered; \
-             b: timed out after 2s; c: not asked)"
+            "no quorum to write key \"k\" of table \"users\": 1 of 3 replicas answered, 2 \
+             needed (127.0.0.1:3011 (a) answered; b: timed out after 2s; c: not asked); a \
+             majority of the replicas must answer: are members down or cut off?"
         );
     }
 
@@ -408,10 +375,12 @@ mod tests {
             ],
         )
         .expect_err("one of three");
-        assert_eq!(
-            err.to_string(),
-            "no quorum to read key 0xfffe: 1 of 3 replicas answered, 2 needed (a answered; \
-             b: connection refused; c: timed out)"
+        assert!(
+            err.to_string().starts_with(
+                "no quorum to read key 0xfffe: 1 of 3 replicas answered, 2 needed (a \
+                 answered; b: connection refused; c: timed out)"
+            ),
+            "{err}"
         );
         let none = decide_read::<String>(&key, &[], &[]).expect_err("no members");
         assert!(

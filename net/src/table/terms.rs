@@ -9,11 +9,9 @@ use super::ids::MemberId;
 /// digest layouts, and the built-in calls. Bumped on any change to them.
 pub const PROTOCOL: u32 = 1;
 
-/// The replication factor when NET_TABLE_REPLICAS is not set.
-pub const DEFAULT_REPLICAS: usize = 3;
-
-/// What two members of one table must agree on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What two members of one table must agree on; on the wire as `{"protocol": 1,
+/// "replicas": 3}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Terms {
     /// The table protocol version.
     pub protocol: u32,
@@ -51,9 +49,9 @@ mod tests {
 
     #[test]
     fn equal_terms_pass_and_others_name_both_sides() {
-        let mine = Terms::new(DEFAULT_REPLICAS);
+        let mine = Terms::new(crate::config::DEFAULT_TABLE_REPLICAS);
         let peer = MemberId::from("peer-b");
-        assert_eq!(mine.check("users", &peer, Terms::new(3)), Ok(()));
+        assert!(mine.check("users", &peer, Terms::new(3)).is_ok());
         let err = mine
             .check("users", &peer, Terms::new(5))
             .expect_err("other replication factor");

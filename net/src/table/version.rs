@@ -85,11 +85,6 @@ impl Clock {
         }
     }
 
-    /// The writer this clock stamps.
-    pub fn writer(&self) -> &MemberId {
-        &self.writer
-    }
-
     /// A new version, later than every version this clock returned or observed.
     pub fn tick(&self) -> Version {
         let wall = (self.wall)();

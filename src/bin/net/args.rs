@@ -68,8 +68,18 @@ pub(crate) enum Command {
     )]
     Watch(WatchArgs),
     /// Run a peer with the built-ins until Ctrl-C: a ready target for trying things.
-    #[command(after_help = "Examples:\n  net serve\n  NET_GROUP=lab net serve --hub")]
+    #[command(
+        after_help = "Examples:\n  net serve\n  NET_GROUP=lab net serve --hub\n  \
+                            NET_TABLE_DIR=/var/lib/net net serve --join users"
+    )]
     Serve(ServeArgs),
+    /// Read and write a replicated table that members joined (`net serve --join NAME`).
+    #[command(
+        after_help = "Examples:\n  net table users set ada '{\"name\": \"Ada\"}'\n  net table \
+                            users get ada\n  net table users items --json\n  net table users \
+                            owners ada"
+    )]
+    Table(crate::table::TableArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +164,9 @@ pub(crate) struct ServeArgs {
     /// The peer's group (as NET_GROUP).
     #[arg(long)]
     pub group: Option<String>,
+    /// Join this replicated table as a member storing replicas (repeat for several).
+    #[arg(long = "join", value_name = "TABLE")]
+    pub join: Vec<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

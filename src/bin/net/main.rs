@@ -1,4 +1,4 @@
-//! `net`: see and poke the mesh from a terminal (peers, info, call, watch, serve).
+//! `net`: see and poke the mesh from a terminal (peers, info, call, watch, serve, table).
 
 mod args;
 mod call;
@@ -8,6 +8,7 @@ mod output;
 mod peers;
 mod progress;
 mod serve;
+mod table;
 mod target;
 mod watch;
 
@@ -30,9 +31,10 @@ pub(crate) enum Failure {
 impl From<net::Error> for Failure {
     fn from(error: net::Error) -> Failure {
         match error {
-            net::Error::Unreachable { .. } | net::Error::InvalidTarget { .. } => {
-                Failure::NoPeer(error.to_string())
-            }
+            // A table whose members cannot be reached is a peer that cannot be reached.
+            net::Error::Unreachable { .. }
+            | net::Error::InvalidTarget { .. }
+            | net::Error::NoQuorum(_) => Failure::NoPeer(error.to_string()),
             other => Failure::Error(other.to_string()),
         }
     }
@@ -92,6 +94,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Call(args) => call::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Table(args) => table::run(args).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `net serve`: a peer with the built-ins and a few demo functions, until Ctrl-C.
+//! `net serve`: a peer with the built-ins and a few demo functions (and the tables it
+//! joins with `--join`), until Ctrl-C.
 
 use crate::args::ServeArgs;
 use crate::{settings, Failure};
@@ -40,6 +41,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
              NET_SECRET (or --secret-file) on every peer to close the mesh",
             peer.addr()
         );
+    }
+    if let Err(e) = crate::table::join_all(&peer, &args.join).await {
+        peer.shutdown().await;
+        return Err(e);
     }
     stopped().await;
     peer.shutdown().await;

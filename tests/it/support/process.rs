@@ -233,6 +233,11 @@ impl Process {
         status.expect("eventually returned once it exited")
     }
 
+    /// Its process id, while it runs (for signals a test sends).
+    pub fn pid(&mut self) -> Option<u32> {
+        matches!(self.child.try_wait(), Ok(None)).then(|| self.child.id())
+    }
+
     /// Kills it (SIGKILL) and waits for it to end.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -109,6 +109,19 @@ impl TestPeer {
         serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad JSON in {line:?}: {e}"))
     }
 
+    /// The next answer, whatever its word: the word and the JSON after it (for commands
+    /// that answer either a result or `ERROR`).
+    pub fn answer(&mut self, timeout: Duration) -> (String, Value) {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("no answer from net-test-peer within {timeout:?}"));
+        let (word, rest) = line.split_once(' ').unwrap_or((&line, "null"));
+        let value =
+            serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad JSON in {line:?}: {e}"));
+        (word.to_owned(), value)
+    }
+
     /// `self`: its process-wide peer's address and whether it is a client.
     pub fn whoami(&mut self) -> (SocketAddr, bool) {
         self.send("self");

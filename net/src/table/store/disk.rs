@@ -2,6 +2,7 @@
 //! bucket and key, one of metadata.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -14,8 +15,14 @@ use super::{slot_key, Slot};
 /// Records by slot (bucket, big-endian, then the key's bytes): a bucket is one range.
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 
-/// Numbers about the file: its layout version and when its member was last alive.
+/// Numbers about the file: its layout version, its member's id, and when its member was
+/// last alive.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Larger things about the file: the members its member last knew (JSON), so that a
+/// restarted member looks for them, and cannot make a table of its own while they are
+/// unreachable.
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
 /// The layout of this file (tables, slot and record forms). Refused when different.
 const LAYOUT: u64 = 1;
@@ -38,6 +45,8 @@ impl Disk {
         {
             txn.open_table(RECORDS)
                 .map_err(|e| disk.err("create the records table", e))?;
+            txn.open_table(BLOBS)
+                .map_err(|e| disk.err("create the blobs table", e))?;
             let mut meta = txn
                 .open_table(META)
                 .map_err(|e| disk.err("create the meta table", e))?;
@@ -58,6 +67,7 @@ impl Disk {
                         reason: format!(
                             "the file has layout {other}, this build reads layout {LAYOUT}"
                         ),
+                        source: None,
                     })
                 }
             }
@@ -144,6 +154,26 @@ impl Disk {
         txn.commit().map_err(|e| self.err("commit", e))
     }
 
+    /// A blob from the blobs table.
+    pub(super) fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, TableError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("read", e))?;
+        let table = txn.open_table(BLOBS).map_err(|e| self.err("read", e))?;
+        let value = table.get(name).map_err(|e| self.err("read", e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a blob in the blobs table, durably.
+    pub(super) fn set_blob(&self, name: &str, value: &[u8]) -> Result<(), TableError> {
+        let txn = self.begin_write("write")?;
+        {
+            let mut table = txn.open_table(BLOBS).map_err(|e| self.err("write", e))?;
+            table
+                .insert(name, value)
+                .map_err(|e| self.err("write", e))?;
+        }
+        txn.commit().map_err(|e| self.err("commit", e))
+    }
+
     fn begin_write(&self, action: &'static str) -> Result<redb::WriteTransaction, TableError> {
         self.db.begin_write().map_err(|e| self.err(action, e))
     }
@@ -173,10 +203,20 @@ impl Disk {
 }
 
 fn store_err(path: &str, action: &'static str, e: impl Into<redb::Error>) -> TableError {
+    let error: redb::Error = e.into();
+    let reason = match &error {
+        redb::Error::DatabaseAlreadyOpen => {
+            "another process has the file open: two members cannot share NET_TABLE_DIR; give \
+             each its own"
+                .to_owned()
+        }
+        other => other.to_string(),
+    };
     TableError::Store {
         path: path.to_owned(),
         action,
-        reason: e.into().to_string(),
+        reason,
+        source: Some(Arc::new(error)),
     }
 }
 

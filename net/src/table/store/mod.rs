@@ -44,6 +44,12 @@ fn bucket_range(bucket: Bucket) -> (Slot, Slot) {
 /// The store's name in the meta table for the last time its member was alive.
 const ALIVE_AT: &str = "alive_at";
 
+/// The store's name in the meta table for its member's id (64 random bits).
+const MEMBER_ID: &str = "member_id";
+
+/// The store's name in the blobs table for the members its member last knew.
+const VIEW: &str = "view";
+
 enum Backend {
     Memory(BTreeMap<Slot, Record>),
     Disk(disk::Disk),
@@ -95,6 +101,7 @@ impl Store {
                 path: dir.display().to_string(),
                 action: "create the directory",
                 reason: e.to_string(),
+                source: Some(std::sync::Arc::new(e)),
             })?;
         }
         let disk = disk::Disk::open(path)?;
@@ -128,6 +135,7 @@ impl Store {
     }
 
     /// Keeps `record` for `key` if it is newer than what is held; returns whether it was.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests' own view of it
     pub fn apply(&mut self, key: &Key, record: Record) -> Result<bool, TableError> {
         Ok(self.apply_all(vec![(key.clone(), record)])? == 1)
     }
@@ -251,6 +259,44 @@ impl Store {
         }
         self.alive_at = Some(now_millis);
         Ok(())
+    }
+
+    /// The id of the member whose replicas these are, if one was kept (on disk only: in
+    /// memory every start is a new member).
+    pub fn member_id(&self) -> Result<Option<u64>, TableError> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.meta(MEMBER_ID),
+            Backend::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Keeps the member's id (durably, on disk).
+    pub fn set_member_id(&mut self, id: u64) -> Result<(), TableError> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.set_meta(MEMBER_ID, id),
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The members the member last knew, as saved by [`Store::save_view`].
+    pub fn saved_view(&self) -> Result<Option<Vec<u8>>, TableError> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.blob(VIEW),
+            Backend::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Keeps the members the member knows (durably, on disk; nothing in memory).
+    pub fn save_view(&mut self, view: &[u8]) -> Result<(), TableError> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.set_blob(VIEW, view),
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Whether the replicas are on disk (so store work belongs off the async workers).
+    pub fn is_disk(&self) -> bool {
+        matches!(self.backend, Backend::Disk(_))
     }
 
     /// How long before `now_millis` the member was last marked alive; `None` if never.
@@ -510,6 +556,27 @@ mod tests {
     }
 
     #[test]
+    fn the_member_id_and_view_survive_a_reopen_on_disk_only() {
+        let dir = TempDir::new("identity");
+        let path = Store::file_in(dir.path(), "t");
+        {
+            let mut store = Store::open(&path).expect("creates");
+            assert_eq!(store.member_id().expect("reads"), None);
+            store.set_member_id(42).expect("writes");
+            store.save_view(b"[1,2]").expect("writes");
+        }
+        let store = Store::open(&path).expect("reopens");
+        assert_eq!(store.member_id().expect("reads"), Some(42));
+        assert_eq!(
+            store.saved_view().expect("reads").as_deref(),
+            Some(&b"[1,2]"[..])
+        );
+        let mut memory = Store::memory();
+        memory.set_member_id(7).expect("no-op");
+        assert_eq!(memory.member_id().expect("reads"), None);
+    }
+
+    #[test]
     fn two_stores_cannot_share_a_file() {
         let dir = TempDir::new("locked");
         let path = Store::file_in(dir.path(), "t");
@@ -517,7 +584,7 @@ mod tests {
         let err = Store::open(&path).err().expect("the file is in use");
         let text = err.to_string();
         assert!(
-            text.contains(&path.display().to_string()) && text.contains("open"),
+            text.contains(&path.display().to_string()) && text.contains("NET_TABLE_DIR"),
             "{text}"
         );
     }

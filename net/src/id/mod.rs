@@ -1,6 +1,11 @@
 //! Peer ids: short base64 text that decodes back to a peer's host, port and group, as
-//! app-net's `generate_id` / `decode_id` do; and function tags as people read them (a
-//! default tag is base64 of the function's path, which messages show instead).
+//! app-net's `generate_id` / `decode_id` do; function tags as people read them (a
+//! default tag is base64 of the function's path, which messages show instead); and the
+//! keys of replicated tables (`key.rs`).
+
+mod key;
+
+pub use key::TableKey;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
