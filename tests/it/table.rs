@@ -352,6 +352,14 @@ fn the_command_line_reads_and_writes_a_table() {
     assert!(net(&["table", table, "set", "alan", "turing"])
         .status
         .success());
+    // Text that starts like JSON must be JSON: a typo is pointed out, not stored.
+    let out = net(&["table", table, "set", "ada", r#"{"name": Ada}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not valid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = net(&["table", table, "get", "ada"]);
     assert_eq!(
         serde_json::from_slice::<Value>(&out.stdout).ok(),

@@ -58,14 +58,21 @@ fn arguments(args: &CallArgs) -> Result<Value, Failure> {
         .map(Value::Array)
 }
 
-/// One ARG: JSON, or a plain word taken as a string. Text that starts like a JSON object,
-/// array or string but does not parse is a mistake to point out, not a string to send.
+/// One ARG: JSON, or a plain word taken as a string (see [`json_or_word`]).
 fn argument(position: usize, text: &str) -> Result<Value, Failure> {
+    json_or_word(&format!("argument {position}"), text)
+}
+
+/// A value typed on the command line: JSON, or a plain word taken as a string. Text that
+/// starts like a JSON object, array or string but does not parse is a mistake to point
+/// out (naming it as `what`), not a string to send; the table's `set` reads its value
+/// the same way.
+pub(crate) fn json_or_word(what: &str, text: &str) -> Result<Value, Failure> {
     match serde_json::from_str(text) {
         Ok(value) => Ok(value),
         Err(e) if text.trim_start().starts_with(['{', '[', '"']) => Err(Failure::Error(format!(
-            "argument {position} `{text}` is not valid JSON ({e}); write JSON such as \
-             '{{\"a\": 1}}', or quote text as '\"{}\"'",
+            "{what} `{text}` is not valid JSON ({e}); write JSON such as '{{\"a\": 1}}', \
+             or quote text as '\"{}\"'",
             text.replace('"', "\\\"")
         ))),
         Err(_) => Ok(Value::String(text.to_owned())),

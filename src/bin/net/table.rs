@@ -22,7 +22,7 @@ pub(crate) enum TableOp {
         /// The key (text).
         key: String,
     },
-    /// Set a key to a JSON value (text that is not JSON is taken as a string).
+    /// Set a key to a JSON value (a plain word that is not JSON is taken as a string).
     Set {
         /// The key (text).
         key: String,
@@ -69,7 +69,7 @@ async fn op(me: &net::Peer, args: TableArgs) -> Result<(), Failure> {
             None => return Err(missing(&key)),
         },
         TableOp::Set { key, value } => {
-            let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
+            let value = crate::call::json_or_word("the value", &value)?;
             table.set(key, value).await?;
         }
         TableOp::Pop { key } => match table.pop(key.as_str()).await? {
