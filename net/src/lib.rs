@@ -98,7 +98,9 @@ pub mod __private;
 pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
-pub use config::{Config, Discovery, DiscoveryPaths, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, VERSION};
+pub use config::{
+    Config, Discovery, DiscoveryPaths, Limits, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, VERSION,
+};
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,

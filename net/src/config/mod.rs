@@ -9,8 +9,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 mod env;
+mod limits;
 mod paths;
 
+pub use limits::Limits;
 pub use paths::{Discovery, DiscoveryPaths};
 
 use crate::error::{Error, Result};
@@ -77,6 +79,9 @@ pub struct Config {
     /// `NET_MDNS_SERVICE`: the mDNS service type peers advertise and browse. Default
     /// `_netpeer._tcp.local.`; tests give each run its own so runs never see each other.
     pub mdns_service: String,
+    /// Deadlines, memory budgets and fair shares for every connection (`NET_HELLO_TIMEOUT`,
+    /// `NET_IDLE_TIMEOUT`, `NET_CONN_MEMORY`, ...): see [`Limits`].
+    pub limits: Limits,
 }
 
 /// The mDNS service type of this project's peers.
@@ -110,6 +115,7 @@ impl Default for Config {
             discovery: DiscoveryPaths::default(),
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
+            limits: Limits::default(),
         }
     }
 }
@@ -149,6 +155,7 @@ impl Config {
             });
         }
         check_mdns_service(&self.mdns_service)?;
+        self.limits.validate(self.max_frame)?;
         if self.loopback && !self.host.is_loopback() {
             return Err(Error::Config {
                 var: "NET_HOST",
