@@ -136,14 +136,15 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         };
         // One clock read per call when the link is there already: the budget is whole.
         let deadline = started + budget;
-        let (conn, left) = match back_channel {
+        let mut addr = None;
+        let (mut conn, left) = match back_channel {
             Some(conn) => (conn, budget),
             None => {
-                let addr = self.target.addr().await?;
-                match home.pooled(addr) {
+                let to = *addr.insert(self.target.addr().await?);
+                match home.pooled(to) {
                     Some(link) => (link, budget),
                     None => {
-                        let link = home.link_to(addr, budget).await?;
+                        let link = home.link_to(to, budget).await?;
                         (link, budget.saturating_sub(started.elapsed()))
                     }
                 }
@@ -156,18 +157,36 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 after: budget,
             });
         }
-        let outcome = conn
-            .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
-            .await
-            .map_err(|e| match e {
-                // Report the whole budget the caller gave, not what was left of it.
-                Error::Timeout { peer, tag, .. } => Error::Timeout {
-                    peer,
-                    tag,
-                    after: budget,
-                },
-                other => other,
-            })?;
+        let mut outcome = conn
+            .call_until(
+                &self.tag,
+                &args,
+                self.kwargs.clone(),
+                left,
+                deadline,
+                self.oneway,
+            )
+            .await;
+        if let (Err(Error::ConnectionClosed { .. }), Some(to)) = (&outcome, addr) {
+            if conn.parted_idle() {
+                // The link parted for idleness as the call went out: the call never ran
+                // (docs/PROTOCOL.md section 7), so it goes again on a new link.
+                conn = home.link_to(to, budget).await?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                outcome = conn
+                    .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
+                    .await;
+            }
+        }
+        let outcome = outcome.map_err(|e| match e {
+            // Report the whole budget the caller gave, not what was left of it.
+            Error::Timeout { peer, tag, .. } => Error::Timeout {
+                peer,
+                tag,
+                after: budget,
+            },
+            other => other,
+        })?;
         match outcome {
             Some(outcome) => decode(outcome, conn.label(), &self.tag, self.returns_result),
             None => decode_json("null", conn.label(), &self.tag),

@@ -123,6 +123,7 @@ impl Peer {
             &mut writer,
             &self.hello(),
             &remote_addr.to_string(),
+            self.inner.config.limits.hello_timeout,
         )
         .await?;
         let handshaken = Handshaken {

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::id::PeerId;
-use crate::link::Link;
+use crate::link::{Guard, Link};
 use crate::serve::{Registry, Server};
 use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
@@ -134,12 +134,26 @@ impl Peer {
         };
         let news = Arc::downgrade(&peer.inner);
         let host: std::sync::Weak<dyn std::any::Any + Send + Sync> = news.clone();
-        let server = Server::new(host, peer.inner.tracker.clone(), move |link: &Link| {
+        // The limits and deadlines of every link of the peer, and the task enforcing them.
+        let guard = Guard::new(
+            peer.inner.config.limits.clone(),
+            peer.inner.config.max_frame,
+        );
+        let goodbye = move |link: &Link| {
             if let (Some(inner), Some(id)) = (news.upgrade(), &link.remote().id) {
                 // A peer that says goodbye leaves discovery's table at once.
                 Peer { inner }.publish(&News::Goodbye { addr: id.addr() });
             }
-        });
+        };
+        let server = Server::new(
+            host,
+            peer.inner.tracker.clone(),
+            goodbye,
+            Some(guard.clone()),
+        );
+        peer.inner
+            .tracker
+            .spawn_on(guard.run(peer.inner.shutdown.clone()), &runtime);
         // Set once, here, before anything can connect.
         let _ = peer.inner.server.set(Arc::new(server));
         let listener = {

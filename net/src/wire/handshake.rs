@@ -9,16 +9,20 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use super::{encode, Frame, Hello, PROTOCOL_VERSION};
 use crate::error::Error;
 
-/// A silent or slow client must not hold a connection slot for long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest hello read: a real one is a few hundred bytes, and a connection that has
+/// not said who it is must not make the peer buffer a frame of `NET_MAX_FRAME`.
+const MAX_HELLO: usize = 64 * 1024;
 
-/// Sends our hello, reads theirs and checks the protocol version. On a mismatch or a
-/// malformed first frame the other side is told why before the error is returned.
+/// Sends our hello, reads theirs (all of it within `timeout`, `NET_HELLO_TIMEOUT`: a
+/// silent or slow client must not hold a connection slot for long) and checks the
+/// protocol version. On a mismatch or a malformed first frame the other side is told why
+/// before the error is returned.
 pub(crate) async fn handshake<R, W>(
     reader: &mut FramedRead<R, LengthDelimitedCodec>,
     writer: &mut FramedWrite<W, LengthDelimitedCodec>,
     ours: &Hello,
     peer: &str,
+    timeout: Duration,
 ) -> Result<Hello, Error>
 where
     R: AsyncRead + Unpin,
@@ -32,16 +36,28 @@ where
         .send(encode(&Frame::Hello(ours.clone())))
         .await
         .map_err(|e| closed(format!("while sending hello: {e}")))?;
-    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next()).await {
+    let limit = reader.decoder().max_frame_length();
+    reader
+        .decoder_mut()
+        .set_max_frame_length(limit.min(MAX_HELLO));
+    let first = tokio::time::timeout(timeout, reader.next()).await;
+    reader.decoder_mut().set_max_frame_length(limit);
+    let first = match first {
         Err(_) => {
             return Err(Error::Protocol {
                 peer: peer.to_owned(),
-                message: format!("no hello within {HANDSHAKE_TIMEOUT:?}"),
+                message: format!("no hello within {timeout:?} (NET_HELLO_TIMEOUT)"),
             })
         }
         Ok(None) => return Err(closed("closed during the handshake".into())),
         Ok(Some(Err(e))) => {
-            let message = super::codec::describe_read_error(&e, ours.max_frame);
+            let message = match super::codec::is_too_long(&e) && limit > MAX_HELLO {
+                true => format!(
+                    "the first frame exceeds the {MAX_HELLO}-byte limit of a hello (see \
+                     docs/PROTOCOL.md)"
+                ),
+                false => super::codec::describe_read_error(&e, limit),
+            };
             let _ = writer
                 .send(encode(&Frame::Error {
                     message: message.clone(),
