@@ -160,8 +160,6 @@ pub(crate) struct Guard {
     pub(crate) limits: Limits,
     /// The peer's memory budget (`NET_PEER_MEMORY`).
     pub(crate) budget: Arc<Budget>,
-    /// `NET_MAX_FRAME`: frames over it are refused by the codec, not budgeted.
-    pub(crate) max_frame: usize,
     /// The links looked after, with what the last tick saw of each.
     links: Mutex<Vec<Record>>,
     /// Where the guard's clock starts.
@@ -192,11 +190,10 @@ enum Verdict {
 }
 
 impl Guard {
-    pub(crate) fn new(limits: Limits, max_frame: usize) -> Arc<Guard> {
+    pub(crate) fn new(limits: Limits) -> Arc<Guard> {
         Arc::new(Guard {
             budget: Arc::new(Budget::new(limits.peer_memory)),
             limits,
-            max_frame,
             links: Mutex::new(Vec::new()),
             epoch: Instant::now(),
             now_ms: AtomicU64::new(0),
@@ -525,10 +522,5 @@ impl Link {
     /// See [`Link::detached`].
     pub(crate) fn detached_done(&self) {
         self.watched.detached.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// The peer's guard, if the link has one.
-    pub(crate) fn guard(&self) -> Option<&Arc<Guard>> {
-        self.guard.as_ref()
     }
 }

@@ -60,6 +60,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn guard(&self) -> Option<Arc<Guard>> {
         None
     }
+
+    /// A link of this handler has started, in the task that shook hands.
+    fn opened(&self, _link: &Arc<Link>) {}
 }
 
 /// Calls by request id. Ids are a counter, so a multiplication spreads them well enough;
@@ -220,6 +223,7 @@ impl Link {
         if let Some(guard) = &link.guard {
             guard.watch(&link);
         }
+        link.handler.opened(&link);
         let weak = Arc::downgrade(&link);
         // Batching pays only when several calls are in flight; a lone call goes at once.
         let batch = move || weak.upgrade().is_some_and(|link| link.in_flight() > 1);

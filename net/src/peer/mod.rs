@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::id::PeerId;
 use crate::link::{Guard, Link};
-use crate::serve::{Registry, Server};
+use crate::serve::{Registry, Server, Slots};
 use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
 
@@ -135,10 +135,7 @@ impl Peer {
         let news = Arc::downgrade(&peer.inner);
         let host: std::sync::Weak<dyn std::any::Any + Send + Sync> = news.clone();
         // The limits and deadlines of every link of the peer, and the task enforcing them.
-        let guard = Guard::new(
-            peer.inner.config.limits.clone(),
-            peer.inner.config.max_frame,
-        );
+        let guard = Guard::new(peer.inner.config.limits.clone());
         let goodbye = move |link: &Link| {
             if let (Some(inner), Some(id)) = (news.upgrade(), &link.remote().id) {
                 // A peer that says goodbye leaves discovery's table at once.
@@ -153,7 +150,7 @@ impl Peer {
         );
         peer.inner
             .tracker
-            .spawn_on(guard.run(peer.inner.shutdown.clone()), &runtime);
+            .spawn_on(guard.clone().run(peer.inner.shutdown.clone()), &runtime);
         // Set once, here, before anything can connect.
         let _ = peer.inner.server.set(Arc::new(server));
         let listener = {
@@ -164,8 +161,9 @@ impl Peer {
         let accepting = peer.inner.accepting.clone();
         let tracker = peer.inner.tracker.clone();
         let serving = peer.clone();
+        let slots = Arc::new(Slots::new(guard));
         let accept =
-            crate::serve::accept_loop(listener, accepting, tracker, move |stream, from| {
+            crate::serve::accept_loop(listener, accepting, tracker, slots, move |stream, from| {
                 serving.clone().serve_stream(stream, from)
             });
         peer.inner.tracker.spawn_on(accept, &runtime);
@@ -218,6 +216,12 @@ impl Peer {
 
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    /// The limits and memory budget its links are held to.
+    pub(crate) fn guard(&self) -> Option<Arc<Guard>> {
+        use crate::link::Inbound;
+        self.inner.server.get()?.guard()
     }
 
     /// The peer as the serving layer holds it, for handlers' `Caller`s.

@@ -65,6 +65,11 @@ impl Inbound for Server {
         self.guard.clone()
     }
 
+    fn opened(&self, link: &Arc<Link>) {
+        // An accepted connection's slot now holds a link (outgoing links hold none).
+        super::slots::became_link(link);
+    }
+
     /// Runs a call from the other side and replies. A quick synchronous function runs
     /// right here on the reader, its reply going out with the others of this read; a
     /// slow or unknown one on a handler thread, which sends its reply itself; an async one

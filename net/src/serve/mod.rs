@@ -14,6 +14,7 @@
 //! | `caller.rs` | `net::Caller`, what a handler learns of who called |
 //! | `outcome.rs`, `flags.rs`, `panic.rs` | what a run produced; named responses; caught panics |
 //! | `listen.rs` | binding the port range, the accept loop with its connection limit |
+//! | `slots.rs` | the connection slots, what each connection does with its own, reclaiming idle ones |
 
 mod caller;
 mod flags;
@@ -25,6 +26,7 @@ mod panic;
 mod pool;
 mod registry;
 mod run;
+mod slots;
 mod speed;
 
 use std::any::Any;
@@ -43,6 +45,7 @@ pub(crate) use inbound::Server;
 pub(crate) use listen::{accept_loop, bind};
 pub(crate) use registry::{event_names, flag_names, Registry};
 pub(crate) use run::{blocking, run, run_here, run_inline};
+pub(crate) use slots::{request as appnet_request, Slots};
 
 /// The peer a call is served for, erased: this layer is below the peer's, which attaches
 /// `Caller::server` from above and is the only one to look inside.
