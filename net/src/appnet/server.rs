@@ -104,7 +104,7 @@ where
                 &format!(
                     "no complete JSON request after {size} bytes in {took:.1?}: a request must \
                      arrive within {:?} (NET_FRAME_TIMEOUT) plus its size at {} bytes/s \
-                     (NET_MIN_RATE); send one JSON object {{\"connection\": TAG, \"args\": \
+                     (NET_MIN_RATE), without a pause that long; send one JSON object {{\"connection\": TAG, \"args\": \
                      [...], \"kwargs\": {{...}}}} and wait for the reply",
                     limits.frame_timeout, limits.min_rate
                 ),
@@ -145,8 +145,8 @@ where
 }
 
 /// Reads until one JSON value is complete, at most `max` bytes, within the grace of
-/// `NET_FRAME_TIMEOUT` plus its bytes so far at `NET_MIN_RATE`, taking what it buffers
-/// from the peer's budget into `held`.
+/// `NET_FRAME_TIMEOUT` plus its bytes so far at `NET_MIN_RATE` and with no silence as
+/// long as the grace, taking what it buffers from the peer's budget into `held`.
 async fn read_request<S: AsyncRead + Unpin>(
     stream: &mut S,
     max: usize,
@@ -174,6 +174,8 @@ async fn read_request<S: AsyncRead + Unpin>(
             return Read::Busy(buf.len());
         }
         buf.reserve(READ_CHUNK);
+        // Nor may it stall for a whole grace, however far ahead of the rate it is.
+        let deadline = deadline.min(Instant::now() + limits.frame_timeout);
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_) => return Read::Slow(buf.len(), started.elapsed()),
             Ok(Ok(0)) | Ok(Err(_)) => return Read::Gone(buf.len()),
