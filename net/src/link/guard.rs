@@ -4,8 +4,9 @@
 //!
 //! - a frame that has started must keep arriving at `NET_MIN_RATE` after a grace of
 //!   `NET_FRAME_TIMEOUT` (it must be whole by the grace plus its bytes so far at that
-//!   rate), else the link closes with an error frame saying so;
-//! - what this side queued must be taken by the other at the same rate, else the same;
+//!   rate), and may not stall for a whole `NET_FRAME_TIMEOUT`, else the link closes with
+//!   an error frame saying so;
+//! - what this side queued must be taken by the other by the same rules, else the same;
 //! - a link with nothing in flight in either direction for `NET_IDLE_TIMEOUT` is asked to
 //!   part: its reader sends `{"goodbye":{"reason":"idle"}}` and closes, and the next call
 //!   opens a new link;
@@ -174,6 +175,10 @@ struct Record {
     link: Weak<Link>,
     bytes_in: u64,
     bytes_out: u64,
+    /// When `bytes_in` last moved.
+    read_at: Instant,
+    /// When `bytes_out` last moved.
+    written_at: Instant,
     /// The frame in progress (its number) and when the guard first saw it, moved on by
     /// the time the reader was held back by this side.
     frame: Option<(u64, Instant)>,
@@ -186,6 +191,8 @@ struct Record {
 /// What a tick decided for a link, done once the guard's lock is released.
 enum Verdict {
     Close(Arc<Link>, String),
+    /// Close, dropping what waits to go out: the other side does not take it.
+    Drop(Arc<Link>, String),
     Part(Arc<Link>),
 }
 
@@ -218,6 +225,8 @@ impl Guard {
             link: Arc::downgrade(link),
             bytes_in: 0,
             bytes_out: 0,
+            read_at: Instant::now(),
+            written_at: Instant::now(),
             frame: None,
             out: None,
             quiet: None,
@@ -256,21 +265,43 @@ impl Guard {
             let bytes_in = meter.bytes_in.load(Ordering::Relaxed);
             let bytes_out = link.outbox.written();
             let active = bytes_in != record.bytes_in || bytes_out != record.bytes_out;
+            if bytes_in != record.bytes_in {
+                record.read_at = now;
+            }
+            if bytes_out != record.bytes_out {
+                record.written_at = now;
+            }
             record.bytes_in = bytes_in;
             record.bytes_out = bytes_out;
 
             // A frame in progress must keep up the minimum rate.
             let partial = meter.partial.load(Ordering::Relaxed);
             let frame = meter.frames.load(Ordering::Relaxed);
-            let held_back =
-                watched.paused.load(Ordering::Relaxed) || meter.blocked.load(Ordering::Relaxed);
+            // Held back by this side's reader, the time does not count; waiting for room
+            // in the budget does (else a flood of large frames would hold their
+            // connections for as long as the budget stays full).
+            let held_back = watched.paused.load(Ordering::Relaxed);
+            if held_back {
+                record.read_at = now;
+            }
             record.frame = match record.frame {
                 _ if partial == 0 => None,
                 Some((n, since)) if n == frame => {
                     // Time this side held the reader back does not count.
                     let since = if held_back { since + tick } else { since };
                     let allowed = l.frame_timeout + rate_time(partial, l.min_rate);
-                    if now.saturating_duration_since(since) > allowed {
+                    let stalled = !held_back
+                        && now.saturating_duration_since(record.read_at) > l.frame_timeout;
+                    if stalled {
+                        verdicts.push(Verdict::Close(
+                            link.clone(),
+                            format!(
+                                "a frame stalled: {partial} bytes of it, then nothing for {:?} \
+                                 (NET_FRAME_TIMEOUT)",
+                                l.frame_timeout
+                            ),
+                        ));
+                    } else if now.saturating_duration_since(since) > allowed {
                         verdicts.push(Verdict::Close(
                             link.clone(),
                             format!(
@@ -288,15 +319,20 @@ impl Guard {
                 _ => Some((frame, now)),
             };
 
-            // What waits to go out must be taken at the minimum rate too.
+            // What waits to go out must be taken at the minimum rate too (counted only
+            // while it waits for the socket: replies a handler thread will flush once
+            // its queue is empty are this side's doing).
             let backlog = link.outbox.backlog();
+            let stuck = link.outbox.waiting_on_socket();
             record.out = match record.out {
-                _ if backlog == 0 => None,
+                _ if stuck == 0 => None,
                 Some((since, at)) => {
                     let taken = bytes_out.saturating_sub(at) as usize;
                     let allowed = l.frame_timeout + rate_time(taken, l.min_rate);
-                    if now.saturating_duration_since(since) > allowed {
-                        verdicts.push(Verdict::Close(
+                    let stalled = now.saturating_duration_since(record.written_at.max(since))
+                        > l.frame_timeout;
+                    if stalled || now.saturating_duration_since(since) > allowed {
+                        verdicts.push(Verdict::Drop(
                             link.clone(),
                             format!(
                                 "the peer does not take what is sent to it: {backlog} bytes \
@@ -355,6 +391,16 @@ impl Guard {
                         }),
                     );
                 }
+                Verdict::Drop(link, message) => {
+                    tracing::warn!(peer = %link.label, %message, "closing connection");
+                    link.outbox.discard_queued();
+                    link.shut(
+                        &message,
+                        Some(&Frame::Error {
+                            message: message.clone(),
+                        }),
+                    );
+                }
                 Verdict::Part(link) => link.ask_to_part(),
             }
         }
@@ -395,6 +441,7 @@ impl Link {
                 guard.limits.conn_memory
             );
             tracing::warn!(peer = %self.label, %message, "closing connection");
+            self.outbox.discard_queued();
             self.shut(
                 &message,
                 Some(&Frame::Error {

@@ -31,8 +31,7 @@ pub(crate) struct Meter {
     pub(crate) frames: AtomicU64,
     /// Bytes of the frame in progress read so far (length included); 0 between frames.
     pub(crate) partial: AtomicUsize,
-    /// The frame in progress waits for room in the peer's budget: its time does not
-    /// count against it.
+    /// The frame in progress waits for room in the peer's budget.
     pub(crate) blocked: AtomicBool,
 }
 

@@ -148,6 +148,24 @@ impl Outbox {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Bytes waiting while a writer is at them (the task, woken or waiting for the
+    /// socket; a thread writing): what the other side is slow to take, if it stays.
+    pub(crate) fn waiting_on_socket(&self) -> usize {
+        let state = self.lock();
+        match state.writer {
+            Writer::Nobody => 0,
+            Writer::Task | Writer::Thread => state.buf.len().max(1),
+        }
+    }
+
+    /// Drops what is queued and not yet handed to the socket: the link ends because the
+    /// other side does not take it, and holding it until the socket gives up would keep
+    /// the memory for nothing. (A frame a writer had begun may be cut short, which makes
+    /// the error frame after it unreadable to a side that was not reading anyway.)
+    pub(crate) fn discard_queued(&self) {
+        self.lock().buf.clear();
+    }
+
     /// Bytes handed to the transport so far.
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
