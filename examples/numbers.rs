@@ -53,16 +53,19 @@ impl std::error::Error for OperationFailed {}
 /// under a second.
 const MAX_BITS: u64 = 4096;
 
-/// This node's peers in the herd.
-static PEERS: Mutex<BTreeSet<PeerId>> = Mutex::new(BTreeSet::new());
+/// This node's herd, by id (which says where each one listens): given to its peer at
+/// start, and taken by the handlers as a `net::State<Herd>` parameter.
+#[derive(Default)]
+struct Herd(Mutex<BTreeSet<PeerId>>);
 
 // In these bodies `self::get_random(..)` and friends are the remote calls: inside its own
 // body a function's bare name is the function itself, as anywhere in Rust.
 
 /// A random `bits`-bit number (its top bit set).
 #[net::connect("numbers.get_random")]
-fn get_random(bits: u64) -> Result<String, OperationFailed> {
+fn get_random(bits: u64, peers: net::State<Herd>) -> Result<String, OperationFailed> {
     herd(
+        &peers,
         "get_random",
         |peer| self::get_random(bits).on(peer).wait(),
         || Ok(random_bits(check_bits("get_random", bits, 1)?).to_string()),
@@ -71,8 +74,9 @@ fn get_random(bits: u64) -> Result<String, OperationFailed> {
 
 /// A random `bits`-bit probable prime.
 #[net::connect("numbers.get_prime")]
-fn get_prime(bits: u64) -> Result<String, OperationFailed> {
+fn get_prime(bits: u64, peers: net::State<Herd>) -> Result<String, OperationFailed> {
     herd(
+        &peers,
         "get_prime",
         |peer| self::get_prime(bits).on(peer).wait(),
         || Ok(random_prime(check_bits("get_prime", bits, 2)?).to_string()),
@@ -81,8 +85,9 @@ fn get_prime(bits: u64) -> Result<String, OperationFailed> {
 
 /// Whether `x` is a (probable) prime.
 #[net::connect("numbers.is_prime")]
-fn is_prime(x: String) -> Result<bool, OperationFailed> {
+fn is_prime(x: String, peers: net::State<Herd>) -> Result<bool, OperationFailed> {
     herd(
+        &peers,
         "is_prime",
         |peer| self::is_prime(x.clone()).on(peer).wait(),
         || {
@@ -94,8 +99,9 @@ fn is_prime(x: String) -> Result<bool, OperationFailed> {
 
 /// The greatest common divisor of `x` and `y`.
 #[net::connect("numbers.gcd")]
-fn gcd(x: String, y: String) -> Result<String, OperationFailed> {
+fn gcd(x: String, y: String, peers: net::State<Herd>) -> Result<String, OperationFailed> {
     herd(
+        &peers,
         "gcd",
         |peer| self::gcd(x.clone(), y.clone()).on(peer).wait(),
         || {
@@ -107,8 +113,9 @@ fn gcd(x: String, y: String) -> Result<String, OperationFailed> {
 
 /// The inverse of `u` modulo `v`: the `z` in `0..v` with `(z * u) % v == 1`.
 #[net::connect("numbers.inverse")]
-fn inverse(u: String, v: String) -> Result<String, OperationFailed> {
+fn inverse(u: String, v: String, peers: net::State<Herd>) -> Result<String, OperationFailed> {
     herd(
+        &peers,
         "inverse",
         |peer| self::inverse(u.clone(), v.clone()).on(peer).wait(),
         || {
@@ -135,10 +142,10 @@ fn inverse(u: String, v: String) -> Result<String, OperationFailed> {
 /// Adds the calling node to this node's herd and answers with this node's id, so that
 /// each side learns the other.
 #[net::connect("numbers.add_peer")]
-fn add_peer(caller: net::Caller) -> Option<PeerId> {
+fn add_peer(caller: net::Caller, peers: net::State<Herd>) -> Option<PeerId> {
     match caller.id() {
         Some(id) => {
-            if common::lock(&PEERS).insert(id.clone()) {
+            if common::lock(&peers.0).insert(id.clone()) {
                 say!("added peer at {}", id.addr());
             }
         }
@@ -154,13 +161,14 @@ fn add_peer(caller: net::Caller) -> Option<PeerId> {
 /// random peer; else compute it here. A peer that cannot be reached is dropped and the
 /// work done here instead.
 fn herd<T>(
+    peers: &Herd,
     operation: &str,
     forward: impl FnOnce(&PeerId) -> net::Result<Result<T, OperationFailed>>,
     compute: impl FnOnce() -> Result<T, OperationFailed>,
 ) -> Result<T, OperationFailed> {
     say!("{operation}");
     let chosen = match rand::random::<bool>() {
-        true => common::lock(&PEERS)
+        true => common::lock(&peers.0)
             .iter()
             .choose(&mut rand::rng())
             .cloned(),
@@ -175,7 +183,7 @@ fn herd<T>(
                     error,
                     net::Error::Unreachable { .. } | net::Error::ConnectionClosed { .. }
                 ) {
-                    common::lock(&PEERS).remove(&peer);
+                    common::lock(&peers.0).remove(&peer);
                     say!("removed dead peer: {}", peer.addr());
                 }
                 say!(
@@ -354,19 +362,20 @@ async fn main() -> ExitCode {
 /// Runs a node: serve at `addr`, join the herd through `peers`, wait for Ctrl-C.
 async fn node(addr: SocketAddr, peers: Vec<SocketAddr>, lan: bool) -> Result<ExitCode, net::Error> {
     // The default peer: forwards from the handlers go out through it.
-    let peer = net::start(common::node_config(addr, lan)?)?;
+    let peer = net::start(common::node_config(addr, lan)?.state(Herd::default()))?;
+    let herd = peer.state::<Herd>().expect("given to the peer just above");
     common::set_name(peer.addr());
     for other in peers {
         match add_peer().on(other).await {
             Ok(Some(id)) => {
                 say!("added peer at {}", id.addr());
-                common::lock(&PEERS).insert(id);
+                common::lock(&herd.0).insert(id);
             }
             Ok(None) => say!("{other} did not say who it is; not added"),
             Err(error) => say!("could not join {other}: {error}"),
         }
     }
-    say!("node ready with {} peers", common::lock(&PEERS).len());
+    say!("node ready with {} peers", common::lock(&herd.0).len());
     let _ = tokio::signal::ctrl_c().await;
     peer.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -77,25 +77,29 @@ pub struct Stats {
     pub search_sent: u64,
 }
 
-/// This node's store. The registered functions are free functions, so the node's state
-/// lives in statics: one node per process.
-static VALUES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-
-/// This node's neighbours in the overlay, by id (which says where each one listens).
-static PEERS: Mutex<BTreeSet<PeerId>> = Mutex::new(BTreeSet::new());
-
-/// The message counters behind [`Stats`].
-static GET_ALL_RECEIVED: AtomicU64 = AtomicU64::new(0);
-static GET_ALL_SENT: AtomicU64 = AtomicU64::new(0);
-static SEARCH_RECEIVED: AtomicU64 = AtomicU64::new(0);
-static SEARCH_SENT: AtomicU64 = AtomicU64::new(0);
-
-fn local(key: &str) -> Option<String> {
-    common::lock(&VALUES).get(key).cloned()
+/// This node's state, given to its peer at start (`Config::state`): the registered
+/// functions take it as a `net::State<Node>` parameter, which the serving peer fills in.
+#[derive(Default)]
+struct Node {
+    /// This node's store.
+    values: Mutex<BTreeMap<String, String>>,
+    /// This node's neighbours in the overlay, by id (which says where each one listens).
+    peers: Mutex<BTreeSet<PeerId>>,
+    /// The message counters behind [`Stats`].
+    get_all_received: AtomicU64,
+    get_all_sent: AtomicU64,
+    search_received: AtomicU64,
+    search_sent: AtomicU64,
 }
 
-fn peer_set() -> BTreeSet<PeerId> {
-    common::lock(&PEERS).clone()
+impl Node {
+    fn local(&self, key: &str) -> Option<String> {
+        common::lock(&self.values).get(key).cloned()
+    }
+
+    fn peer_set(&self) -> BTreeSet<PeerId> {
+        common::lock(&self.peers).clone()
+    }
 }
 
 fn count(counter: &AtomicU64) {
@@ -109,17 +113,21 @@ fn me(caller: &net::Caller) -> Option<PeerId> {
 
 /// Maps `key` to `value` here (one-way, as the tutorial's `put` event).
 #[net::connect("registry.put", oneway)]
-fn put(key: String, value: String) {
-    common::lock(&VALUES).insert(key.clone(), value.clone());
+fn put(key: String, value: String, node: net::State<Node>) {
+    common::lock(&node.values).insert(key.clone(), value.clone());
     say!("put {key} -> {value}");
 }
 
 /// A client's `get`: the value from this node or, failing that, from the first node a
 /// depth-first search of the overlay finds it on.
 #[net::connect("registry.get")]
-async fn get(key: String, caller: net::Caller) -> Result<String, NoSuchKey> {
-    count(&SEARCH_RECEIVED);
-    search_from(key, BTreeSet::new(), &caller).await
+async fn get(
+    key: String,
+    caller: net::Caller,
+    node: net::State<Node>,
+) -> Result<String, NoSuchKey> {
+    count(&node.search_received);
+    search_from(&node, key, BTreeSet::new(), &caller).await
 }
 
 /// A node's `get` on behalf of another: `visited` holds the nodes this search has reached
@@ -129,22 +137,24 @@ async fn search(
     key: String,
     visited: BTreeSet<PeerId>,
     caller: net::Caller,
+    node: net::State<Node>,
 ) -> Result<String, NoSuchKey> {
-    count(&SEARCH_RECEIVED);
-    search_from(key, visited, &caller).await
+    count(&node.search_received);
+    search_from(&node, key, visited, &caller).await
 }
 
 /// The tutorial's `get`: answer locally, else ask unvisited peers one at a time in random
 /// order, and keep the first value found.
 async fn search_from(
+    node: &Node,
     key: String,
     visited: BTreeSet<PeerId>,
     caller: &net::Caller,
 ) -> Result<String, NoSuchKey> {
-    if let Some(value) = local(&key) {
+    if let Some(value) = node.local(&key) {
         return Ok(value);
     }
-    let peers = peer_set();
+    let peers = node.peer_set();
     let mut order: Vec<PeerId> = peers.difference(&visited).cloned().collect();
     order.shuffle(&mut rand::rng());
     // Our peers will be reached from here: nobody further on needs to ask them.
@@ -152,12 +162,12 @@ async fn search_from(
     pruned.extend(peers);
     pruned.extend(me(caller));
     for peer in order {
-        count(&SEARCH_SENT);
+        count(&node.search_sent);
         // `search` here is the remote function: this handler only awaits another node.
         match search(key.clone(), pruned.clone()).on(&peer).await {
-            Ok(Ok(value)) => return Ok(remember(key, value)),
+            Ok(Ok(value)) => return Ok(remember(node, key, value)),
             Ok(Err(NoSuchKey { .. })) => {}
-            Err(error) => peer_failed(&peer, &error),
+            Err(error) => peer_failed(node, &peer, &error),
         }
     }
     Err(NoSuchKey { key })
@@ -165,8 +175,8 @@ async fn search_from(
 
 /// The tutorial's `_cc`: cache a value found elsewhere, unless a value appeared here while
 /// the search ran (a parallel search or a put), which then wins.
-fn remember(key: String, found: String) -> String {
-    let mut values = common::lock(&VALUES);
+fn remember(node: &Node, key: String, found: String) -> String {
+    let mut values = common::lock(&node.values);
     match values.get(&key) {
         Some(mine) => {
             say!("ignored value: {key} -> {found}");
@@ -182,10 +192,10 @@ fn remember(key: String, found: String) -> String {
 
 /// Drops a neighbour that cannot be reached any more; other failures (a timeout, a bad
 /// reply) leave the overlay as it is.
-fn peer_failed(peer: &PeerId, error: &net::Error) {
+fn peer_failed(node: &Node, peer: &PeerId, error: &net::Error) {
     match error {
         net::Error::Unreachable { .. } | net::Error::ConnectionClosed { .. } => {
-            if common::lock(&PEERS).remove(peer) {
+            if common::lock(&node.peers).remove(peer) {
                 say!("removed dead peer: {} ({error})", peer.addr());
             }
         }
@@ -196,10 +206,10 @@ fn peer_failed(peer: &PeerId, error: &net::Error) {
 /// Every value the overlay holds for `key`: a breadth-first search run from here, asking
 /// each level in parallel and every node exactly once.
 #[net::connect("p2p.get_all")]
-async fn get_all(key: String, caller: net::Caller) -> BTreeSet<String> {
-    count(&GET_ALL_RECEIVED);
-    let mut values: BTreeSet<String> = local(&key).into_iter().collect();
-    let neighbours = peer_set();
+async fn get_all(key: String, caller: net::Caller, node: net::State<Node>) -> BTreeSet<String> {
+    count(&node.get_all_received);
+    let mut values: BTreeSet<String> = node.local(&key).into_iter().collect();
+    let neighbours = node.peer_set();
     let mut seen: BTreeSet<PeerId> = me(&caller).into_iter().collect();
     let mut level: Vec<PeerId> = neighbours
         .iter()
@@ -209,7 +219,7 @@ async fn get_all(key: String, caller: net::Caller) -> BTreeSet<String> {
     while !level.is_empty() {
         let mut replies = JoinSet::new();
         for peer in level.drain(..) {
-            count(&GET_ALL_SENT);
+            count(&node.get_all_sent);
             let call = visit(key.clone()).on(&peer);
             replies.spawn(async move { (peer, call.await) });
         }
@@ -222,7 +232,7 @@ async fn get_all(key: String, caller: net::Caller) -> BTreeSet<String> {
                     let next = found.peers.into_iter();
                     level.extend(next.filter(|p| seen.insert(p.clone())));
                 }
-                Err(error) if neighbours.contains(&peer) => peer_failed(&peer, &error),
+                Err(error) if neighbours.contains(&peer) => peer_failed(&node, &peer, &error),
                 // Not our link to repair: its own neighbours drop it when they find it dead.
                 Err(error) => say!("{} did not answer: {error}", peer.addr()),
             }
@@ -233,11 +243,11 @@ async fn get_all(key: String, caller: net::Caller) -> BTreeSet<String> {
 
 /// One step of another node's breadth-first search: this node's value and peers.
 #[net::connect("p2p.visit")]
-fn visit(key: String) -> Visit {
-    count(&GET_ALL_RECEIVED);
+fn visit(key: String, node: net::State<Node>) -> Visit {
+    count(&node.get_all_received);
     Visit {
-        value: local(&key),
-        peers: peer_set().into_iter().collect(),
+        value: node.local(&key),
+        peers: node.peer_set().into_iter().collect(),
     }
 }
 
@@ -245,10 +255,10 @@ fn visit(key: String) -> Visit {
 /// the caller adds it back: each side learns the other. The caller is known from
 /// `net::Caller`, not from an argument it could get wrong.
 #[net::connect("p2p.add_peer")]
-fn add_peer(caller: net::Caller) -> Option<PeerId> {
+fn add_peer(caller: net::Caller, node: net::State<Node>) -> Option<PeerId> {
     match caller.id() {
         Some(id) => {
-            if common::lock(&PEERS).insert(id.clone()) {
+            if common::lock(&node.peers).insert(id.clone()) {
                 say!("add peer {}", id.addr());
             }
         }
@@ -262,18 +272,18 @@ fn add_peer(caller: net::Caller) -> Option<PeerId> {
 
 /// This node's peers' addresses.
 #[net::connect("p2p.peers")]
-fn neighbours() -> Vec<SocketAddr> {
-    peer_set().iter().map(PeerId::addr).collect()
+fn neighbours(node: net::State<Node>) -> Vec<SocketAddr> {
+    node.peer_set().iter().map(PeerId::addr).collect()
 }
 
 /// This node's message counts.
 #[net::connect("p2p.stats")]
-fn stats() -> Stats {
+fn stats(node: net::State<Node>) -> Stats {
     Stats {
-        get_all_received: GET_ALL_RECEIVED.load(Ordering::Relaxed),
-        get_all_sent: GET_ALL_SENT.load(Ordering::Relaxed),
-        search_received: SEARCH_RECEIVED.load(Ordering::Relaxed),
-        search_sent: SEARCH_SENT.load(Ordering::Relaxed),
+        get_all_received: node.get_all_received.load(Ordering::Relaxed),
+        get_all_sent: node.get_all_sent.load(Ordering::Relaxed),
+        search_received: node.search_received.load(Ordering::Relaxed),
+        search_sent: node.search_sent.load(Ordering::Relaxed),
     }
 }
 
@@ -343,19 +353,20 @@ async fn main() -> ExitCode {
 /// Runs a node: serve at `addr`, join the overlay through `peers`, wait for Ctrl-C.
 async fn node(addr: SocketAddr, peers: Vec<SocketAddr>, lan: bool) -> Result<ExitCode, net::Error> {
     // The default peer: the handlers' calls to other nodes go out through it.
-    let peer = net::start(common::node_config(addr, lan)?)?;
+    let peer = net::start(common::node_config(addr, lan)?.state(Node::default()))?;
+    let state = peer.state::<Node>().expect("given to the peer just above");
     common::set_name(peer.addr());
     for other in peers {
         match add_peer().on(other).await {
             Ok(Some(id)) => {
                 say!("add peer {}", id.addr());
-                common::lock(&PEERS).insert(id);
+                common::lock(&state.peers).insert(id);
             }
             Ok(None) => say!("{other} did not say who it is; not added"),
             Err(error) => say!("could not join {other}: {error}"),
         }
     }
-    say!("node ready with {} peers", common::lock(&PEERS).len());
+    say!("node ready with {} peers", common::lock(&state.peers).len());
     let _ = tokio::signal::ctrl_c().await;
     peer.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The function both processes serve and call.
@@ -17,13 +17,12 @@ fn multiply(a: i64, b: i64) -> i64 {
 
 /// Tells the second copy to exit; one-way, so the caller does not wait for the exit.
 #[net::connect(oneway)]
-fn quit() {
-    if let Some(tx) = QUIT.get() {
-        let _ = tx.lock().map(|tx| tx.send(()));
-    }
+fn quit(quit: net::State<Quit>) {
+    let _ = quit.0.lock().map(|tx| tx.send(()));
 }
 
-static QUIT: OnceLock<Mutex<mpsc::Sender<()>>> = OnceLock::new();
+/// How `quit` reaches the second copy's main thread: given to its peer at start.
+struct Quit(Mutex<mpsc::Sender<()>>);
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -70,10 +69,10 @@ fn first(me: net::Peer) -> Result<(), Box<dyn std::error::Error>> {
     println!("[first]  multiply(6, 7) on {second_addr} = {product}");
     let info = net::info().on(&second_addr).wait()?;
     println!(
-        "[first]  the second copy is {} run by {:?}, serving {} functions",
+        "[first]  the second copy is {} run by {:?}, serving {}",
         info.executable,
         info.user,
-        info.connections.len()
+        info.functions().join(", ")
     );
     quit().on(&second_addr).wait()?;
     let status = child.wait()?;
@@ -84,7 +83,7 @@ fn first(me: net::Peer) -> Result<(), Box<dyn std::error::Error>> {
 /// The second copy: calls the first, says where it listens, serves until told to quit.
 fn second(me: net::Peer, first: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel();
-    let _ = QUIT.set(Mutex::new(tx));
+    me.provide(Quit(Mutex::new(tx)));
     println!("[second] peer {} started", me.addr());
     let product = multiply(5, 10).on(first).wait()?;
     println!("[second] multiply(5, 10) on {first} = {product}");

@@ -37,23 +37,25 @@ impl std::fmt::Display for NoSuchKey {
 
 impl std::error::Error for NoSuchKey {}
 
-/// The node's store. The functions below are free functions, so their state is a static.
-static VALUES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+/// The node's store, given to its peer at start: the functions below take it as a
+/// `net::State<Store>` parameter, which the serving peer fills in.
+#[derive(Default)]
+struct Store(Mutex<BTreeMap<String, String>>);
 
 /// Maps `key` to `value`. One-way, as the tutorial's `put` event: callers do not wait for
 /// it to run, and it returns nothing. The custom tag lets a separately built client (or
 /// the P2P registry, which serves the same tags) agree on the function.
 #[net::connect("registry.put", oneway)]
-fn put(key: String, value: String) {
-    common::lock(&VALUES).insert(key.clone(), value.clone());
+fn put(key: String, value: String, store: net::State<Store>) {
+    common::lock(&store.0).insert(key.clone(), value.clone());
     // Logged once stored, so that the line also says the value can now be read.
     say!("put {key} -> {value}");
 }
 
 /// The value mapped to `key`, or the typed `NoSuchKey`.
 #[net::connect("registry.get")]
-fn get(key: String) -> Result<String, NoSuchKey> {
-    common::lock(&VALUES)
+fn get(key: String, store: net::State<Store>) -> Result<String, NoSuchKey> {
+    common::lock(&store.0)
         .get(&key)
         .cloned()
         .ok_or(NoSuchKey { key })
@@ -105,7 +107,7 @@ async fn main() -> ExitCode {
 
 /// Runs the node until Ctrl-C.
 async fn serve(addr: SocketAddr, lan: bool) -> Result<ExitCode, net::Error> {
-    let peer = net::start(common::node_config(addr, lan)?)?;
+    let peer = net::start(common::node_config(addr, lan)?.state(Store::default()))?;
     common::set_name(peer.addr());
     say!("registry serving");
     let _ = tokio::signal::ctrl_c().await;
@@ -141,19 +143,20 @@ async fn run(node: SocketAddr, command: Command) -> Result<ExitCode, net::Error>
             }
         },
         // The continuation convention: hand over what to do with the answer, and carry on.
-        // The typed error arrives in `on_ok` (the call itself worked); `on_err` gets what
-        // went wrong with the call (unreachable node, timeout, ...).
+        // `on_ok` gets the value; `on_err` gets what went wrong, as in Peers: the
+        // function's typed error (`Failure::Returned`) or a failed call (unreachable node,
+        // timeout, ...: `Failure::Call`).
         Command::Get { key, then: true } => {
             let failed = Arc::new(AtomicBool::new(false));
             let failed_in_callback = failed.clone();
             let done = get(key.clone()).on(node).then(
-                move |answer| match answer {
-                    Ok(value) => println!("Got: {key} -> {value}"),
-                    Err(missing) => println!("Oops: {missing}"),
-                },
-                move |error| {
-                    eprintln!("error: {error}");
-                    failed_in_callback.store(true, Ordering::Relaxed);
+                move |value| println!("Got: {key} -> {value}"),
+                move |failure| match failure {
+                    net::Failure::Returned(missing) => println!("Oops: {missing}"),
+                    net::Failure::Call(error) => {
+                        eprintln!("error: {error}");
+                        failed_in_callback.store(true, Ordering::Relaxed);
+                    }
                 },
             )?;
             // Wait until a callback has run before this process exits.

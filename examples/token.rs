@@ -19,26 +19,42 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// This peer's copy of the token.
-static TOKEN: Mutex<Option<i64>> = Mutex::new(None);
-/// The other members this peer knows of.
-static MEMBERS: Mutex<BTreeSet<SocketAddr>> = Mutex::new(BTreeSet::new());
-
-fn token() -> Option<i64> {
-    *TOKEN.lock().unwrap_or_else(|p| p.into_inner())
+/// What this peer knows, given to its peer at start: the handlers take it as a
+/// `net::State<Shared>` parameter, and the command loop reads it through the peer.
+#[derive(Default)]
+struct Shared {
+    /// This peer's copy of the token.
+    token: Mutex<Option<i64>>,
+    /// The other members this peer knows of.
+    members: Mutex<BTreeSet<SocketAddr>>,
 }
 
-fn set_token(token: i64) {
-    *TOKEN.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+impl Shared {
+    fn token(&self) -> Option<i64> {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_token(&self, token: i64) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
+
+    fn members(&self) -> Vec<SocketAddr> {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.iter().copied().collect()
+    }
+
+    fn add_members(&self, more: impl IntoIterator<Item = SocketAddr>) {
+        self.members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(more);
+    }
 }
 
-fn members() -> Vec<SocketAddr> {
-    MEMBERS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .copied()
-        .collect()
+/// This process's shared state, through its peer.
+fn shared(me: &net::Peer) -> net::State<Shared> {
+    me.state::<Shared>()
+        .expect("the peer is started with it in `run`")
 }
 
 /// What a neighbour tells a newcomer: the token and who else is here.
@@ -50,11 +66,11 @@ struct Welcome {
 
 /// A newcomer asks one neighbour (py-p2p's `send_one` with a `reply`).
 #[net::connect]
-fn current_token(caller: net::Caller) -> Welcome {
-    let mut members = members();
+fn current_token(caller: net::Caller, shared: net::State<Shared>) -> Welcome {
+    let mut members = shared.members();
     members.extend(caller.server().map(|me| me.addr()));
     Welcome {
-        token: token(),
+        token: shared.token(),
         members,
     }
 }
@@ -62,14 +78,11 @@ fn current_token(caller: net::Caller) -> Welcome {
 /// A newcomer greets every member (py-p2p's `send` to everybody); each subscribes to the
 /// newcomer's updates in return.
 #[net::connect]
-async fn hello(caller: net::Caller) -> Result<(), String> {
+async fn hello(caller: net::Caller, shared: net::State<Shared>) -> Result<(), String> {
     let (Some(me), Some(newcomer)) = (caller.server(), caller.id()) else {
         return Err("hello must come from a peer that serves a port".into());
     };
-    MEMBERS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(newcomer.addr());
+    shared.add_members([newcomer.addr()]);
     me.subscribe_to(&caller)
         .await
         .map(drop)
@@ -84,8 +97,8 @@ fn update(token: i64) -> i64 {
 
 /// Every member's reactor to an update.
 #[net::subscribe("token.update")]
-fn on_update(token: i64, caller: net::Caller) {
-    set_token(token);
+fn on_update(token: i64, caller: net::Caller, shared: net::State<Shared>) {
+    shared.set_token(token);
     let from = caller
         .id()
         .map(|id| id.addr().to_string())
@@ -107,14 +120,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> AppResult<()> {
-    let me = net::start(net::Config::from_env()?.loopback(true))?;
+    let config = net::Config::from_env()?.loopback(true);
+    let me = net::start(config.state(Shared::default()))?;
     match std::env::args().nth(1) {
         Some(arg) if arg.contains(':') => join(&me, &arg).await?,
         Some(arg) => {
             let first: i64 = arg.parse().map_err(|_| {
                 format!("expected a starting token (a number) or an address, got {arg:?}")
             })?;
-            set_token(first);
+            shared(&me).set_token(first);
             println!("[token] {first} (first peer)");
         }
         None => println!("[token] none yet (first peer)"),
@@ -130,13 +144,10 @@ async fn run() -> AppResult<()> {
 async fn join(me: &net::Peer, neighbour: &str) -> AppResult<()> {
     let welcome = current_token().on(neighbour).await?;
     if let Some(token) = welcome.token {
-        set_token(token);
+        shared(me).set_token(token);
     }
     println!("[token] {:?} (asked {neighbour})", welcome.token);
-    MEMBERS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(welcome.members.iter().copied());
+    shared(me).add_members(welcome.members.iter().copied());
     let mut greeted = 0;
     for (member, result) in hello().broadcast(welcome.members.clone()).await {
         match result {
@@ -167,7 +178,7 @@ async fn commands(me: &net::Peer) -> AppResult<()> {
         match words.as_slice() {
             ["set", value] => match value.parse::<i64>() {
                 Ok(value) => {
-                    set_token(value);
+                    shared(me).set_token(value);
                     let report = update(value).via(me).await?;
                     println!(
                         "[token] set to {value}; told {} of {} members",
@@ -177,8 +188,8 @@ async fn commands(me: &net::Peer) -> AppResult<()> {
                 }
                 Err(_) => println!("[token] `set` takes a whole number"),
             },
-            ["show"] => println!("[token] {:?}", token()),
-            ["members"] => println!("[token] members {:?}", members()),
+            ["show"] => println!("[token] {:?}", shared(me).token()),
+            ["members"] => println!("[token] members {:?}", shared(me).members()),
             [] => {}
             _ => println!("[token] commands: set N, show, members"),
         }

@@ -68,3 +68,48 @@ fn group_and_hub_filters() {
     let render = net::peer_group("render", false, true).wait().unwrap();
     assert_eq!(render.len(), 2);
 }
+
+/// A program that only calls (its process-wide peer starts by itself, on its first
+/// `.on()`; it has no subscriptions) is a client: it takes no port of the range, others do
+/// not list it, and it still gets its answers. `NET_CLIENT` decides either way. Its ports
+/// (21150..=21153) are its own among the discovery tests'.
+#[test]
+fn a_program_that_only_calls_is_a_client() {
+    let (base, range) = (21150, 3);
+    let in_range = |addr: SocketAddr| (base..=base + range).contains(&addr.port());
+    let server = TestPeer::start(loopback_command(base, range));
+
+    let mut lazy_cmd = loopback_command(base, range);
+    lazy_cmd.env("TEST_PEER_LAZY", "1");
+    let mut lazy = TestPeer::start(lazy_cmd);
+    let (pid, id) = lazy.call(server.addr);
+    assert_eq!((pid, id), (server.pid(), server.id.clone()));
+    let (addr, client) = lazy.whoami();
+    assert!(client && !in_range(addr), "the lazy peer took {addr}");
+
+    // NET_CLIENT=0: the same program serves on the range after all.
+    let mut serving_cmd = loopback_command(base, range);
+    serving_cmd
+        .env("TEST_PEER_LAZY", "1")
+        .env("NET_CLIENT", "0");
+    let mut serving = TestPeer::start(serving_cmd);
+    serving.call(server.addr);
+    let (serving_addr, client) = serving.whoami();
+    assert!(!client && in_range(serving_addr), "{serving_addr}");
+
+    // NET_CLIENT=1: a program that starts its peer with net::start is a client too.
+    let mut forced_cmd = loopback_command(base, range);
+    forced_cmd.env("NET_CLIENT", "1");
+    let forced = TestPeer::start(forced_cmd);
+    assert!(!in_range(forced.addr), "{}", forced.addr);
+
+    // The server lists the serving one only, asked afresh.
+    let mut server = server;
+    let listed = addrs(&server.peers("refresh"));
+    assert_eq!(
+        listed,
+        vec![serving_addr],
+        "clients {addr} and {} are not listed",
+        forced.addr
+    );
+}

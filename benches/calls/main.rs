@@ -7,7 +7,10 @@
 //! - sequential round trip p50 and p99 (a synchronous function, and an async one);
 //! - calls/s with 64 calls in flight on one connection, and on 4 connections;
 //! - a 10 MB binary round trip (`net::Bytes` argument and result) beside the raw echo of
-//!   a 10 MB frame.
+//!   a 10 MB frame;
+//! - the same calls between peers that share a NET_SECRET (every link encrypted, issue
+//!   12), beside the plain ones, and the first call over a new link (connect and hellos,
+//!   or connect and the secure handshake).
 //!
 //! Two arrangements:
 //! - in one process (the default): client and server on separate single-worker runtimes,
@@ -17,26 +20,29 @@
 //!   each side on a default multi-thread runtime, as users run them.
 //!
 //! `--quick` is a ~5 s smoke run. `--count N` makes exactly N calls, 64 in flight, and
-//! nothing else, for counting instructions with `valgrind --tool=callgrind` (counts do not
-//! depend on what else the machine does; timed figures do).
+//! nothing else (`--secured`: over a secured link; `--size BYTES`: N sequential binary
+//! round trips of that size instead), for counting instructions
+//! with `valgrind --tool=callgrind` or CPU time with `perf stat` (counts do not depend on
+//! what else the machine does; timed figures do).
 //!
 //! Read the figures with the load average printed at the top. On a quiet VM a thread that
 //! waits wakes slowly (~40 us: the virtual CPU was halted), so every round trip is slow
 //! and fixed costs weigh little; when other work keeps the CPUs busy, wake-ups are quick,
 //! raw round trips drop to ~20 us, and every extra wake-up shows.
 
+mod measure;
 mod net_side;
 mod raw;
+mod server;
 
-use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
+
+use measure::{env_flag, median, run_on, runtime, Latency};
+use server::Server;
 
 #[net::connect]
 fn multiply(a: i64, b: i64) -> i64 {
@@ -68,6 +74,9 @@ const CONNECTIONS: usize = 4;
 /// The large binary round trip.
 const LARGE: usize = 10 << 20;
 
+/// Fresh client peers per round whose first call is timed (connection set-up).
+const NEW_LINKS: usize = 10;
+
 /// How long each part runs; the quick run is a smoke test of the same code.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -81,6 +90,13 @@ struct Plan {
     warmup_for: Duration,
     /// 10 MB round trips per round.
     large_trips: usize,
+}
+
+/// Plain and secured samples of one figure.
+#[derive(Default)]
+struct Pair<T> {
+    plain: Vec<T>,
+    secured: Vec<T>,
 }
 
 impl Plan {
@@ -114,17 +130,26 @@ fn config() -> net::Config {
         .max_frame(32 << 20)
 }
 
+/// `config` with the mesh secret every secured peer of the benchmark shares.
+fn secured(config: net::Config) -> net::Config {
+    config.secret(net::Secret::new("the call benchmark's mesh secret, 32b"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--serve") {
-        return serve();
+        return server::serve();
     }
     if let Some(at) = args.iter().position(|a| a == "--count") {
         let calls = args
             .get(at + 1)
             .and_then(|n| n.parse().ok())
             .unwrap_or(20_000);
-        return count(calls);
+        let size = args
+            .iter()
+            .position(|a| a == "--size")
+            .and_then(|at| args.get(at + 1)?.parse().ok());
+        return count(calls, args.iter().any(|a| a == "--secured"), size);
     }
     let quick = args.iter().any(|a| a == "--quick") || env_flag("NET_BENCH_QUICK");
     let processes = args.iter().any(|a| a == "--processes") || env_flag("NET_BENCH_PROCESSES");
@@ -156,35 +181,48 @@ fn main() {
         Err(_) => println!("machine: {cores} cores"),
     }
 
-    let (net_addr, echo_addr) = (server.net, server.echo);
-    let clients: Vec<net::Peer> = (0..CONNECTIONS)
-        .map(|_| net::Peer::start_on(config(), client_rt.handle().clone()).expect("client peer"))
-        .collect();
-    for client in &clients {
+    let (net_addr, secured_addr, echo_addr) = (server.net, server.secured, server.echo);
+    let start_client =
+        |config| net::Peer::start_on(config, client_rt.handle().clone()).expect("client peer");
+    let clients: Vec<net::Peer> = (0..CONNECTIONS).map(|_| start_client(config())).collect();
+    let secured_client = start_client(secured(config()));
+    for (client, server) in clients
+        .iter()
+        .map(|c| (c, net_addr))
+        .chain([(&secured_client, secured_addr)])
+    {
         // Connects each client now, so that connecting is not measured.
-        let first = std::future::IntoFuture::into_future(multiply(6, 7).on(net_addr).via(client));
+        let first = std::future::IntoFuture::into_future(multiply(6, 7).on(server).via(client));
         assert_eq!(run_on(&client_rt, first).expect("a first call"), 42);
     }
 
-    let mut rtt = (Vec::new(), Vec::new());
+    let mut raw_rtt = Vec::new();
+    let mut rtt = Pair::default();
     let mut rtt_async = Vec::new();
-    let mut one = (Vec::new(), Vec::new());
+    let mut one = (Vec::new(), Pair::default());
     let mut four = (Vec::new(), Vec::new());
-    let mut large = (Vec::new(), Vec::new());
+    let mut large = (Vec::new(), Pair::default());
+    let mut setup = Pair::default();
     for _ in 0..plan.rounds {
-        rtt.1.extend(run_on(
+        raw_rtt.extend(run_on(
             &client_rt,
             raw::round_trips(echo_addr, PAYLOAD, plan.warmup, plan.round_trips),
         ));
-        for (sync, samples) in [(true, &mut rtt.0), (false, &mut rtt_async)] {
+        for (sync, samples) in [(true, &mut rtt.plain), (false, &mut rtt_async)] {
             let trips = net_side::round_trips(net_addr, clients[0].clone(), plan, sync);
             samples.extend(run_on(&client_rt, trips));
         }
-        one.1
+        let trips = net_side::round_trips(secured_addr, secured_client.clone(), plan, true);
+        rtt.secured.extend(run_on(&client_rt, trips));
+        one.0
             .push(run_on(&client_rt, raw::throughput(echo_addr, 1, plan)));
-        one.0.push(run_on(
+        one.1.plain.push(run_on(
             &client_rt,
             net_side::throughput(net_addr, clients[..1].to_vec(), plan),
+        ));
+        one.1.secured.push(run_on(
+            &client_rt,
+            net_side::throughput(secured_addr, vec![secured_client.clone()], plan),
         ));
         four.1.push(run_on(
             &client_rt,
@@ -194,28 +232,51 @@ fn main() {
             &client_rt,
             net_side::throughput(net_addr, clients.clone(), plan),
         ));
-        large.1.extend(run_on(
+        large.0.extend(run_on(
             &client_rt,
             raw::round_trips(echo_addr, LARGE, 1, plan.large_trips),
         ));
-        large.0.extend(run_on(
+        large.1.plain.extend(run_on(
             &client_rt,
             net_side::binary(net_addr, clients[0].clone(), LARGE, 1, plan.large_trips),
         ));
+        large.1.secured.extend(run_on(
+            &client_rt,
+            net_side::binary(
+                secured_addr,
+                secured_client.clone(),
+                LARGE,
+                1,
+                plan.large_trips,
+            ),
+        ));
+        for (server, config, samples) in [
+            (net_addr, config(), &mut setup.plain),
+            (secured_addr, secured(config()), &mut setup.secured),
+        ] {
+            let fresh = (0..NEW_LINKS)
+                .map(|_| start_client(config.clone()))
+                .collect();
+            samples.extend(run_on(&client_rt, net_side::first_calls(server, fresh)));
+        }
     }
 
     client_rt.block_on(async {
-        for client in &clients {
+        for client in clients.into_iter().chain([secured_client]) {
             client.shutdown().await;
         }
     });
     drop(server);
 
-    let (net_rtt, raw_rtt) = (Latency::of(rtt.0), Latency::of(rtt.1));
+    let (net_rtt, raw_rtt) = (Latency::of(rtt.plain), Latency::of(raw_rtt));
+    let secured_rtt = Latency::of(rtt.secured);
     let async_rtt = Latency::of(rtt_async);
-    let (net_large, raw_large) = (Latency::of(large.0), Latency::of(large.1));
-    let (net_one, raw_one) = (median(one.0), median(one.1));
+    let (net_large, raw_large) = (Latency::of(large.1.plain), Latency::of(large.0));
+    let secured_large = Latency::of(large.1.secured);
+    let (net_one, raw_one) = (median(one.1.plain), median(one.0));
+    let secured_one = median(one.1.secured);
     let (net_four, raw_four) = (median(four.0), median(four.1));
+    let (plain_setup, secured_setup) = (Latency::of(setup.plain), Latency::of(setup.secured));
 
     println!();
     println!(
@@ -240,11 +301,33 @@ fn main() {
         ms(raw_large.p50),
         "ms",
     );
+    println!();
+    println!(
+        "{:<36} {:>12} {:>12} {:>8}",
+        "NET_SECRET", "secured", "plain net", "sec/plain"
+    );
+    row("round trip p50", us(secured_rtt.p50), us(net_rtt.p50), "us");
+    row("round trip p99", us(secured_rtt.p99), us(net_rtt.p99), "us");
+    row("calls/s, 64 in flight, 1 conn", secured_one, net_one, "/s");
+    row(
+        "10 MB binary round trip p50",
+        ms(secured_large.p50),
+        ms(net_large.p50),
+        "ms",
+    );
+    row(
+        "first call over a new link p50",
+        us(secured_setup.p50),
+        us(plain_setup.p50),
+        "us",
+    );
 
     println!();
     let mut met = 0;
+    let mut targets = 0;
     let mut target = |ok: bool, text: String| {
         met += usize::from(ok);
+        targets += 1;
         println!("{} {text}", if ok { "PASS" } else { "MISS" });
     };
     let p50_ratio = us(net_rtt.p50) / us(raw_rtt.p50);
@@ -278,8 +361,23 @@ fn main() {
         large_ratio <= 2.0,
         format!("10 MB binary round trip within 2x of raw transfer (is {large_ratio:.2}x)"),
     );
+    let secured_p50 = us(secured_rtt.p50) / us(net_rtt.p50);
+    target(
+        secured_p50 <= 1.15,
+        format!("secured round trip p50 within 1.15x of plain (is {secured_p50:.2}x)"),
+    );
+    let secured_one_ratio = secured_one / net_one;
+    target(
+        secured_one_ratio >= 0.8,
+        format!("secured, 64 in flight: at least 0.8x plain (is {secured_one_ratio:.2}x)"),
+    );
+    let secured_large_ratio = ms(net_large.p50) / ms(secured_large.p50);
+    target(
+        secured_large_ratio >= 0.7,
+        format!("secured 10 MB: at least 0.7x plain throughput (is {secured_large_ratio:.2}x)"),
+    );
     println!(
-        "\n{met} of 5 targets met in {:.1} s",
+        "\n{met} of {targets} targets met in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -292,91 +390,26 @@ fn row(name: &str, net: f64, raw: f64, unit: &str) {
     println!("{name:<36} {} {} {:>7.2}x", show(net), show(raw), net / raw);
 }
 
-/// The serving side: a `net` peer and the raw echo server, here on a runtime of their
-/// own, or in a second process.
-struct Server {
-    net: SocketAddr,
-    echo: SocketAddr,
-    /// The in-process server's runtime and peer, kept until the end.
-    local: Option<(Runtime, net::Peer)>,
-    /// The second process; it ends when its stdin closes.
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start(processes: bool) -> Server {
-        if !processes {
-            let rt = runtime("bench-server", 1);
-            let echo = run_on(&rt, raw::spawn_echo_server()).expect("binding the echo server");
-            let peer = net::Peer::start_on(config(), rt.handle().clone()).expect("server peer");
-            return Server {
-                net: peer.addr(),
-                echo,
-                local: Some((rt, peer)),
-                child: None,
-            };
-        }
-        let exe = std::env::current_exe().expect("this program's path");
-        let mut child = Command::new(exe)
-            .arg("--serve")
-            .env("NET_LOOPBACK", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the server process");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("the server's stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the server's first line");
-        let mut words = line.split_whitespace();
-        let (Some("ready"), Some(net), Some(echo)) = (words.next(), words.next(), words.next())
-        else {
-            panic!("the server process said {line:?}");
-        };
-        Server {
-            net: net.parse().expect("the server's net address"),
-            echo: echo.parse().expect("the server's echo address"),
-            local: None,
-            child: Some(child),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some((rt, peer)) = self.local.take() {
-            rt.block_on(peer.shutdown());
-        }
-        if let Some(mut child) = self.child.take() {
-            drop(child.stdin.take());
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `--serve`: the server process of `--processes`. Prints `ready NET ECHO` and serves
-/// until its stdin closes.
-fn serve() {
-    let rt = Runtime::new().expect("building a tokio runtime");
-    let echo = rt
-        .block_on(raw::spawn_echo_server())
-        .expect("binding the echo server");
-    let peer = net::Peer::start_on(config(), rt.handle().clone()).expect("server peer");
-    println!("ready {} {echo}", peer.addr());
-    let _ = std::io::stdout().flush();
-    let mut rest = String::new();
-    while std::io::stdin().read_line(&mut rest).is_ok_and(|n| n > 0) {}
-    rt.block_on(peer.shutdown());
-}
-
-/// `--count N`: exactly `N` calls, 64 in flight on one connection, and nothing else.
-fn count(calls: u64) {
+/// `--count N`: exactly `N` calls, 64 in flight on one connection (secured or plain),
+/// or `N` binary round trips of `size` bytes one after another, and nothing else.
+fn count(calls: u64, secure: bool, size: Option<usize>) {
     let server_rt = runtime("bench-server", 1);
     let client_rt = runtime("bench-client", 1);
+    let config = || if secure { secured(config()) } else { config() };
     let server = net::Peer::start_on(config(), server_rt.handle().clone()).expect("server peer");
     let client = net::Peer::start_on(config(), client_rt.handle().clone()).expect("client peer");
     let started = Instant::now();
+    if let Some(size) = size {
+        let trips = net_side::binary(server.addr(), client.clone(), size, 0, calls as usize);
+        run_on(&client_rt, trips);
+        client_rt.block_on(client.shutdown());
+        server_rt.block_on(server.shutdown());
+        println!(
+            "{calls} round trips of {size} bytes in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     let next = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
@@ -401,77 +434,4 @@ fn count(calls: u64) {
     });
     server_rt.block_on(server.shutdown());
     println!("{calls} calls in {:.2} s", started.elapsed().as_secs_f64());
-}
-
-/// Runs `work` as a task on `rt`, so that it runs on that runtime's worker like the rest
-/// of its side, rather than on the main thread that `block_on` would poll it on.
-fn run_on<T: Send + 'static>(rt: &Runtime, work: impl Future<Output = T> + Send + 'static) -> T {
-    rt.block_on(rt.spawn(work))
-        .expect("a benchmark task panicked")
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-fn runtime(name: &str, workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("building a tokio runtime")
-}
-
-/// Percentiles of a set of samples.
-struct Latency {
-    p50: Duration,
-    p99: Duration,
-}
-
-impl Latency {
-    fn of(mut samples: Vec<Duration>) -> Latency {
-        samples.sort_unstable();
-        let at = |q: f64| {
-            samples
-                .get(((samples.len().max(1) - 1) as f64 * q).round() as usize)
-                .copied()
-                .unwrap_or_default()
-        };
-        Latency {
-            p50: at(0.50),
-            p99: at(0.99),
-        }
-    }
-}
-
-/// The median of per-round rates.
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates.get(rates.len() / 2).copied().unwrap_or_default()
-}
-
-/// Runs `workers` for the warm-up, then counts what they complete in the measured window.
-/// Each worker loops until `stop` and adds one to `done` per completed round trip.
-async fn rate<Fut>(
-    plan: Plan,
-    workers: Vec<Fut>,
-    done: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-) -> f64
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
-    tokio::time::sleep(plan.warmup_for).await;
-    let before = done.load(Ordering::Relaxed);
-    let start = Instant::now();
-    tokio::time::sleep(plan.measure_for).await;
-    let after = done.load(Ordering::Relaxed);
-    let elapsed = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for handle in handles {
-        handle.await.expect("a benchmark worker panicked");
-    }
-    (after - before) as f64 / elapsed.as_secs_f64()
 }

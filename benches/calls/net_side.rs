@@ -1,12 +1,13 @@
 //! What `net` is measured doing: sequential calls, calls with 64 in flight per
-//! connection, and a large binary round trip.
+//! connection, a large binary round trip, and first calls over new links.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{echo_bytes, multiply, multiply_async, rate, Plan, IN_FLIGHT};
+use crate::measure::rate;
+use crate::{echo_bytes, multiply, multiply_async, Plan, IN_FLIGHT};
 
 /// Sequential round trips of `multiply` (or its async twin) from `client` to `server`.
 pub async fn round_trips(
@@ -81,6 +82,20 @@ pub async fn binary(
         if i >= warmup {
             samples.push(took);
         }
+    }
+    samples
+}
+
+/// The first call of each of `clients`, which connects (and runs the hellos or the secure
+/// handshake) before it calls; each client is shut down after it.
+pub async fn first_calls(server: SocketAddr, clients: Vec<net::Peer>) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(clients.len());
+    for client in clients {
+        let start = Instant::now();
+        let product = multiply(6, 7).on(server).via(&client).await;
+        samples.push(start.elapsed());
+        assert_eq!(product.expect("a first call"), 42);
+        client.shutdown().await;
     }
     samples
 }

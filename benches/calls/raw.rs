@@ -12,7 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-use crate::{rate, Plan, IN_FLIGHT, PAYLOAD};
+use crate::measure::rate;
+use crate::{Plan, IN_FLIGHT, PAYLOAD};
 
 /// Frames up to 32 MiB, so the 10 MB transfer fits (as `net`'s NET_MAX_FRAME there).
 fn codec() -> LengthDelimitedCodec {

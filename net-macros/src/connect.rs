@@ -88,6 +88,16 @@ impl<'a> Expansion<'a> {
         self.item.attrs.iter().filter(|attr| is_cfg(attr))
     }
 
+    /// `M` of `Call<R, K, M>`: whether `.then` routes a typed `Err` to the error handler.
+    fn mode(&self) -> TokenStream {
+        let krate = self.krate;
+        if self.analysis.returns_result {
+            quote!(#krate::__private::Fallible)
+        } else {
+            quote!(#krate::__private::Plain)
+        }
+    }
+
     /// The function the user calls: same name, wire parameters only, returns a `Call`.
     fn caller_fn(&self) -> TokenStream {
         let FnItem {
@@ -95,13 +105,13 @@ impl<'a> Expansion<'a> {
         } = self.item;
         let attrs = attrs.iter().map(allow_instead_of_expect);
         let (fn_token, ident) = (&sig.fn_token, &sig.ident);
-        let (krate, ret, kind) = (self.krate, self.return_type(), self.kind());
+        let (krate, ret, kind, mode) = (self.krate, self.return_type(), self.kind(), self.mode());
         let (idents, tys): (Vec<_>, Vec<_>) = self.analysis.wire().unzip();
         let static_ident = &self.static_ident;
         quote! {
             #(#attrs)*
-            #vis #fn_token #ident(#(#idents: #tys),*) -> #krate::Call<#ret, #kind> {
-                #krate::__private::call::<#ret, #kind>(&#static_ident, (#(#idents,)*))
+            #vis #fn_token #ident(#(#idents: #tys),*) -> #krate::Call<#ret, #kind, #mode> {
+                #krate::__private::call::<#ret, #kind, #mode>(&#static_ident, (#(#idents,)*))
             }
         }
     }
@@ -166,22 +176,36 @@ impl<'a> Expansion<'a> {
         let handler_ident = &self.handler_ident;
         // The handler's own locals are mixed-site: no user token can name them.
         let args = Ident::new("args", Span::mixed_site());
-        let has_caller = self
+        let uses_caller = self
             .analysis
             .params
             .iter()
-            .any(|p| matches!(p, Param::Caller));
+            .any(|p| matches!(p, Param::Caller | Param::State { .. }));
         let caller = Ident::new(
-            if has_caller { "caller" } else { "_caller" },
+            if uses_caller { "caller" } else { "_caller" },
             Span::mixed_site(),
         );
         let locals: Vec<Ident> = (0..self.analysis.wire().count())
             .map(|i| Ident::new(&format!("arg{i}"), Span::mixed_site()))
             .collect();
+        let state_tys: Vec<&syn::Type> = self
+            .analysis
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                Param::State { ty } => Some(*ty),
+                _ => None,
+            })
+            .collect();
+        let state_locals: Vec<Ident> = (0..state_tys.len())
+            .map(|i| Ident::new(&format!("state{i}"), Span::mixed_site()))
+            .collect();
         let mut wire_locals = locals.iter();
+        let mut states = state_locals.iter();
         let call_args = self.analysis.params.iter().map(|param| match param {
             Param::Wire { .. } => wire_locals.next(),
             Param::Caller => Some(&caller),
+            Param::State { .. } => states.next(),
         });
         let tys: Vec<_> = self.analysis.wire().map(|(_, ty)| ty).collect();
         let asserts = tys
@@ -203,6 +227,21 @@ impl<'a> Expansion<'a> {
         let function = Ident::new("function", Span::mixed_site());
         let call = quote!(#function(#(#call_args),*));
 
+        let missing = if sig.asyncness.is_some() {
+            quote!(#krate::__private::boxed(async move { outcome }))
+        } else {
+            quote!(outcome)
+        };
+        // Spanned at the parameter's type, so that a `State` of another crate is reported
+        // on the user's code.
+        let fetch_states = state_tys.iter().zip(&state_locals).map(|(ty, local)| {
+            quote_spanned! {ty.span()=>
+                let #local: #ty = match <#ty as #krate::__private::FromCaller>::from_caller(&#caller) {
+                    ::core::result::Result::Ok(state) => state,
+                    ::core::result::Result::Err(outcome) => return #missing,
+                };
+            }
+        });
         let (output, bad_args, run) = if let Some(async_token) = &sig.asyncness {
             // Spanned at the user's `async`, path included, so that a future that is not
             // `Send` is reported there rather than at the attribute.
@@ -243,6 +282,7 @@ impl<'a> Expansion<'a> {
                     ::core::result::Result::Ok(decoded) => decoded,
                     ::core::result::Result::Err(error) => return #bad_args,
                 };
+                #(#fetch_states)*
                 let #function = {
                     #(#lints)*
                     #sig #body
@@ -301,7 +341,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn >"));
+        assert!(out.contains("pub fn multiply (a : i64 , b : i64) -> :: net :: Call < i64 , :: net :: __private :: SyncFn , :: net :: __private :: Plain >"));
         assert!(out.contains("pub static __NET_ENTRY_multiply"));
         assert!(out.contains("params : & [\"a\" , \"b\"]"));
         assert!(out.contains("Handler :: Sync (__net_handler_multiply)"));
@@ -320,7 +360,7 @@ mod tests {
             ),
         );
         assert!(out.contains(
-            "fn lookup (key : String) -> renamed :: Call < Result < String , E > , renamed :: __private :: AsyncFn >"
+            "fn lookup (key : String) -> renamed :: Call < Result < String , E > , renamed :: __private :: AsyncFn , renamed :: __private :: Fallible >"
         ));
         assert!(out.contains("custom_tag : :: core :: option :: Option :: Some (\"Lookup\")"));
         assert!(out.contains("returns_result : true"));

@@ -1,4 +1,5 @@
-//! Checks a connected function's signature and sorts its parameters: wire ones, `Caller`.
+//! Checks a connected function's signature and sorts its parameters: wire ones, `Caller`,
+//! `State<T>`.
 
 use syn::visit::Visit;
 use syn::{
@@ -15,6 +16,8 @@ pub(crate) enum Param<'a> {
     Wire { ident: &'a Ident, ty: &'a Type },
     /// Filled with the calling peer's `Caller` by the handler.
     Caller,
+    /// `net::State<T>`: filled with the state the serving peer was given.
+    State { ty: &'a Type },
 }
 
 /// What the expansion needs to know about a checked signature.
@@ -30,7 +33,7 @@ impl<'a> Analysis<'a> {
     pub(crate) fn wire(&self) -> impl Iterator<Item = (&'a Ident, &'a Type)> + '_ {
         self.params.iter().filter_map(|param| match param {
             Param::Wire { ident, ty } => Some((*ident, *ty)),
-            Param::Caller => None,
+            Param::Caller | Param::State { .. } => None,
         })
     }
 }
@@ -83,6 +86,10 @@ pub(crate) fn analyze<'a>(sig: &'a Signature, oneway: bool, errors: &mut Errors)
             }
             has_caller = true;
             params.push(Param::Caller);
+            continue;
+        }
+        if is_state(&typed.ty) {
+            params.push(Param::State { ty: &typed.ty });
             continue;
         }
         check_owned(&typed.ty, Position::Argument, errors);
@@ -156,6 +163,24 @@ pub(crate) fn is_caller(ty: &Type) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `ty` names `State<T>` (`State<Db>`, `net::State<Db>`, ...): filled in by the
+/// serving peer, not an argument.
+pub(crate) fn is_state(ty: &Type) -> bool {
+    let Type::Path(path) = ungroup(ty) else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    path.qself.is_none()
+        && last.ident == "State"
+        && args.args.len() == 1
+        && matches!(args.args.first(), Some(GenericArgument::Type(_)))
 }
 
 fn is_unit(ty: &Type) -> bool {
@@ -264,6 +289,23 @@ mod tests {
         assert!(is_caller(&parse_quote!(::net::Caller)));
         assert!(!is_caller(&parse_quote!(CallerId)));
         assert!(!is_caller(&parse_quote!(Option<Caller>)));
+    }
+
+    #[test]
+    fn state_detection() {
+        assert!(is_state(&parse_quote!(State<Db>)));
+        assert!(is_state(&parse_quote!(
+            net::State<std::sync::Mutex<Vec<u8>>>
+        )));
+        assert!(!is_state(&parse_quote!(State)));
+        assert!(!is_state(&parse_quote!(StateOf<Db>)));
+        assert!(!is_state(&parse_quote!(Option<State<Db>>)));
+        let mut errors = Errors::default();
+        let sig: Signature = parse_quote!(fn get(key: String, db: net::State<Db>) -> String);
+        let analysis = analyze(&sig, false, &mut errors);
+        assert!(errors.finish().is_ok());
+        assert_eq!(analysis.wire().count(), 1);
+        assert!(matches!(analysis.params[1], Param::State { .. }));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Peer ids: short base64 text that decodes back to a peer's host, port and group, as
-//! app-net's `generate_id` / `decode_id` do.
+//! app-net's `generate_id` / `decode_id` do; and function tags as people read them (a
+//! default tag is base64 of the function's path, which messages show instead).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -140,9 +141,65 @@ impl<'de> Deserialize<'de> for PeerId {
     }
 }
 
+/// The default tag of the function at `path` (`crate::module::name`): base64 of it, as
+/// app-net tags functions by module and name.
+pub(crate) fn default_tag(path: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(path)
+}
+
+/// The `crate::module::name` path a default tag stands for; `None` for a custom tag.
+pub(crate) fn tag_path(tag: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(tag.trim())
+        .ok()?;
+    let path = String::from_utf8(bytes).ok()?;
+    let segments: Vec<&str> = path.split("::").collect();
+    let ident = |s: &&str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    (segments.len() >= 2 && segments.iter().all(ident)).then_some(path)
+}
+
+/// The modules net's own built-in functions live in. (A path that merely starts with
+/// `net::` is not one: the `net` command line's crate is called `net` too.)
+const BUILTIN_MODULES: [&str; 5] = [
+    "net::builtins::",
+    "net::discovery::",
+    "net::events::",
+    "net::appnet::",
+    "net::table::",
+];
+
+/// Whether the function at `path` is one of net's built-ins.
+pub(crate) fn is_builtin_path(path: &str) -> bool {
+    BUILTIN_MODULES.iter().any(|m| path.starts_with(m))
+}
+
+/// A tag as messages show it: the function's path for a default tag (`app::add`, not
+/// `YXBwOjphZGQ=`), the tag itself for a custom one.
+pub(crate) fn readable_tag(tag: &str) -> String {
+    tag_path(tag).unwrap_or_else(|| tag.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_tags_read_as_paths() {
+        let tag = default_tag("app::add");
+        assert_eq!(tag, "YXBwOjphZGQ=");
+        assert_eq!(tag_path(&tag).as_deref(), Some("app::add"));
+        assert_eq!(readable_tag(&tag), "app::add");
+        assert_eq!(readable_tag("registry.get"), "registry.get");
+        assert_eq!(readable_tag("info"), "info");
+        // base64 that decodes to no path stays as it is.
+        assert_eq!(tag_path(&default_tag("not a path")), None);
+        assert_eq!(tag_path(&default_tag("add")), None);
+    }
 
     #[test]
     fn round_trip_without_group() {

@@ -41,8 +41,48 @@
 //!   say who got it ([`DeliveryReport`]). `f(x).broadcast(peers)` runs one call on many
 //!   peers ([`Broadcast`]).
 //! - The process-wide peer starts on first use from the `NET_*` variables ([`Config`]);
-//!   [`Peer::start`] starts more. `NET_LOOPBACK=1` confines a peer to this machine: bound
-//!   to 127.0.0.1, no mDNS, no neighbour probes, nothing probed beyond loopback.
+//!   [`Peer::start`] starts more. Started by itself, by a program that only calls, it is
+//!   a client ([`local_peer`] has the rule). `NET_LOOPBACK=1` confines a peer to this
+//!   machine: bound to 127.0.0.1, no mDNS, no neighbour probes, nothing probed beyond
+//!   loopback.
+//! - A handler takes shared state as a [`State<T>`] parameter, given to the peer when it
+//!   starts (`net::start(config.state(value))`); [`Peers::serving`] finds the peers that
+//!   serve a function.
+//!
+//! # Two programs and a library crate
+//!
+//! Functions that several programs share live in a library crate of their own; the
+//! program that serves them names that crate, and the programs that call them call them
+//! through it:
+//!
+//! ```text
+//! my-app/Cargo.toml           [workspace] members = ["shared", "server", "client"]
+//! my-app/shared/src/lib.rs    #[net::connect] pub fn add(a: i64, b: i64) -> i64 { a + b }
+//! my-app/server/src/main.rs   use shared as _;   // links shared's functions in
+//!                             fn main() -> net::Result<()> {
+//!                                 let peer = net::start(net::Config::from_env()?)?;
+//!                                 println!("serving on {}", peer.addr());
+//!                                 loop { std::thread::park(); }
+//!                             }
+//! my-app/client/src/main.rs   fn main() -> net::Result<()> {
+//!                                 let server = &net::peers().serving("shared::add").wait()?[0];
+//!                                 println!("{}", shared::add(2, 3).on(server).wait()?);
+//!                                 Ok(())
+//!                             }
+//! ```
+//!
+//! - **`use shared as _;` in the server.** Functions register at link time, and a
+//!   binary that names nothing of a library crate does not link it at all: its
+//!   `#[net::connect]` functions are then silently missing. A peer that serves none of
+//!   its program's own functions warns about it at start, and a call of a function
+//!   whose crate the serving program lacks says which `use` line to add.
+//! - **One path on both sides.** A function's default tag is its path
+//!   (`shared::add`), so caller and server must reach it through the same crate; or give
+//!   it a custom tag (`#[net::connect("shared.add")]`), which survives moves.
+//! - **The client stays a client.** It never calls `net::start`, so its peer starts by
+//!   itself on the first call and takes no port of the range (see [`local_peer`]).
+//! - Each side depends on `net`, and on `serde` (with `derive`) for its own argument
+//!   types; async programs add `tokio`. [`serde_json`] comes re-exported for calls by tag.
 //!
 //! # Layout
 //!
@@ -56,7 +96,7 @@
 //! | layer | modules | owns |
 //! | --- | --- | --- |
 //! | base | `error`, `config`, `id`, `sync`, `logging`, `addrs` | one [`Error`] (causes kept as sources), `NET_*` settings, peer ids, lock helper, log set-up, this host's addresses |
-//! | wire | `wire` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, the `info` description |
+//! | wire | `wire`, `secure` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, binary attachments, the `info` description; the secure handshake and encrypted stream of NET_SECRET |
 //! | link | `link` | one multiplexed stream over any transport: request ids, pending calls, cancel, write scheduling, budgets; hands inbound calls to a trait |
 //! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
 //! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
@@ -83,6 +123,7 @@ mod id;
 mod link;
 mod logging;
 mod peer;
+mod secure;
 mod serve;
 mod start;
 mod sync;
@@ -95,24 +136,29 @@ mod wire;
 #[doc(hidden)]
 pub mod __private;
 
+/// serde_json, re-exported for what takes JSON values: [`call_tag`]'s arguments,
+/// [`RemoteCall::kwargs`], [`Peer::watch`]'s payloads (`net::serde_json::json!`).
+pub use serde_json;
+
 pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
-pub use call::{call_tag, Broadcast, ByTag, Call, RemoteCall, Target};
+pub use call::{call_tag, Broadcast, ByTag, Call, Failure, RemoteCall, Target};
 pub use config::{
-    Config, Discovery, DiscoveryPaths, Limits, DEFAULT_MDNS_SERVICE, DEFAULT_PORT, VERSION,
+    AppNetAccess, Config, Discovery, DiscoveryPaths, Limits, Secret, DEFAULT_MDNS_SERVICE,
+    DEFAULT_PORT, VERSION,
 };
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,
     Report,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, SecureFailure, TimeoutStep};
 pub use events::{
     subscription_handler, unsubscription_handler, Delivering, Delivery, DeliveryReport,
     DeliveryStatus, Publish,
 };
 pub use id::PeerId;
 pub use peer::{local_peer, Peer};
-pub use serve::{Caller, Flag, FlagEvent, INVALID_CONNECTION, NULL};
+pub use serve::{Caller, Flag, FlagEvent, State, INVALID_CONNECTION, NULL};
 pub use start::{start, start_with_runtime};
 pub use wire::{Bytes, Info};
 

@@ -1,4 +1,5 @@
-//! Log output: `NET_DEV` turns on debug logs for this crate through `tracing`.
+//! Log output: `NET_DEV` turns on debug logs for this crate through `tracing`; warnings a
+//! user must see even without a tracing subscriber.
 
 use std::sync::Once;
 
@@ -18,4 +19,15 @@ pub(crate) fn init(dev: bool) {
             .with_writer(std::io::stderr)
             .try_init();
     });
+}
+
+/// A warning the program's user must see (a setting with no effect, functions the linker
+/// left out, nothing found): through `tracing`, and on stderr when the program has no
+/// tracing subscriber to show it.
+pub(crate) fn warn_user(text: &str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!("{text}");
+    } else {
+        eprintln!("net: warning: {text}");
+    }
 }

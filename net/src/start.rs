@@ -7,7 +7,7 @@ use tokio::runtime::Handle;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::peer::{default_runtime, install_default, DefaultSlot, Peer};
-use crate::serve::{Entry, Registry};
+use crate::serve::{Entry, Registry, ENTRIES, EVENTS, SUBSCRIPTIONS};
 
 /// Every built-in, named here so that the linker keeps them whatever it does with the
 /// distributed slice of a dependency (dtolnay/linkme#31, #61); start-up checks that each
@@ -19,6 +19,32 @@ fn builtins() -> Vec<&'static Entry> {
     all
 }
 
+/// A serving peer whose program registered none of its own functions (only net's
+/// built-ins), no events and no subscriptions has almost always lost them to the linker:
+/// functions in a library crate that the binary names nothing of are not linked in. Said
+/// once per process, with the fix.
+fn warn_if_serving_nothing() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    let own = ENTRIES.len().saturating_sub(builtins().len());
+    if own > 0 || !EVENTS.is_empty() || !SUBSCRIPTIONS.is_empty() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "this program".into());
+        crate::logging::warn_user(&format!(
+            "{program} serves none of its own functions, only net's built-ins. If its \
+             #[net::connect] functions live in a library crate, the linker left them out \
+             because the program names nothing of that crate: add `use my_lib as _;` (the \
+             library's crate name) to its main.rs. A program that only calls can be a \
+             client instead: NET_CLIENT=1 or Config::client(true)."
+        ));
+    });
+}
+
 impl Peer {
     /// Starts a peer on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Peer> {
@@ -28,6 +54,9 @@ impl Peer {
     /// Starts a peer whose sockets and tasks live on `runtime`.
     pub fn start_on(config: Config, runtime: Handle) -> Result<Peer> {
         Registry::get()?.require(&builtins())?;
+        if !config.client {
+            warn_if_serving_nothing();
+        }
         let peer = Peer::bring_up(config, runtime.clone())?;
         // Services start inside the runtime: they spawn their tasks on it.
         let _entered = runtime.enter();

@@ -2,9 +2,14 @@
 //! one-line commands on stdin, answering one line each on stdout.
 //!
 //! Commands: `peers [refresh] [group=G] [hubs] [onhost]`, `until N [refresh] [timeout=MS]
-//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `touch HOST:PORT`, `quit`.
-//! Answers start with a word (`READY`, `PEERS`, `SEEN`, `TIMEOUT`, `REPORT`, `EVENTS`,
-//! `RESULT`, `TOUCHED`, `ERROR`) followed by JSON.
+//! [filters]`, `report [refresh]`, `events`, `call HOST:PORT`, `echo HOST:PORT TEXT`,
+//! `touch HOST:PORT`, `self`, `quit`. Answers start with a word (`READY`, `PEERS`, `SEEN`,
+//! `TIMEOUT`, `REPORT`, `EVENTS`, `RESULT`, `ECHOED`, `TOUCHED`, `SELF`, `ERROR`) followed
+//! by JSON.
+//!
+//! With `TEST_PEER_LAZY=1` it starts no peer itself (its READY has no id): the first
+//! command that needs one starts the process-wide peer by itself, as a program that only
+//! calls does.
 //!
 //! It refuses to run unconfined (without `NET_LOOPBACK=1`) in the machine's own network
 //! namespace: outside a namespace a test made, a peer must never multicast or probe the
@@ -79,17 +84,25 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let peer = match net::start(config) {
-        Ok(peer) => peer,
-        Err(e) => {
-            eprintln!("net-test-peer: {e}");
-            std::process::exit(3);
+    let lazy = std::env::var("TEST_PEER_LAZY").is_ok_and(|v| v == "1");
+    let peer = if lazy {
+        None
+    } else {
+        match net::start(config) {
+            Ok(peer) => Some(peer),
+            Err(e) => {
+                eprintln!("net-test-peer: {e}");
+                std::process::exit(3);
+            }
         }
     };
     let events = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut membership = peer.membership();
     let log = events.clone();
+    let membership = peer.as_ref().map(|peer| peer.membership());
     std::thread::spawn(move || {
+        let Some(mut membership) = membership else {
+            return;
+        };
         while let Ok(event) = membership.blocking_recv() {
             let line = match event {
                 net::Membership::Joined(p) => format!("joined {}", p.addr),
@@ -120,7 +133,12 @@ fn main() {
     };
     say(format!(
         "READY {}",
-        json!({"id": peer.id(), "addr": peer.addr(), "pid": std::process::id(), "ms": now_ms() as u64})
+        json!({
+            "id": peer.as_ref().map(|p| p.id()),
+            "addr": peer.as_ref().map(|p| p.addr()),
+            "pid": std::process::id(),
+            "ms": now_ms() as u64
+        })
     ));
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -178,6 +196,14 @@ fn main() {
                     (Err(e), _) | (_, Err(e)) => say(format!("ERROR {}", json!(e.to_string()))),
                 }
             }
+            ["echo", target, text] => {
+                // The text goes out as an argument and comes back as the result, so a
+                // capture of the wire shows whether either crossed it in the clear.
+                match net::pass_through(json!(text)).on(*target).wait() {
+                    Ok(back) => say(format!("ECHOED {back}")),
+                    Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
+                }
+            }
             ["touch", target] => {
                 // One TCP connect, refused or not: it makes the kernel resolve the
                 // neighbour, as any unicast traffic does.
@@ -186,6 +212,13 @@ fn main() {
                 });
                 say(format!("TOUCHED {}", json!(reached)));
             }
+            ["self"] => match net::local_peer() {
+                Ok(me) => say(format!(
+                    "SELF {}",
+                    json!({"id": me.id(), "addr": me.addr(), "client": me.config().client})
+                )),
+                Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
+            },
             ["quit"] => break,
             _ => say(format!(
                 "ERROR {}",
@@ -193,5 +226,7 @@ fn main() {
             )),
         }
     }
-    rt.block_on(peer.shutdown());
+    if let Some(peer) = peer.or_else(|| net::local_peer().ok()) {
+        rt.block_on(peer.shutdown());
+    }
 }

@@ -612,3 +612,54 @@ fn python_discovery_lists_our_peer_and_we_recognise_python() {
     drop(py);
     rt.block_on(peer.shutdown());
 }
+
+/// Our discovery lists a Python app-net peer on this host, marked app-net; the listing is
+/// a target that speaks app-net; `net peers` shows it too.
+#[test]
+fn our_discovery_lists_a_python_peer_and_calls_it_through_the_listing() {
+    let Some(python) =
+        appnet_python("appnet::our_discovery_lists_a_python_peer_and_calls_it_through_the_listing")
+    else {
+        return;
+    };
+    let base = free_range(6);
+    let mut py = Py::spawn(&python, "appnet_peer.py", &[], base);
+    let ready = py.line();
+    let python_addr = SocketAddr::from(([127, 0, 0, 1], ready["port"].as_u64().unwrap() as u16));
+    let rt = runtime();
+    // A client: it scans the Python peer's range without taking a port of it.
+    let config = loopback().port(base).port_range(4).client(true);
+    let me = net::Peer::start_on(config, rt.handle().clone()).unwrap();
+    let found = me.peers().wait().unwrap();
+    let listed = found
+        .iter()
+        .find(|p| p.addr == python_addr)
+        .unwrap_or_else(|| panic!("the Python peer at {python_addr} is not listed: {found:?}"));
+    assert!(listed.app_net, "{listed:?}");
+    assert_eq!(listed.info.version, "app-net");
+    assert!(
+        listed.serves("app.multiply"),
+        "{:?}",
+        listed.info.connections
+    );
+    // `.on(listed)` speaks app-net without being told.
+    assert_eq!(multiply(6, 7).on(listed).via(&me).wait().unwrap(), 42);
+    // And it stays listed through the background refresh.
+    let again = me.peers().wait().unwrap();
+    assert!(again.iter().any(|p| p.addr == python_addr && p.app_net));
+    rt.block_on(me.shutdown());
+
+    let out = confined(env!("CARGO_BIN_EXE_net"))
+        .arg("peers")
+        .env("NET_PORT", base.to_string())
+        .env("NET_PORT_RANGE", "4")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains(&python_addr.to_string()))
+        .unwrap_or_else(|| panic!("`net peers` does not list {python_addr}:\n{table}"));
+    assert!(row.contains("app-net"), "{row}");
+    drop(py);
+}

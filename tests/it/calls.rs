@@ -297,10 +297,16 @@ async fn a_timeout_names_peer_and_tag_and_cancels_the_remote_work() {
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(350));
     match &err {
-        net::Error::Timeout { peer, tag, after } => {
+        net::Error::Timeout {
+            peer,
+            tag,
+            after,
+            step,
+        } => {
             assert!(peer.contains(&server.addr().to_string()));
             assert_eq!(tag, slow_async(0, String::new()).tag());
             assert_eq!(*after, Duration::from_millis(100));
+            assert_eq!(*step, net::TimeoutStep::Reply);
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
@@ -381,12 +387,32 @@ async fn continuation_callbacks_get_values_and_errors() {
         .via(&client)
         .then(
             move |v| ok.send(format!("got {v:?}")).unwrap(),
-            move |e| err.send(format!("error {e}")).unwrap(),
+            move |e| err.send(format!("error {e:?}")).unwrap(),
         )
         .unwrap()
         .await
         .unwrap();
-    assert_eq!(rx.recv().await.unwrap(), "got Ok(\"dune\")");
+    assert_eq!(rx.recv().await.unwrap(), "got \"dune\"");
+    // A typed error goes to the error handler, as Peers hands a remote exception to its
+    // errback; the success callback never sees an `Err`.
+    let (ok, err) = (tx.clone(), tx.clone());
+    get("caladan".into())
+        .on(&server)
+        .via(&client)
+        .then(
+            move |v| ok.send(format!("got {v:?}")).unwrap(),
+            move |failure| {
+                let text = match failure {
+                    net::Failure::Returned(NoSuchKey { key }) => format!("returned {key}"),
+                    net::Failure::Call(e) => format!("call failed: {e}"),
+                };
+                err.send(text).unwrap()
+            },
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(rx.recv().await.unwrap(), "returned caladan");
     let dead_addr = dead_addr();
     let (ok, err) = (tx.clone(), tx.clone());
     multiply(1, 2)
@@ -559,4 +585,28 @@ async fn wait_on_a_current_thread_runtime_is_refused() {
         matches!(&err, net::Error::Usage(m) if m.contains(".await")),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_timeout_means_none() {
+    let (client, server) = pair().await;
+    // Peers' convention: zero is no timeout, not an instant one. The call takes longer
+    // than nothing and still arrives.
+    slow_async(150, "zero timeout".into())
+        .on(&server)
+        .via(&client)
+        .timeout(Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(marks().lock().unwrap().contains("zero timeout"));
+    // A peer whose default is zero (NET_TIMEOUT=0) waits as well.
+    let patient = net::Peer::start(loopback().timeout(Duration::ZERO))
+        .await
+        .unwrap();
+    slow_async(150, "zero default".into())
+        .on(&server)
+        .via(&patient)
+        .await
+        .unwrap();
+    assert!(marks().lock().unwrap().contains("zero default"));
 }

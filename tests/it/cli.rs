@@ -14,13 +14,23 @@ struct Served {
 }
 
 fn serve(extra_env: &[(&str, &str)]) -> Served {
+    serve_with(&[], extra_env)
+}
+
+fn serve_with(args: &[&str], extra_env: &[(&str, &str)]) -> Served {
     let mut command = confined(NET);
     command
         .arg("serve")
+        .args(args)
         .env("NET_PORT", "0")
         .envs(extra_env.iter().copied());
     let mut process = Process::spawn("net serve", command);
     let line = process.next_line();
+    let security = process.next_line();
+    assert!(
+        security.contains("secured"),
+        "unexpected second line: {security:?}"
+    );
     let addr = line
         .strip_prefix("serving on ")
         .and_then(|rest| rest.split_whitespace().next())
@@ -248,4 +258,188 @@ fn watch_prints_published_events() {
     assert_eq!(got[0]["event"], "line");
     assert_eq!(got[0]["args"], serde_json::json!(["hello watchers"]));
     assert_eq!(got[1]["args"], serde_json::json!(["second line"]));
+}
+
+#[test]
+fn call_takes_options_after_the_arguments_and_explains_bad_ones() {
+    let served = serve(&[]);
+    let out = net(&[
+        "call",
+        &served.addr,
+        "multiply",
+        "6",
+        "7",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "42.0");
+    let out = net(&["call", &served.addr, "multiply", "-2", "3"]);
+    assert_eq!(stdout(&out).trim(), "-6.0", "{}", stderr(&out));
+    let out = net(&["call", &served.addr, "multiply", "1", "2", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("3 arguments given, the function takes 2 (a, b)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = net(&["call", &served.addr, "pass_through", "{a: 1}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("argument 1 `{a: 1}` is not valid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    // A plain word is still a string.
+    let out = net(&["call", &served.addr, "pass_through", "word"]);
+    assert_eq!(stdout(&out).trim(), "\"word\"");
+    let out = net(&["call", &served.addr, "multiplx", "1", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("did you mean \"multiply\""), "{text}");
+    assert!(
+        !text.contains("pass_through"),
+        "built-ins are not listed: {text}"
+    );
+}
+
+#[test]
+fn peers_count_the_programs_own_functions_and_show_round_trips_in_ms() {
+    let base = free_range(3);
+    let env = [
+        ("NET_PORT", base.to_string()),
+        ("NET_PORT_RANGE", "2".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _served = serve(&env);
+    let out = net_with(&["peers"], &env);
+    let table = stdout(&out);
+    let row = table.lines().nth(1).unwrap_or_default().to_owned();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // ID ADDRESS KIND GROUP HUB FUNCTIONS ...: `net serve` has multiply and hello.
+    assert_eq!(
+        cells.get(2..6),
+        Some(&["net", "-", "no", "2"][..]),
+        "{table}"
+    );
+    let out = net_with(&["peers", "--json"], &env);
+    let peers: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(peers[0]["rtt_ms"].is_f64(), "{peers}");
+    assert!(peers[0].get("rtt").is_none(), "{peers}");
+}
+
+#[test]
+fn info_lists_the_events_a_peer_publishes() {
+    let mut command = confined(example("simple_subscription"));
+    command.env("NET_PORT", "0");
+    let mut hub = Process::spawn("simple_subscription hub", command);
+    let line = hub.next_line();
+    let addr = line
+        .trim_start_matches("[hub] ready at ")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = net(&["info", &addr]);
+    assert!(
+        stdout(&out).contains("events         line"),
+        "{}",
+        stdout(&out)
+    );
+    hub.finish();
+}
+
+#[test]
+fn watch_says_when_no_peer_publishes_the_event() {
+    let base = free_range(3).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
+    let mut command = confined(example("simple_subscription"));
+    command.envs(env);
+    let mut hub = Process::spawn("simple_subscription hub", command);
+    hub.next_line();
+    let mut command = confined(NET);
+    command.args(["watch", "lnie"]).envs(env);
+    let mut watch = Process::spawn("net watch lnie", command);
+    let said = watch.wait_after(STDERR);
+    assert!(
+        said.contains("no peer found publishes \"lnie\" yet"),
+        "{said}"
+    );
+    assert!(said.contains("did you mean \"line\"?"), "{said}");
+    watch.kill();
+    hub.finish();
+}
+
+#[test]
+fn doctor_reports_as_json_and_probes_neighbours_only_when_asked() {
+    let base = free_range(3).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "2")];
+    let out = net_with(&["doctor", "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let paths = report["paths"].as_array().unwrap();
+    let arp = paths.iter().find(|p| p["path"] == "arp").unwrap();
+    assert_eq!(arp["ran"], false, "{arp}");
+    assert!(
+        arp["detail"].as_str().unwrap().contains("not asked for"),
+        "{arp}"
+    );
+    let scan = paths.iter().find(|p| p["path"] == "scan").unwrap();
+    assert_eq!(scan["ran"], true, "{scan}");
+    assert_eq!(report["peers"], serde_json::json!([]));
+}
+
+#[test]
+fn a_secret_file_closes_the_mesh_and_doctor_says_when_it_is_open() {
+    let dir = std::env::temp_dir().join(format!("net-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, "the cli test's mesh secret\n").unwrap();
+    let path = file.to_str().unwrap();
+
+    let served = serve_with(&["--secret-file", path], &[]);
+    let out = net(&["call", &served.addr, "pass_through", "hi"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("requires a shared secret"),
+        "{}",
+        stderr(&out)
+    );
+    let out = net(&[
+        "call",
+        &served.addr,
+        "pass_through",
+        "hi",
+        "--secret-file",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "\"hi\"");
+    let out = net_with(&["info", &served.addr], &[("NET_SECRET_FILE", path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = net(&[
+        "call",
+        &served.addr,
+        "pass_through",
+        "hi",
+        "--secret-file",
+        "/nonexistent",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read the secret"),
+        "{}",
+        stderr(&out)
+    );
+
+    let base = free_range(1).to_string();
+    let env = [("NET_PORT", base.as_str()), ("NET_PORT_RANGE", "0")];
+    let open = stdout(&net_with(&["doctor"], &env));
+    assert!(
+        open.contains("security: none; any program that can reach"),
+        "{open}"
+    );
+    let closed = stdout(&net_with(&["doctor", "--secret-file", path], &env));
+    assert!(closed.contains("security: secured"), "{closed}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

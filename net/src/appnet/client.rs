@@ -95,6 +95,7 @@ pub(crate) async fn call(
                 peer: label,
                 tag: tag.to_owned(),
                 after: budget,
+                step: crate::error::TimeoutStep::Reply,
             })
         }
     };

@@ -10,8 +10,10 @@ use serde_json::Value;
 use super::json;
 use super::{APP_NET_BUILTINS, INFO_TAG, PYTHON_READ_LIMIT};
 use crate::call::Target;
+use crate::id::PeerId;
 use crate::peer::Peer;
 use crate::serve::{self, Registry};
+use crate::wire::Info;
 
 /// What a Python app-net 0.6 peer says about itself when asked for `info`
 /// (`net.defaults.handlers.info`): the dict its discovery reads.
@@ -79,6 +81,26 @@ impl AppNetInfo {
     pub fn addr(&self) -> Option<SocketAddr> {
         let ip: IpAddr = self.host.parse().ok()?;
         Some(SocketAddr::new(ip, self.port))
+    }
+
+    /// What discovery lists of it: an [`Info`] with its id made from its address and
+    /// group (app-net's ids say the same), version `app-net` and protocol 0.
+    pub(crate) fn as_info(&self, addr: SocketAddr) -> Info {
+        Info {
+            id: PeerId::new(addr.ip(), addr.port(), self.group.clone()),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            executable: self.executable.clone(),
+            group: self.group.clone(),
+            hub: self.hub,
+            connections: self.connections.clone(),
+            subscriptions: self.subscriptions.clone(),
+            flags: self.flags.clone(),
+            events: Vec::new(),
+            version: "app-net".into(),
+            protocol: 0,
+        }
     }
 
     /// The target to call it with: `f(x).on(info.target()?)`.

@@ -17,6 +17,23 @@ mod route;
 mod server;
 
 pub(crate) use client::call;
+
+/// Asks `addr` for app-net's `info` in app-net's own format; `Some` when a Python app-net
+/// peer answers there (discovery's fallback when the framed hello gets no answer).
+pub(crate) async fn probe_info(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<crate::wire::Info> {
+    let args = serde_json::value::RawValue::from_string("[]".into()).ok()?;
+    let outcome = client::call(addr, INFO_TAG, &args, None, timeout, 64 * 1024, false)
+        .await
+        .ok()??;
+    let crate::wire::WireOutcome::Ok(payload) = outcome else {
+        return None;
+    };
+    let reply: serde_json::Value = payload.decode().ok()?;
+    Some(AppNetInfo::recognise(&reply)?.as_info(addr))
+}
 pub use info::AppNetInfo;
 
 use crate::peer::Peer;
@@ -24,8 +41,17 @@ use crate::peer::Peer;
 /// Serves app-net requests on `peer`'s port: they are the connections whose first byte is
 /// `{`, which never starts one of our frames (a frame's length is at most 1 GiB, so its
 /// first byte is at most 0x40).
+///
+/// app-net's requests cannot be encrypted: a peer with a shared secret refuses them, with
+/// an app-net error saying why, unless NET_APPNET=allow says otherwise.
 pub(crate) fn start(peer: &Peer) {
-    peer.claim(b'{', |peer, stream, from| server::serve(stream, from, peer));
+    if peer.config().app_net.serves(peer.is_secured()) {
+        peer.claim(b'{', |peer, stream, from| server::serve(stream, from, peer));
+    } else {
+        peer.claim(b'{', |peer, stream, from| {
+            server::refuse(stream, from, peer)
+        });
+    }
 }
 
 /// app-net 0.6 reads one `recv(1024)` of a request (server) and of a reply (client) and

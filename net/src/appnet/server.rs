@@ -322,6 +322,28 @@ fn encode_outcome(outcome: WireOutcome, peer: &Peer, tag: &str) -> Vec<u8> {
     }
 }
 
+/// Answers one app-net request with the error that app-net is not served here (a peer with
+/// a shared secret), and closes; the request itself is not read past its first bytes.
+pub(crate) async fn refuse<S>(mut stream: S, from: SocketAddr, peer: Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::warn!(%from, "refused an app-net request: this peer has a shared secret");
+    let message = if peer.is_secured() {
+        "this peer requires a shared secret (NET_SECRET), and app-net's requests cannot carry \
+         one; call it from a net peer with the secret, or set NET_APPNET=allow on it to serve \
+         app-net in plain text"
+    } else {
+        "this peer does not serve app-net requests (NET_APPNET=deny)"
+    };
+    let packet = error_packet(&peer, "", "PermissionError", message);
+    // The refusal is small: a client that does not take it within the grace of a frame
+    // is not waited for.
+    let grace = peer.config().limits.frame_timeout;
+    let _ = tokio::time::timeout(grace, stream.write_all(&packet)).await;
+    let _ = stream.shutdown().await;
+}
+
 /// app-net's error packet, `{"payload": "error", "traceback": "..."}`. app-net's client
 /// raises `Exception("RemoteError\n" + traceback)` from it.
 fn error_packet(peer: &Peer, tag: &str, kind: &str, message: &str) -> Vec<u8> {

@@ -14,7 +14,7 @@ use super::{block_on, Call, RemoteCall, Target, TargetKind};
 use crate::error::Result;
 use crate::peer::{self, Peer};
 
-impl<R, K> Call<R, K> {
+impl<R, K, M> Call<R, K, M> {
     /// Runs the call on every one of `targets`, at most `NET_THREAD_LIMIT` at a time, and
     /// gives each target's result in the order of `targets`. One peer's failure is its own
     /// entry; it never stops the others.
@@ -35,7 +35,7 @@ impl<R, K> Call<R, K> {
             .into_iter()
             .map(|target| {
                 let target = target.into();
-                (target.clone(), self.clone().on(target))
+                (target.clone(), self.clone().on(target).plain())
             })
             .collect();
         Broadcast {
@@ -136,6 +136,7 @@ impl fmt::Display for Target {
             TargetKind::Text(text) => f.write_str(text),
             TargetKind::Caller(caller) => write!(f, "{caller:?}"),
             TargetKind::Routed(route) => write!(f, "{route}"),
+            TargetKind::Link(link) => f.write_str(link.label()),
         }
     }
 }

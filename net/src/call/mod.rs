@@ -33,7 +33,7 @@ use crate::wire::Payload;
 pub(crate) use block::{block_on, refuse_current_thread};
 pub use broadcast::Broadcast;
 pub(crate) use decode::{decode, decode_json};
-pub use remote::RemoteCall;
+pub use remote::{Failure, RemoteCall};
 pub use target::Target;
 pub(crate) use target::{Route, RouteCall, Routed, TargetKind};
 
@@ -48,6 +48,20 @@ pub enum AsyncFn {}
 /// Marks a [`Call`] made by tag with [`call_tag`]: remote only.
 #[derive(Debug)]
 pub enum ByTag {}
+
+/// Marks the [`Call`] and [`RemoteCall`] of a function that does not return `Result`:
+/// `.then(on_ok, on_err)` hands its value to `on_ok` and a failed call to `on_err`.
+#[derive(Debug)]
+pub enum Plain {}
+
+/// Marks the [`Call`] and [`RemoteCall`] of a function returning `Result<T, E>`:
+/// `.then(on_ok, on_err)` hands `T` to `on_ok`, and both its typed `Err(E)` and a failed
+/// call to `on_err` as a [`Failure`](crate::Failure).
+#[derive(Debug)]
+pub enum Fallible {}
+
+/// The types a [`Call`] carries only as marks: its result, its kind, its mode.
+type Markers<R, K, M> = PhantomData<fn() -> (R, K, M)>;
 
 /// A call of a `#[net::connect]` function, not yet run: `f(args)` returns one. Run it
 /// in-process with `.local()` or on a peer with `.on(target)`.
@@ -64,7 +78,7 @@ pub enum ByTag {}
 /// assert_eq!(multiply(5, 10).local().unwrap(), 50);
 /// ```
 #[must_use = "a call does nothing until `.local()` or `.on(peer)` runs it"]
-pub struct Call<R, K = SyncFn> {
+pub struct Call<R, K = SyncFn, M = Plain> {
     /// Borrowed from the registry for a registered function (no copy per call).
     tag: Cow<'static, str>,
     /// The registry entry, for `.local()`; `None` for calls by tag.
@@ -75,11 +89,11 @@ pub struct Call<R, K = SyncFn> {
     /// The encoded arguments (`net::Bytes` among them as attachments), or why they could
     /// not be encoded (reported when run).
     args: Result<Payload>,
-    _marker: PhantomData<fn() -> (R, K)>,
+    _marker: Markers<R, K, M>,
 }
 
 // By hand: a derive would demand `R: Clone` and `K: Clone`, which only mark types.
-impl<R, K> Clone for Call<R, K> {
+impl<R, K, M> Clone for Call<R, K, M> {
     fn clone(&self) -> Self {
         Call {
             tag: self.tag.clone(),
@@ -92,7 +106,7 @@ impl<R, K> Clone for Call<R, K> {
     }
 }
 
-impl<R, K> Call<R, K> {
+impl<R, K, M> Call<R, K, M> {
     pub(crate) fn new(entry: &'static Entry, args: &impl Serialize) -> Self {
         let tag = tag_of(entry);
         // No arguments (`()`) encode as null; the wire always carries an array.
@@ -122,7 +136,7 @@ impl<R, K> Call<R, K> {
 
     /// Runs the call on a peer. `target` is a peer id, `"host:port"`, a `SocketAddr`, a
     /// local [`Peer`](crate::Peer), or the [`Caller`] of the current handler (the reverse channel).
-    pub fn on(self, target: impl Into<Target>) -> RemoteCall<R> {
+    pub fn on(self, target: impl Into<Target>) -> RemoteCall<R, M> {
         RemoteCall::new(
             self.tag,
             self.returns_result,
@@ -133,7 +147,7 @@ impl<R, K> Call<R, K> {
     }
 }
 
-impl<R: DeserializeOwned> Call<R, SyncFn> {
+impl<R: DeserializeOwned, M> Call<R, SyncFn, M> {
     /// Runs the function in this thread, through its registry entry. A panic in it is
     /// caught and returned as [`Error::Remote`], exactly as a remote call would report it.
     pub fn local(self) -> Result<R> {
@@ -143,7 +157,7 @@ impl<R: DeserializeOwned> Call<R, SyncFn> {
     }
 }
 
-impl<R: DeserializeOwned> Call<R, AsyncFn> {
+impl<R: DeserializeOwned, M> Call<R, AsyncFn, M> {
     /// Runs the async function on this task, through its registry entry.
     pub async fn local(self) -> Result<R> {
         let (entry, args) = self.local_parts()?;
@@ -152,7 +166,7 @@ impl<R: DeserializeOwned> Call<R, AsyncFn> {
     }
 }
 
-impl<R, K> Call<R, K> {
+impl<R, K, M> Call<R, K, M> {
     /// The entry and the arguments, as a handler takes them (parsed back from their JSON,
     /// as a remote peer would).
     fn local_parts(&self) -> Result<(&'static Entry, Args<'static>)> {

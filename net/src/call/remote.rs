@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::target::{RouteCall, Target, TargetKind};
-use super::{block_on, decode, decode_json};
-use crate::error::{Error, Result};
+use super::{block_on, decode, decode_json, Fallible, Plain};
+use crate::error::{Error, Result, TimeoutStep};
 use crate::peer::{self, Peer};
 
 /// A call on its way to a peer: `.await` it (default timeout), set `.timeout(d)`, block on
@@ -22,8 +22,48 @@ use crate::peer::{self, Peer};
 ///
 /// Its output is `Result<R, net::Error>`; for a function returning `Result<T, E>` that is
 /// `Result<Result<T, E>, net::Error>`, the remote `E` arriving typed.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[net::connect]
+/// fn multiply(a: i64, b: i64) -> i64 {
+///     a * b
+/// }
+///
+/// #[net::connect(oneway)]
+/// fn note(text: String) {
+///     eprintln!("note: {text}");
+/// }
+///
+/// fn main() -> net::Result<()> {
+///     // Plain synchronous code: the peers run on a runtime of their own.
+///     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+///     let config = || net::Config::default().loopback(true).port(0);
+///     let server = net::Peer::start_on(config(), runtime.handle().clone())?;
+///     let me = net::Peer::start_on(config(), runtime.handle().clone())?;
+///
+///     // Block until the reply is there (the default timeout is NET_TIMEOUT):
+///     assert_eq!(multiply(6, 7).on(&server).via(&me).wait()?, 42);
+///     // A timeout of its own (Duration::ZERO: none):
+///     let quick = multiply(2, 3).on(&server).via(&me).timeout(Duration::from_millis(500));
+///     assert_eq!(quick.wait()?, 6);
+///     // Callbacks; the handle says when one has run:
+///     let done = multiply(4, 5)
+///         .on(&server)
+///         .via(&me)
+///         .then(|product| assert_eq!(product, 20), |error| panic!("{error}"))?;
+///     runtime.block_on(done).expect("the callback ran");
+///     // One-way: done once handed to the connection; no reply comes back.
+///     note("hello".into()).on(&server).via(&me).wait()?;
+///     // In async code, `.await` it instead of `.wait()`:
+///     let product = runtime.block_on(async { multiply(7, 8).on(&server).via(&me).await })?;
+///     assert_eq!(product, 56);
+///     Ok(())
+/// }
+/// ```
 #[must_use = "a remote call does nothing until awaited, waited on or given callbacks"]
-pub struct RemoteCall<R> {
+pub struct RemoteCall<R, M = Plain> {
     tag: Cow<'static, str>,
     returns_result: bool,
     oneway: bool,
@@ -32,10 +72,10 @@ pub struct RemoteCall<R> {
     target: Target,
     timeout: Option<Duration>,
     via: Option<Peer>,
-    _marker: PhantomData<fn() -> R>,
+    _marker: PhantomData<fn() -> (R, M)>,
 }
 
-impl<R> RemoteCall<R> {
+impl<R, M> RemoteCall<R, M> {
     pub(super) fn new(
         tag: Cow<'static, str>,
         returns_result: bool,
@@ -57,7 +97,8 @@ impl<R> RemoteCall<R> {
     }
 
     /// Waits at most `timeout` for the reply (instead of `NET_TIMEOUT`); the remote work
-    /// is cancelled when it runs out.
+    /// is cancelled when it runs out. `Duration::ZERO` means no timeout (Peers'
+    /// convention): the call waits as long as the peer takes.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -95,6 +136,21 @@ impl<R> RemoteCall<R> {
         }
     }
 
+    /// The same call under another marker (a broadcast keeps plain results).
+    pub(super) fn plain(self) -> RemoteCall<R, Plain> {
+        RemoteCall {
+            tag: self.tag,
+            returns_result: self.returns_result,
+            oneway: self.oneway,
+            args: self.args,
+            kwargs: self.kwargs,
+            target: self.target,
+            timeout: self.timeout,
+            via: self.via,
+            _marker: PhantomData,
+        }
+    }
+
     /// The peer whose runtime and connections the call uses.
     fn home(&self) -> Result<Peer> {
         if let TargetKind::Caller(caller) = &self.target.kind {
@@ -109,12 +165,13 @@ impl<R> RemoteCall<R> {
     }
 }
 
-impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
+impl<R: DeserializeOwned + Send + 'static, M: 'static> RemoteCall<R, M> {
     async fn run(self) -> Result<R> {
         let started = Instant::now();
         let home = self.home()?;
         let args = self.args?;
-        let budget = self.timeout.unwrap_or(home.config().timeout);
+        // Zero is no timeout (Peers' convention).
+        let budget = crate::config::budget(self.timeout.unwrap_or(home.config().timeout));
         if let TargetKind::Routed(route) = &self.target.kind {
             let call = RouteCall {
                 home: &home,
@@ -132,10 +189,21 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         }
         let back_channel = match &self.target.kind {
             TargetKind::Caller(caller) => caller.link().cloned(),
+            TargetKind::Link(link) => Some(link.clone()),
             _ => None,
         };
         // One clock read per call when the link is there already: the budget is whole.
+        // Otherwise connecting and the handshake come out of it too.
         let deadline = started + budget;
+        let whole = |e: Error| match e {
+            Error::Timeout { peer, step, .. } => Error::Timeout {
+                peer,
+                tag: self.tag.to_string(),
+                after: budget,
+                step,
+            },
+            other => other,
+        };
         let mut addr = None;
         let (mut conn, left) = match back_channel {
             Some(conn) => (conn, budget),
@@ -144,8 +212,8 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 match home.pooled(to) {
                     Some(link) => (link, budget),
                     None => {
-                        let link = home.link_to(to, budget).await?;
-                        (link, budget.saturating_sub(started.elapsed()))
+                        let link = home.link_to(to, deadline).await.map_err(whole)?;
+                        (link, deadline.saturating_duration_since(Instant::now()))
                     }
                 }
             }
@@ -155,6 +223,7 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
                 peer: conn.label().to_owned(),
                 tag: self.tag.into_owned(),
                 after: budget,
+                step: TimeoutStep::Handshake,
             });
         }
         let mut outcome = conn
@@ -171,22 +240,15 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
             if conn.parted_idle() {
                 // The link parted for idleness as the call went out: the call never ran
                 // (docs/PROTOCOL.md section 7), so it goes again on a new link.
-                conn = home.link_to(to, budget).await?;
+                conn = home.link_to(to, deadline).await.map_err(whole)?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 outcome = conn
                     .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
                     .await;
             }
         }
-        let outcome = outcome.map_err(|e| match e {
-            // Report the whole budget the caller gave, not what was left of it.
-            Error::Timeout { peer, tag, .. } => Error::Timeout {
-                peer,
-                tag,
-                after: budget,
-            },
-            other => other,
-        })?;
+        // Report the whole budget the caller gave, not what was left of it.
+        let outcome = outcome.map_err(whole)?;
         match outcome {
             Some(outcome) => decode(outcome, conn.label(), &self.tag, self.returns_result),
             None => decode_json("null", conn.label(), &self.tag),
@@ -201,7 +263,9 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
         let home = self.home();
         block_on(move || home, self.run())?
     }
+}
 
+impl<R: DeserializeOwned + Send + 'static> RemoteCall<R, Plain> {
     /// Runs the call in the background and hands the result to `on_ok` or the error to
     /// `on_err` (Peers' continuation and error handler), and returns at once. As in Peers,
     /// an error detected before anything is sent (no local peer could start) is returned
@@ -221,7 +285,78 @@ impl<R: DeserializeOwned + Send + 'static> RemoteCall<R> {
     }
 }
 
-impl<R: DeserializeOwned + Send + 'static> IntoFuture for RemoteCall<R> {
+impl<T, E> RemoteCall<Result<T, E>, Fallible>
+where
+    T: DeserializeOwned + Send + 'static,
+    E: DeserializeOwned + Send + 'static,
+{
+    /// Runs the call in the background and hands `T` to `on_ok`, or what went wrong to
+    /// `on_err`: the function's own `Err(E)` as [`Failure::Returned`], and a call that
+    /// failed (timeout, unreachable peer, panic, ...) as [`Failure::Call`]. This is
+    /// Peers' continuation and error handler: a remote function that fails reaches the
+    /// error handler, whichever way it failed. Returns at once; the handle can be
+    /// awaited to know that a callback has run. (`.await` and `.wait()` keep the two
+    /// apart instead: `Result<Result<T, E>, net::Error>`.)
+    ///
+    /// ```
+    /// #[net::connect]
+    /// fn checked_div(a: i64, b: i64) -> Result<i64, String> {
+    ///     a.checked_div(b).ok_or_else(|| format!("{a} / {b}: division by zero"))
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> net::Result<()> {
+    /// # let server = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+    /// # let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// checked_div(1, 0)
+    ///     .on(&server)
+    ///     .via(&me)
+    ///     .then(|quotient| println!("{quotient}"), move |failure| {
+    ///         let _ = tx.send(failure.to_string());
+    ///     })?
+    ///     .await
+    ///     .expect("the callback ran");
+    /// assert_eq!(rx.recv().unwrap(), "1 / 0: division by zero");
+    /// # Ok(()) }
+    /// ```
+    pub fn then<F, G>(self, on_ok: F, on_err: G) -> Result<tokio::task::JoinHandle<()>>
+    where
+        F: FnOnce(T) + Send + 'static,
+        G: FnOnce(Failure<E>) + Send + 'static,
+    {
+        let home = self.home()?;
+        Ok(home.runtime().spawn(async move {
+            match self.run().await {
+                Ok(Ok(value)) => on_ok(value),
+                Ok(Err(returned)) => on_err(Failure::Returned(returned)),
+                Err(error) => on_err(Failure::Call(error)),
+            }
+        }))
+    }
+}
+
+/// What reaches the error handler of [`RemoteCall::then`] for a function returning
+/// `Result<T, E>`: its typed error, or the failure of the call itself.
+#[derive(Debug, Clone)]
+pub enum Failure<E> {
+    /// The function ran and returned `Err(e)`.
+    Returned(E),
+    /// The call did not produce a result: a timeout, an unreachable peer, a panic, ...
+    Call(Error),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Returned(e) => e.fmt(f),
+            Failure::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for Failure<E> {}
+
+impl<R: DeserializeOwned + Send + 'static, M: 'static> IntoFuture for RemoteCall<R, M> {
     type Output = Result<R>;
     type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::id::PeerId;
+use crate::link::Link;
 use crate::peer::Peer;
 use crate::serve::Caller;
 use crate::wire::{Payload, WireOutcome};
@@ -53,6 +54,29 @@ pub(crate) trait Route: fmt::Debug + fmt::Display + Send + Sync {
 
 /// Where a call goes. Built from the types `.on(...)` accepts; text is parsed when the
 /// call runs, so a bad target is an error of the call, not a panic.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// let server = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// let addr = server.addr();
+/// let targets: Vec<net::Target> = vec![
+///     (&server).into(),                  // a local peer
+///     addr.into(),                       // a socket address
+///     addr.to_string().into(),           // "host:port"
+///     server.id().into(),                // a peer id, as net::peers() and `net peers` show
+/// ];
+/// for target in targets {
+///     assert_eq!(net::info().on(target).via(&me).await?.port, addr.port());
+/// }
+/// // A found peer (net::PeerInfo) and a handler's net::Caller are targets too; a Python
+/// // app-net peer is called in its own format:
+/// let _python = net::Target::app_net("127.0.0.1:3010");
+/// // A bad target is an error of the call:
+/// let err = net::info().on("not a peer").via(&me).await.unwrap_err();
+/// assert!(matches!(err, net::Error::InvalidTarget { .. }));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Target {
     pub(crate) kind: TargetKind,
@@ -66,9 +90,19 @@ pub(crate) enum TargetKind {
     /// Reached another way than a link (a Python app-net peer: app-net's JSON format, one
     /// TCP connection per call).
     Routed(Arc<dyn Route>),
+    /// Over this link, whoever is at its other end (a peer that called in, asked about
+    /// itself before this side trusts its claims).
+    Link(Arc<Link>),
 }
 
 impl Target {
+    /// The peer at the other end of `link`, called over it.
+    pub(crate) fn over(link: Arc<Link>) -> Target {
+        Target {
+            kind: TargetKind::Link(link),
+        }
+    }
+
     /// A target reached through `route`.
     pub(crate) fn routed(route: Arc<dyn Route>) -> Target {
         Target {
@@ -100,6 +134,7 @@ impl Target {
             }),
             TargetKind::Text(text) => resolve_text(text).await,
             TargetKind::Routed(route) => route.addr().await,
+            TargetKind::Link(link) => Ok(link.remote_addr()),
         }
     }
 }

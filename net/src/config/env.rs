@@ -8,8 +8,11 @@ use super::{frame_range_error, Config, MAX_FRAME, MIN_FRAME};
 use crate::error::{Error, Result};
 
 impl Config {
-    /// Reads the `NET_*` environment variables over the defaults.
+    /// Reads the `NET_*` environment variables over the defaults. A `NET_*` variable that
+    /// no part of `net` reads (a typo such as `NET_PROT`) is warned about once, with the
+    /// closest known name.
     pub fn from_env() -> Result<Config> {
+        super::vars::warn_unknown_once(std::env::vars_os());
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -34,6 +37,22 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = get("NET_PORT") {
             config.port = parse_num("NET_PORT", &v)?;
+        }
+        // app-net's documented name for the same setting.
+        if let Some(v) = get("NET_PORT_START") {
+            let start = parse_num("NET_PORT_START", &v)?;
+            if get("NET_PORT").is_some() && start != config.port {
+                return Err(Error::Config {
+                    var: "NET_PORT_START",
+                    value: v,
+                    reason: format!(
+                        "NET_PORT_START is app-net's name for NET_PORT, which says {}; set \
+                         one of them",
+                        config.port
+                    ),
+                });
+            }
+            config.port = start;
         }
         if let Some(v) = get("NET_PORT_RANGE") {
             config.port_range = parse_num("NET_PORT_RANGE", &v)?;
@@ -64,7 +83,16 @@ impl Config {
             })?;
         }
         if let Some(v) = get("NET_TIMEOUT") {
-            config.timeout = parse_duration("NET_TIMEOUT", &v)?;
+            // Zero or negative: no timeout (Peers' convention).
+            config.timeout = match v.trim().strip_prefix('-') {
+                Some(magnitude) => {
+                    parse_duration("NET_TIMEOUT", magnitude).map(|_| Duration::ZERO)?
+                }
+                None => parse_duration("NET_TIMEOUT", &v)?,
+            };
+        }
+        if let Some(v) = get("NET_CLIENT") {
+            config.client = parse_bool("NET_CLIENT", &v)?;
         }
         if let Some(v) = get("NET_MAX_FRAME") {
             config.max_frame = parse_size("NET_MAX_FRAME", &v)?;
@@ -91,6 +119,21 @@ impl Config {
         }
         if let Some(v) = get("NET_MDNS_SERVICE") {
             config.mdns_service = v.trim().to_owned();
+        }
+        match (get("NET_SECRET"), get("NET_SECRET_FILE")) {
+            (Some(_), Some(file)) => {
+                return Err(Error::Config {
+                    var: "NET_SECRET_FILE",
+                    value: file,
+                    reason: "NET_SECRET is set too; set one of them".into(),
+                })
+            }
+            (Some(secret), None) => config.secret = Some(super::Secret::new(secret)),
+            (None, Some(file)) => config.secret = Some(super::Secret::from_file(file.trim())?),
+            (None, None) => {}
+        }
+        if let Some(v) = get("NET_APPNET") {
+            config.app_net = super::AppNetAccess::parse(&v)?;
         }
         config.limits.read(&get)?;
         config.validate()?;
@@ -229,7 +272,8 @@ mod tests {
             ("NET_DEV", "loud"),
             ("NET_HOST", "my-laptop"),
             ("NET_TIMEOUT", "soon"),
-            ("NET_TIMEOUT", "0"),
+            ("NET_PORT_START", "x"),
+            ("NET_CLIENT", "maybe"),
             ("NET_MAX_FRAME", "12"),
             ("NET_MAX_FRAME", "2G"),
             ("NET_LOOPBACK", "2"),
@@ -240,6 +284,22 @@ mod tests {
                 assert!(err.contains(value), "{var}={value}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn app_nets_port_start_zero_timeouts_and_clients() {
+        assert_eq!(env(&[("NET_PORT_START", "4100")]).unwrap().port, 4100);
+        let same = env(&[("NET_PORT_START", "4100"), ("NET_PORT", "4100")]).unwrap();
+        assert_eq!(same.port, 4100);
+        let err = env(&[("NET_PORT_START", "4100"), ("NET_PORT", "4200")]).unwrap_err();
+        assert!(err.to_string().contains("set one of them"), "{err}");
+        for none in ["0", "-1", "-2s", "0ms"] {
+            let c = env(&[("NET_TIMEOUT", none)]).unwrap();
+            assert_eq!(c.timeout, Duration::ZERO, "{none}");
+        }
+        assert!(env(&[("NET_TIMEOUT", "-soon")]).is_err());
+        assert!(env(&[("NET_CLIENT", "1")]).unwrap().client);
+        assert!(!env(&[]).unwrap().client);
     }
 
     #[test]

@@ -11,9 +11,14 @@ use std::time::Duration;
 mod env;
 mod limits;
 mod paths;
+mod secret;
+mod state;
+mod vars;
 
 pub use limits::Limits;
 pub use paths::{Discovery, DiscoveryPaths};
+pub use secret::{AppNetAccess, Secret};
+pub(crate) use state::StateMap;
 
 use crate::error::{Error, Result};
 
@@ -56,7 +61,8 @@ pub struct Config {
     /// of this project sets it.
     pub loopback: bool,
     /// `NET_TIMEOUT`: the default call timeout. Default 10 s. Accepts `250ms`, `2s`, `1m`
-    /// or a bare number of seconds.
+    /// or a bare number of seconds. Zero (or a negative value in `NET_TIMEOUT`) means no
+    /// timeout, as in Peers: calls wait as long as the peer takes.
     pub timeout: Duration,
     /// `NET_MAX_FRAME`: the largest frame this peer sends or accepts, in bytes. Default
     /// 16 MiB; accepts `64K`, `16M`, `1G`. Between 1 KiB and 1 GiB.
@@ -64,10 +70,13 @@ pub struct Config {
     /// `NET_PEERS`: seed addresses (`host:port,...`) of peers outside this broadcast domain.
     /// Default none.
     pub seeds: Vec<String>,
-    /// Listen on any free port instead of one of `NET_PORT..=NET_PORT+NET_PORT_RANGE`,
-    /// while discovery still scans that range: for tools and scripts that call peers but
-    /// must not take a port of the range from a real one (the `net` command line). Default
-    /// false.
+    /// `NET_CLIENT`: be a client, a peer that only calls. It listens on any free port
+    /// instead of one of `NET_PORT..=NET_PORT+NET_PORT_RANGE` (discovery still scans that
+    /// range), is not advertised and not listed by other peers' discovery; calls back to
+    /// it over the connections it opened still work. Default false, except for the
+    /// process-wide peer when it starts by itself (see [`local_peer`](crate::local_peer)):
+    /// a program that never calls `net::start` and has no `#[net::subscribe]` or
+    /// `#[net::event]` functions is a client unless `NET_CLIENT=0` says otherwise.
     pub client: bool,
     /// `NET_DISCOVERY`: the discovery paths, e.g. `scan,mdns,seeds` (the default) or
     /// `all` to add the ARP-neighbour port scan. `NET_MDNS=0` takes mDNS out. With
@@ -82,6 +91,31 @@ pub struct Config {
     /// Deadlines, memory budgets and fair shares for every connection (`NET_HELLO_TIMEOUT`,
     /// `NET_IDLE_TIMEOUT`, `NET_CONN_MEMORY`, ...): see [`Limits`].
     pub limits: Limits,
+    /// `NET_SECRET`, or the contents of the file `NET_SECRET_FILE` names: the mesh's
+    /// shared secret. With it every connection is encrypted and authenticated
+    /// (docs/PROTOCOL.md section 17) and a peer without it learns nothing. Default none:
+    /// the mesh is then open to anyone who can reach its ports.
+    pub secret: Option<Secret>,
+    /// `NET_APPNET`: whether Python app-net's plain JSON requests are served (`auto`,
+    /// the default: yes without a secret, no with one; `allow`; `deny`).
+    pub app_net: AppNetAccess,
+    /// The values handlers' `net::State<T>` parameters get, one per type
+    /// ([`Config::state`]).
+    pub(crate) states: StateMap,
+}
+
+/// How long a call with no timeout (zero) may wait: long enough to mean "as long as it
+/// takes", short enough that a deadline computed from it never overflows.
+const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The budget a call gets from a timeout: the timeout itself, or practically forever for
+/// zero (no timeout, as Peers defines it).
+pub(crate) fn budget(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        NO_TIMEOUT
+    } else {
+        timeout
+    }
 }
 
 /// The mDNS service type of this project's peers.
@@ -116,6 +150,9 @@ impl Default for Config {
             probe_timeout: Duration::from_millis(500),
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
             limits: Limits::default(),
+            secret: None,
+            app_net: AppNetAccess::Auto,
+            states: StateMap::default(),
         }
     }
 }
@@ -132,13 +169,6 @@ impl Config {
         }
         if !(MIN_FRAME..=MAX_FRAME).contains(&self.max_frame) {
             return Err(frame_range_error(self.max_frame.to_string()));
-        }
-        if self.timeout.is_zero() {
-            return Err(Error::Config {
-                var: "NET_TIMEOUT",
-                value: "0".into(),
-                reason: "a call needs some time; give e.g. 500ms or 10s".into(),
-            });
         }
         if self.port != 0 && u32::from(self.port) + u32::from(self.port_range) > 65535 {
             return Err(Error::Config {
@@ -236,7 +266,7 @@ impl Config {
         self
     }
 
-    /// `NET_TIMEOUT`: the default call timeout.
+    /// `NET_TIMEOUT`: the default call timeout; zero means none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -254,8 +284,8 @@ impl Config {
         self
     }
 
-    /// Listens on any free port while discovery scans the configured range (see
-    /// [`Config::client`](Config#structfield.client)).
+    /// `NET_CLIENT`: a peer that only calls: it takes no port of the range and is not
+    /// listed by other peers (see [`Config::client`](Config#structfield.client)).
     pub fn client(mut self, client: bool) -> Self {
         self.client = client;
         self
@@ -281,6 +311,34 @@ impl Config {
     /// `NET_PROBE_TIMEOUT`: how long one discovery probe may take.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
+        self
+    }
+
+    /// `NET_SECRET`: the mesh's shared secret (see [`Config::secret`](Config#structfield.secret)).
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// `NET_APPNET`: whether app-net's plain JSON requests are served.
+    pub fn app_net(mut self, access: AppNetAccess) -> Self {
+        self.app_net = access;
+        self
+    }
+
+    /// Gives the peer `value` for every handler that takes a [`net::State<T>`](crate::State)
+    /// parameter (one value per type; a second of the same type replaces the first). Pass
+    /// an `Arc<T>` you keep as `T` itself if the rest of the program shares it, or get it
+    /// back with [`Peer::state`](crate::Peer::state).
+    ///
+    /// ```
+    /// struct Db(std::sync::Mutex<Vec<String>>);
+    ///
+    /// let config = net::Config::default().state(Db(Default::default()));
+    /// # let _ = config;
+    /// ```
+    pub fn state<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.states.insert(std::sync::Arc::new(value));
         self
     }
 

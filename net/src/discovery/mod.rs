@@ -3,7 +3,8 @@
 //!
 //! Every path feeds one table per local peer ([`table`]), which emits the membership
 //! stream. `peers()` ([`query`]) runs a discovery round the first time (and when asked to
-//! refresh) and otherwise returns the table, which mDNS keeps current in the background.
+//! refresh) and otherwise returns the table, which the background refresh ([`refresh`],
+//! whose module docs give the cadence) and mDNS keep current.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -11,6 +12,7 @@
 //! | `query.rs` | the `peers()` builder (filters, async and blocking), `peer_group`, `membership` |
 //! | `table.rs` | `PeerInfo`, the peer table, `Membership` events |
 //! | `paths.rs` | the path names and `NET_DISCOVERY` |
+//! | `refresh.rs` | the background refresh of the table, with its back-off |
 //! | `probe.rs` | one probe (connect + `info`), bounded batches, their tally |
 //! | `scan.rs` | the on-host scan of the port range |
 //! | `arp.rs` | the neighbour table and the neighbour scan |
@@ -25,12 +27,14 @@ mod arp;
 mod mdns;
 mod probe;
 mod query;
+mod refresh;
 mod report;
 mod scan;
 mod seeds;
 mod table;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +86,11 @@ pub(crate) struct State {
     round: tokio::sync::Mutex<Option<Vec<PathReport>>>,
     /// Whether mDNS runs, and its handle for the goodbye.
     mdns: Mutex<MdnsState>,
+    /// Set once the background refresh runs (it starts with the first discovery).
+    refreshing: AtomicBool,
+    /// Set once an empty table has been explained to the user; cleared when a query
+    /// finds peers, so that the next empty answer is explained again.
+    explained: AtomicBool,
 }
 
 impl Service for State {
@@ -104,12 +113,15 @@ impl State {
             probes: Semaphore::new(config.thread_limit.max(1)),
             round: tokio::sync::Mutex::new(None),
             mdns: Mutex::new(MdnsState::Off("not started yet".into())),
+            refreshing: AtomicBool::new(false),
+            explained: AtomicBool::new(false),
         }
     }
 
     /// Runs a first round unless one ran or is running (never waits on a running one: it
     /// may be the round that is asking, through peer exchange).
     pub(crate) async fn ensure_discovered(&self, peer: &Peer) {
+        refresh::start(peer);
         if let Ok(mut last) = self.round.try_lock() {
             if last.is_none() {
                 *last = Some(run_round(peer, false, false).await);
@@ -129,7 +141,7 @@ impl State {
 /// listening to the news of the core (who called in, who left, who is unreachable).
 pub(crate) fn start(peer: &Peer) {
     peer.listen(|peer, news| match news {
-        News::Incoming { id, from } => learn(peer, id, Some(*from)),
+        News::Incoming { id, link } => learn(peer, id, link),
         News::Goodbye { addr } => gone(peer, *addr, "it said goodbye"),
         News::Unreachable { addr, reason } => gone(peer, *addr, reason),
     });
@@ -148,6 +160,7 @@ pub(crate) async fn stop(peer: &Peer) {
 /// reports. A `loud` round (one a user asked for) says so when it finds nobody; background
 /// rounds (subscriptions, peer exchange) stay quiet.
 pub(crate) async fn discover(peer: &Peer, refresh: bool, loud: bool) -> Vec<PathReport> {
+    refresh::start(peer);
     let state = peer.discovery();
     let mut last = state.round.lock().await;
     if let (Some(reports), false) = (&*last, refresh) {
@@ -190,10 +203,27 @@ async fn run_round(peer: &Peer, refresh: bool, loud: bool) -> Vec<PathReport> {
         verify(peer, &confirmed).await;
     }
     let reports = vec![scan, mdns_report, seeds, arp];
-    if loud && state.table.snapshot().is_empty() {
+    if loud && refresh && state.table.snapshot().is_empty() {
+        // An explicit refresh explains again; a first round leaves it to the query.
         warn_nothing_found(peer, &reports);
+        state
+            .explained
+            .store(true, std::sync::atomic::Ordering::Release);
     }
     reports
+}
+
+/// A user's query found the table empty: explain it unless that was done since the table
+/// last had peers. (The first round may have run quietly, for the subscriptions of a
+/// program with `#[net::subscribe]` functions; the explanation is still owed.)
+pub(crate) fn explain_if_empty(peer: &Peer, empty: bool, reports: &[PathReport]) {
+    use std::sync::atomic::Ordering;
+    let state = peer.discovery();
+    if !empty {
+        state.explained.store(false, Ordering::Release);
+    } else if !state.explained.swap(true, Ordering::AcqRel) {
+        warn_nothing_found(peer, reports);
+    }
 }
 
 /// Probes the known peers this round did not see, and drops those that do not answer.

@@ -29,6 +29,10 @@ pub(crate) enum Probe {
     Foreign,
     /// A net peer with another protocol version: ignored, and said loudly.
     Incompatible(String),
+    /// A net peer on the other side of the shared secret (it requires one and this peer
+    /// has none, or the other way round, or they differ): ignored, with what it said. It
+    /// learns nothing more of us than we of it.
+    Secured(String),
     /// Not probed: loopback confinement forbids the address.
     Confined,
     /// Any other failure (no route, network down), with the reason.
@@ -57,14 +61,47 @@ pub(crate) async fn probe(
         return Probe::Failed("the peer is shutting down".into());
     };
     let started = Instant::now();
+    // A known Python app-net peer is asked in its own format at once: the framed hello
+    // only makes it log a traceback.
+    let known_app_net = state
+        .table
+        .snapshot()
+        .iter()
+        .any(|p| p.addr == addr && p.app_net);
+    if known_app_net {
+        return app_net(addr, timeout, started, found_by)
+            .await
+            .unwrap_or(Probe::Closed);
+    }
     let result = tokio::time::timeout(timeout, ask_info(peer, addr, timeout)).await;
     let rtt = started.elapsed();
     match result {
         Err(_) => Probe::Silent,
         Ok(Ok(info)) if &info.id == peer.id() => Probe::Myself,
         Ok(Ok(info)) => Probe::Found(Box::new(PeerInfo::new(addr, info, rtt, found_by))),
-        Ok(Err(e)) => classify(e),
+        Ok(Err(e)) => match classify(e) {
+            // Something answered, but not in our frames: perhaps a Python app-net peer,
+            // which answers app-net's own `info` request.
+            Probe::Foreign => app_net(addr, timeout, Instant::now(), found_by)
+                .await
+                .unwrap_or(Probe::Foreign),
+            other => other,
+        },
     }
+}
+
+/// Asks `addr` app-net's `info` in app-net's format: `Found` (marked app-net) when a
+/// Python app-net peer answers.
+async fn app_net(
+    addr: SocketAddr,
+    timeout: Duration,
+    started: Instant,
+    found_by: Discovery,
+) -> Option<Probe> {
+    let info = crate::appnet::probe_info(addr, timeout).await?;
+    let mut found = PeerInfo::new(addr, info, started.elapsed(), found_by);
+    found.app_net = true;
+    Some(Probe::Found(Box::new(found)))
 }
 
 /// Connects (unless a pooled connection is open) and hands the connection to the pool, so
@@ -82,7 +119,8 @@ async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<In
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| Error::unreachable(addr, e))?;
-        let link = peer.link_over_tcp(stream).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let link = peer.link_over_tcp(stream, deadline).await?;
         peer.adopt(&link, false);
         peer.offer(addr, &link);
     }
@@ -102,6 +140,21 @@ fn classify(error: Error) -> Probe {
         },
         Error::Timeout { .. } => Probe::Silent,
         e @ Error::Incompatible { .. } => Probe::Incompatible(e.to_string()),
+        Error::Secure { kind, peer, .. } if kind != crate::error::SecureFailure::Handshake => {
+            Probe::Secured(match kind {
+                crate::error::SecureFailure::SecretRequired => {
+                    format!("{peer} is a net peer that requires a shared secret")
+                }
+                crate::error::SecureFailure::NoSecret => {
+                    format!("{peer} is a net peer without a shared secret")
+                }
+                crate::error::SecureFailure::SecretsDiffer => {
+                    format!("{peer} is a net peer with another shared secret")
+                }
+                _ => format!("{peer} offers another secure handshake"),
+            })
+        }
+        Error::Secure { .. } => Probe::Foreign,
         Error::Protocol { .. }
         | Error::ConnectionClosed { .. }
         | Error::Decode { .. }
@@ -130,6 +183,8 @@ pub(crate) struct Tally {
     pub confined: usize,
     /// Peers of another protocol version, with the message.
     pub incompatible: Vec<String>,
+    /// Peers on the other side of the shared secret, with what each is.
+    pub secured: Vec<String>,
     /// Other failures, with their reasons.
     pub failed: Vec<String>,
     /// Peers that answered (an id may answer on several addresses).
@@ -149,6 +204,7 @@ impl Tally {
             Probe::Foreign => self.foreign += 1,
             Probe::Confined => self.confined += 1,
             Probe::Incompatible(m) => self.incompatible.push(m.clone()),
+            Probe::Secured(m) => self.secured.push(m.clone()),
             Probe::Failed(m) => self.failed.push(m.clone()),
         }
     }
@@ -173,6 +229,13 @@ impl Tally {
                 "{} incompatible: {}",
                 self.incompatible.len(),
                 self.incompatible[0]
+            ));
+        }
+        if !self.secured.is_empty() {
+            parts.push(format!(
+                "{} behind another secret (NET_SECRET): {}",
+                self.secured.len(),
+                self.secured[0]
             ));
         }
         if !self.failed.is_empty() {

@@ -43,6 +43,8 @@ pub struct Peers {
     on_host: bool,
     /// Run a new discovery round instead of answering from the table.
     refresh: bool,
+    /// Keep peers that serve this function (a tag or a function's path).
+    serving: Option<String>,
 }
 
 /// The peers the process-wide default peer knows (app-net's `net.peers()`): `.await` it,
@@ -61,6 +63,7 @@ pub fn peers() -> Peers {
         hubs_only: false,
         on_host: false,
         refresh: false,
+        serving: None,
     }
 }
 
@@ -88,9 +91,13 @@ impl Peer {
         }
     }
 
-    /// Membership events of this peer's table from now on.
+    /// Membership events of this peer's table from now on. The background refresh starts
+    /// with it (if no discovery started it before), so peers that start later are reported
+    /// as they come.
     pub fn membership(&self) -> broadcast::Receiver<Membership> {
-        self.discovery().table.subscribe()
+        let events = self.discovery().table.subscribe();
+        super::refresh::start(self);
+        events
     }
 }
 
@@ -119,6 +126,27 @@ impl Peers {
         self
     }
 
+    /// Keeps the peers that serve a function: `function` is its tag (`"registry.get"`,
+    /// as in `#[net::connect("registry.get")]`) or its path (`"app::add"`, which stands
+    /// for its default tag), or the tag of a call (`app::add(0, 0).tag()`).
+    ///
+    /// ```
+    /// #[net::connect("demo.greet")]
+    /// fn greet(name: String) -> String { format!("hello {name}") }
+    ///
+    /// # #[tokio::main] async fn main() -> net::Result<()> {
+    /// let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+    /// for peer in me.peers().serving("demo.greet").await? {
+    ///     println!("{}", greet("you".into()).on(&peer).via(&me).await?);
+    /// }
+    /// # me.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn serving(mut self, function: impl Into<String>) -> Self {
+        self.serving = Some(function.into());
+        self
+    }
+
     /// Runs a new discovery round instead of returning the cache, and drops the known
     /// peers that no longer answer.
     pub fn refresh(mut self) -> Self {
@@ -143,6 +171,7 @@ impl Peers {
             let paths = discover(&home, self.refresh, true).await;
             let known = home.discovery().table.snapshot();
             let total = known.len();
+            super::explain_if_empty(&home, total == 0, &paths);
             let peers = self.filter(known);
             Report {
                 filtered_out: total - peers.len(),
@@ -166,6 +195,7 @@ impl Peers {
                 self.groups.is_empty() || p.group.as_ref().is_some_and(|g| self.groups.contains(g))
             })
             .filter(|p| !self.hubs_only || p.hub)
+            .filter(|p| self.serving.as_ref().is_none_or(|f| p.serves(f)))
             .filter(|p| {
                 !self.on_host
                     || addrs::is_own(p.addr.ip(), &own)

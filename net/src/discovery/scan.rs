@@ -24,6 +24,32 @@ pub(crate) fn port_range(config: &Config) -> Result<RangeInclusive<u16>, String>
     Ok(config.port..=config.port.saturating_add(config.port_range))
 }
 
+/// The addresses the scan probes: every port of `ports` on `ips`, this peer left out.
+pub(crate) fn targets(
+    peer: &Peer,
+    ips: &[std::net::IpAddr],
+    ports: RangeInclusive<u16>,
+) -> Vec<SocketAddr> {
+    let own = peer.addr();
+    ips.iter()
+        .flat_map(|ip| ports.clone().map(move |port| SocketAddr::new(*ip, port)))
+        // Our own port on an address our listener covers is this peer itself.
+        .filter(|a| !(a.port() == own.port() && (own.ip().is_unspecified() || own.ip() == a.ip())))
+        .collect()
+}
+
+/// The addresses the background re-scan probes, when the on-host scan is selected and
+/// there is a port range.
+pub(crate) fn background_targets(peer: &Peer) -> Vec<SocketAddr> {
+    let config = peer.config();
+    match port_range(config) {
+        Ok(ports) if config.discovery.contains(Discovery::Scan) => {
+            targets(peer, &addrs::scan_targets(config), ports)
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Runs the scan and returns the peers that answered, with the path's report.
 pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
     let config = peer.config();
@@ -36,13 +62,7 @@ pub(crate) async fn run(peer: &Peer) -> (Vec<PeerInfo>, PathReport) {
         Err(why) => return (Vec::new(), PathReport::idle(Discovery::Scan, why)),
     };
     let ips = addrs::scan_targets(config);
-    let own = peer.addr();
-    let targets: Vec<SocketAddr> = ips
-        .iter()
-        .flat_map(|ip| ports.clone().map(move |port| SocketAddr::new(*ip, port)))
-        // Our own port on an address our listener covers is this peer itself.
-        .filter(|a| !(a.port() == own.port() && (own.ip().is_unspecified() || own.ip() == a.ip())))
-        .collect();
+    let targets = targets(peer, &ips, ports.clone());
     let (found, tally) = probe_all(peer, targets, config.probe_timeout, Discovery::Scan).await;
     let listed: Vec<String> = ips.iter().map(ToString::to_string).collect();
     let detail = format!(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -14,6 +15,7 @@ use super::report::PathReport;
 use super::table::PeerInfo;
 use super::Discovery;
 use crate::id::PeerId;
+use crate::link::Link;
 use crate::peer::Peer;
 use crate::serve::Caller;
 
@@ -60,7 +62,9 @@ async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
     state.ensure_discovered(peer).await;
     let asker = caller.id().cloned();
     if let Some(id) = &asker {
-        learn(peer, id, caller.addr());
+        if let Some(link) = caller.link() {
+            learn(peer, id, link);
+        }
     }
     state
         .table
@@ -77,7 +81,7 @@ async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
 /// Learns a peer that contacted this one (asked for `known_peers`, or opened a connection
 /// with its id): if the table does not have it, it is probed in the background, where it
 /// was seen first, then at its id's address, and added. Gated like peer exchange.
-pub(super) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
+pub(super) fn learn(peer: &Peer, id: &PeerId, link: &Arc<Link>) {
     let state = peer.discovery();
     if id == peer.id()
         || !peer.config().discovery.contains(Discovery::Seeds)
@@ -86,11 +90,8 @@ pub(super) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
     {
         return;
     }
-    let mut candidates = Vec::new();
-    if let Some(seen) = seen {
-        candidates.push(SocketAddr::new(seen.ip(), id.port()));
-    }
-    candidates.push(id.addr());
+    // Where the peer serves, as seen from here: its id's port on the address it came from.
+    let addr = SocketAddr::new(link.remote_addr().ip(), id.port());
     // A peer on this host is what the on-host scan covers; others come by exchange.
     let own = crate::addrs::own_ips();
     let path = if id.host().is_loopback() || crate::addrs::is_own(id.host(), &own) {
@@ -98,10 +99,30 @@ pub(super) fn learn(peer: &Peer, id: &PeerId, seen: Option<SocketAddr>) {
     } else {
         Discovery::Seeds
     };
-    let peer2 = peer.clone();
+    let (peer2, link, id) = (peer.clone(), link.clone(), id.clone());
+    // Asked over the link it came on: no second connection, and the answer must claim
+    // the same id (a peer's calls to it still go over a link this peer opens itself).
     let learn = async move {
-        if let Some(found) = first_answer(&peer2, candidates, SEED_TIMEOUT, path).await {
-            peer2.discovery().table.upsert(found);
+        let started = std::time::Instant::now();
+        let asked = crate::call::call_tag::<crate::wire::Info>(
+            crate::wire::INFO_TAG,
+            serde_json::json!([]),
+        )
+        .on(crate::call::Target::over(link))
+        .via(&peer2)
+        .timeout(SEED_TIMEOUT)
+        .await;
+        match asked {
+            Ok(info) if info.id == id => {
+                let found = PeerInfo::new(addr, info, started.elapsed(), path);
+                peer2.discovery().table.upsert(found);
+            }
+            Ok(info) => {
+                tracing::debug!(claimed = %id, answered = %info.id, "a peer's hello and info disagree")
+            }
+            Err(e) => {
+                tracing::debug!(peer = %id, error = %e, "a peer that called in did not answer info")
+            }
         }
     };
     peer.tracker().spawn_on(learn, peer.runtime());

@@ -21,6 +21,25 @@ const EVENT_BUFFER: usize = 1024;
 
 /// A peer found by discovery: where to call it, what it is, and how it was found. Use it
 /// as a call target: `f(x).on(&peer).await`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// // Two peers scanning one port range find each other.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let config = || net::Config::default().loopback(true).port(port).port_range(3);
+/// let a = net::Peer::start(config()).await?;
+/// let b = net::Peer::start(config()).await?;
+/// let found = b.peers().await?;
+/// let peer: &net::PeerInfo = &found[0];
+/// assert_eq!(peer.addr, a.addr());
+/// assert_eq!(peer.found_by, net::Discovery::Scan);
+/// assert!(!peer.app_net && peer.serves("info"));
+/// println!("{} in group {:?}, {:.1} ms away, serving {:?}",
+///     peer.id, peer.group, peer.rtt.as_secs_f64() * 1e3, peer.info.functions());
+/// let info = net::info().on(peer).via(&b).await?;   // a call target
+/// assert_eq!(info.id, peer.id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PeerInfo {
@@ -34,10 +53,32 @@ pub struct PeerInfo {
     pub hub: bool,
     /// The path that found it first.
     pub found_by: Discovery,
-    /// How long its last probe (connect if needed, and an `info` call) took.
+    /// How long its last probe (connect if needed, and an `info` call) took, in
+    /// milliseconds in JSON (`rtt_ms`).
+    #[serde(rename = "rtt_ms", with = "millis")]
     pub rtt: Duration,
+    /// It is a Python app-net peer: calls to it (`f(x).on(&peer)`) go in app-net's own
+    /// format, and `info` holds what its app-net `info` said (its `version` is `app-net`).
+    #[serde(default)]
+    pub app_net: bool,
     /// What it said about itself.
     pub info: Info,
+}
+
+/// A duration as fractional milliseconds, as people read a round trip.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+    }
 }
 
 impl PeerInfo {
@@ -49,8 +90,22 @@ impl PeerInfo {
             hub: info.hub,
             found_by,
             rtt,
+            app_net: false,
             info,
         }
+    }
+
+    /// Whether it serves `function`: a tag, or a function's path (`app::add`), which
+    /// stands for its default tag.
+    pub fn serves(&self, function: &str) -> bool {
+        let function = function.trim();
+        let default = function
+            .contains("::")
+            .then(|| crate::id::default_tag(function));
+        self.info
+            .connections
+            .iter()
+            .any(|tag| tag == function || Some(tag) == default.as_ref())
     }
 
     /// Equal apart from the measurement and the path: a change worth an `Updated` event.
@@ -63,18 +118,44 @@ impl PeerInfo {
 }
 
 impl From<&PeerInfo> for Target {
+    /// Where the peer serves; a Python app-net peer is called in app-net's format.
     fn from(peer: &PeerInfo) -> Target {
-        Target::from(peer.addr)
+        if peer.app_net {
+            Target::app_net(peer.addr)
+        } else {
+            Target::from(peer.addr)
+        }
     }
 }
 
 impl From<PeerInfo> for Target {
     fn from(peer: PeerInfo) -> Target {
-        Target::from(peer.addr)
+        Target::from(&peer)
     }
 }
 
 /// A change in the set of known peers, from [`membership`](crate::membership).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let config = || net::Config::default().loopback(true).port(port).port_range(3);
+/// let watcher = net::Peer::start(config()).await?;
+/// let mut changes = watcher.membership();
+/// // A peer that starts later is reported by the background refresh, unasked.
+/// let newcomer = net::Peer::start(config()).await?;
+/// let event = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
+///     .await
+///     .expect("a join within the refresh's cadence")
+///     .expect("the stream is open");
+/// match event {
+///     net::Membership::Joined(peer) => assert_eq!(peer.addr, newcomer.addr()),
+///     net::Membership::Updated(peer) => println!("{} changed", peer.id),
+///     net::Membership::Left { peer, reason } => println!("{} left: {reason}", peer.id),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Membership {

@@ -77,7 +77,7 @@ pub(crate) async fn deliver(
             Handler::Async(_) => {
                 let outcome =
                     serve::run_here(entry, Args::positional(payload), caller.clone()).await;
-                results.push(classify(outcome));
+                results.push(classify(super::mismatch::noted(entry, &caller, outcome)));
             }
             Handler::Sync(_) => {
                 // This and the synchronous events right after it run in one trip to the
@@ -103,7 +103,8 @@ pub(crate) async fn deliver(
                             continue;
                         }
                         let args = Args::positional(payload);
-                        out.push(classify(serve::run_inline(entry, args, caller.clone())));
+                        let outcome = serve::run_inline(entry, args, caller.clone());
+                        out.push(classify(super::mismatch::noted(entry, &caller, outcome)));
                     }
                     out
                 })
@@ -122,7 +123,7 @@ pub(crate) async fn deliver(
     results
 }
 
-/// What a handler's outcome means for a delivery.
+/// What an outcome means for a delivery.
 fn classify(outcome: WireOutcome) -> ItemResult {
     match outcome {
         WireOutcome::Ok(_) => ItemResult::Delivered,
@@ -203,8 +204,11 @@ const FRAME_MARGIN: usize = 4096;
 /// events run in order there. What does not fit one frame (the smaller of both sides'
 /// `NET_MAX_FRAME`) goes back to the front of the queue for the next call.
 pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
-    let conn = match peer.link_to(addr, budget).await {
+    let budget = crate::config::budget(peer.config().timeout);
+    let conn = match peer
+        .link_to(addr, tokio::time::Instant::now() + budget)
+        .await
+    {
         Ok(conn) => conn,
         Err(e) => return fail_connect(peer, addr, batch, e),
     };
@@ -250,7 +254,7 @@ async fn send_fitting(
     addr: SocketAddr,
     batch: Vec<Item>,
 ) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let mut args = String::with_capacity(
         32 + batch
             .iter()
@@ -345,8 +349,11 @@ async fn send_fitting(
 /// Sends one event straight to the handler's tag: for subscribers without the batch
 /// built-in. The lane sends these one at a time, so they run in order there too.
 pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
-    let conn = match peer.link_to(addr, budget).await {
+    let budget = crate::config::budget(peer.config().timeout);
+    let conn = match peer
+        .link_to(addr, tokio::time::Instant::now() + budget)
+        .await
+    {
         Ok(conn) => conn,
         Err(e) => return fail_connect(peer, addr, batch, e),
     };
@@ -385,7 +392,7 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
 /// per request, as app-net serves). The lane sends these one at a time, so they run in
 /// order there too.
 pub(crate) async fn send_app_net(peer: &Peer, addr: SocketAddr, batch: Vec<Item>) -> Verdict {
-    let budget = peer.config().timeout;
+    let budget = crate::config::budget(peer.config().timeout);
     let max_reply = peer.config().max_frame;
     let mut items = batch.into_iter();
     while let Some(item) = items.next() {

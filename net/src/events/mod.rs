@@ -48,6 +48,7 @@
 
 mod deliver;
 mod handlers;
+mod mismatch;
 mod publish;
 mod subs;
 mod subscriber;
@@ -248,14 +249,20 @@ pub(crate) async fn before_shutdown(peer: &Peer) {
 /// Discovery's membership stream reports a peer that joined, or whose group or hub flag
 /// changed: subscribe to it if filters accept it, withdraw what they no longer accept.
 /// Does nothing for peers that do not subscribe automatically.
-pub(crate) fn peer_joined(local: &Peer, addr: SocketAddr, group: Option<&str>, hub: bool) {
+pub(crate) fn peer_joined(
+    local: &Peer,
+    addr: SocketAddr,
+    group: Option<&str>,
+    hub: bool,
+    app_net: bool,
+) {
     subscriber::peer_joined(
         local,
         subscriber::Candidate {
             addr,
             group: group.map(str::to_owned),
             hub,
-            app_net: false,
+            app_net,
         },
     );
 }
@@ -302,12 +309,12 @@ mod tests {
         let (addr, me) = (publisher.addr(), subscriber.addr());
 
         // Not following discovery: a join changes nothing.
-        peer_joined(&subscriber, addr, Some("g"), true);
+        peer_joined(&subscriber, addr, Some("g"), true, false);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(subscriber.subscriptions().is_empty());
 
         subscriber.auto_subscribe();
-        peer_joined(&subscriber, addr, Some("g"), true);
+        peer_joined(&subscriber, addr, Some("g"), true, false);
         eventually("both subscriptions", || {
             publisher.subscribers("unit.grouped") == [me]
                 && publisher.subscribers("unit.any") == [me]
@@ -315,7 +322,7 @@ mod tests {
         .await;
 
         // The publisher changed group: the grouped subscription is withdrawn.
-        peer_joined(&subscriber, addr, Some("h"), true);
+        peer_joined(&subscriber, addr, Some("h"), true, false);
         eventually("the grouped one withdrawn", || {
             publisher.subscribers("unit.grouped").is_empty()
         })
@@ -329,7 +336,7 @@ mod tests {
         assert!(publisher.subscribers("unit.any").is_empty());
 
         // Joining oneself is ignored.
-        peer_joined(&subscriber, me, None, false);
+        peer_joined(&subscriber, me, None, false, false);
         publisher.shutdown().await;
         subscriber.shutdown().await;
     }

@@ -303,7 +303,12 @@ impl Peer {
         let candidate = if target.protocol() == Some("app-net") {
             app_net_candidate(self, addr).await?
         } else {
-            let conn = self.link_to(addr, self.config().timeout).await?;
+            let conn = self
+                .link_to(
+                    addr,
+                    tokio::time::Instant::now() + crate::config::budget(self.config().timeout),
+                )
+                .await?;
             Candidate {
                 addr,
                 group: conn.remote().group.clone(),
@@ -441,7 +446,13 @@ impl Peer {
 }
 
 fn joined(local: &Peer, info: &PeerInfo) {
-    super::peer_joined(local, info.addr, info.group.as_deref(), info.hub);
+    super::peer_joined(
+        local,
+        info.addr,
+        info.group.as_deref(),
+        info.hub,
+        info.app_net,
+    );
 }
 
 /// Discovery found `addr` (or its group or hub flag changed): register what matches,

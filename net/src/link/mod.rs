@@ -32,7 +32,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::Error;
+use crate::error::{Error, TimeoutStep};
 use crate::sync::lock;
 use crate::wire::{self, CallIn, CallRef, Frame, Hello, Payload, WireOutcome};
 use guard::Watched;
@@ -376,6 +376,7 @@ impl Link {
                 peer: self.label.clone(),
                 tag: tag.to_owned(),
                 after: timeout,
+                step: TimeoutStep::Reply,
             }),
         }
     }
@@ -473,6 +474,12 @@ impl Link {
     /// flush to run once the caller's current batch of work is done.
     pub(crate) fn promise_flush(&self, defer: impl FnOnce(Box<dyn FnOnce()>)) {
         self.outbox.promise_flush(defer);
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Link({})", self.label)
     }
 }
 

@@ -32,8 +32,7 @@ async fn start(transport: Transport, handler: Arc<dyn Inbound>, max_in: usize) -
     } = transport;
     let mut reader = FramedRead::new(read, wire::codec(max_in));
     let mut writer = FramedWrite::new(write, wire::codec(u32::MAX as usize));
-    let timeout = std::time::Duration::from_secs(5);
-    let remote = wire::handshake(&mut reader, &mut writer, &hello(max_in), "memory", timeout)
+    let remote = wire::handshake(&mut reader, &mut writer, &hello(max_in), "memory")
         .await
         .unwrap();
     let handshaken = Handshaken {

@@ -8,16 +8,18 @@ use std::sync::{Arc, RwLock};
 
 use super::Peer;
 use crate::id::PeerId;
+use crate::link::Link;
 
 /// One piece of news.
 #[derive(Debug)]
 pub(crate) enum News<'a> {
-    /// A serving peer opened a link to us and said who it is.
+    /// A serving peer opened a link to us and said who it is. Only a claim: ask over
+    /// `link` before trusting it.
     Incoming {
         /// The id it claimed (its host checked against the link's address).
         id: &'a PeerId,
-        /// Where the link comes from.
-        from: SocketAddr,
+        /// The link it came over.
+        link: &'a Arc<Link>,
     },
     /// The peer serving at `addr` said goodbye: it is shutting down.
     Goodbye {

@@ -12,6 +12,7 @@ use tokio::runtime::{Handle, Runtime};
 use super::Peer;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::serve::{EVENTS, SUBSCRIPTIONS};
 use crate::sync::lock;
 
 /// The default peer, once started.
@@ -56,13 +57,39 @@ pub(crate) fn default_runtime() -> Result<Handle> {
 /// The process-wide default peer, started from the `NET_*` variables on first use (as
 /// app-net's `net.Peer()` singleton). It runs on a small runtime of its own, so remote
 /// calls work from plain synchronous code and from any async runtime alike.
+///
+/// **Started by itself, it is a client** when the program has no `#[net::subscribe]` and
+/// no `#[net::event]` functions: a program whose only use of `net` is calling (its first
+/// `.on(peer)`, `net::peers()` or `net::membership()` starts the peer) takes no port of
+/// the range, is not advertised and is not listed by other peers' discovery; callbacks
+/// over the connections it opens still work. A program that serves starts its peer with
+/// [`net::start`](crate::start) (or [`Peer::start`]); `NET_CLIENT=1` or `NET_CLIENT=0`
+/// decides either way. (Whether it registers `#[net::connect]` functions cannot decide
+/// it: a client that calls `app::add(..)` links the functions of `app` too.)
+///
+/// ```no_run
+/// // The whole program: it calls, so its peer is a client.
+/// #[net::connect]
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// fn main() -> net::Result<()> {
+///     println!("{}", add(1, 2).on("127.0.0.1:3010").wait()?);
+///     assert!(net::local_peer()?.config().client);
+///     Ok(())
+/// }
+/// ```
 pub fn local_peer() -> Result<Peer> {
     let mut slot = DefaultSlot::lock();
     if let Some(peer) = slot.running() {
         return Ok(peer.clone());
     }
+    let mut config = Config::from_env()?;
+    let decided = std::env::var("NET_CLIENT").is_ok_and(|v| !v.trim().is_empty());
+    if !decided && SUBSCRIPTIONS.is_empty() && EVENTS.is_empty() {
+        config.client = true;
+    }
     // The documented exception to the layering: see the module docs.
-    crate::start::start_default(&mut slot, Config::from_env()?, default_runtime()?)
+    crate::start::start_default(&mut slot, config, default_runtime()?)
 }
 
 /// The default peer if it already runs; never starts it.

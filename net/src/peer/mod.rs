@@ -14,6 +14,7 @@
 //! | `services.rs` | the per-peer state of each service, by type |
 //! | `default.rs` | the process-wide default peer and its runtime |
 //! | `caller.rs` | `Caller::server`, the serving peer of a call |
+//! | `state.rs` | the values handlers' `net::State<T>` parameters get |
 
 mod bus;
 mod caller;
@@ -21,6 +22,7 @@ mod connect;
 mod default;
 mod pool;
 mod services;
+mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -34,6 +36,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::id::PeerId;
 use crate::link::{Guard, Link};
+use crate::secure::MeshKey;
 use crate::serve::{Registry, Server, Slots};
 use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
@@ -101,6 +104,10 @@ pub(crate) struct PeerInner {
     /// Protocols other than this crate's that may arrive on its port (app-net's JSON),
     /// told apart by their first byte.
     claims: Mutex<Vec<Claim>>,
+    /// The mesh key derived from NET_SECRET: every link is then secured with it.
+    key: Option<MeshKey>,
+    /// The values handlers' `net::State<T>` parameters get (`state.rs`).
+    states: std::sync::RwLock<crate::config::StateMap>,
 }
 
 impl Peer {
@@ -115,6 +122,10 @@ impl Peer {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
         let id = PeerId::new(advertised_host(&config), addr.port(), config.group.clone());
+        let key = match &config.secret {
+            Some(secret) => Some(MeshKey::from_secret(secret.bytes())?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let peer = Peer {
             inner: Arc::new(PeerInner {
@@ -122,6 +133,8 @@ impl Peer {
                 services: services::Services::default(),
                 bus: bus::Bus::default(),
                 claims: Mutex::new(Vec::new()),
+                key,
+                states: std::sync::RwLock::new(config.states.clone()),
                 server: OnceLock::new(),
                 config,
                 id,
@@ -199,6 +212,12 @@ impl Peer {
     /// How many connections to other peers are open, both directions.
     pub fn connection_count(&self) -> usize {
         self.inner.links.count()
+    }
+
+    /// Whether the peer has a shared secret (NET_SECRET): its links are then encrypted,
+    /// and peers without the secret learn nothing.
+    pub fn is_secured(&self) -> bool {
+        self.inner.key.is_some()
     }
 
     /// True once `shutdown` has begun.

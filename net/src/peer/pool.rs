@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::OnceCell;
 
@@ -13,10 +14,6 @@ use super::{News, Peer};
 use crate::error::{Error, Result};
 use crate::link::Link;
 use crate::sync::lock;
-
-/// How long a TCP connect may take at most, whatever the call's timeout: a live host on a
-/// LAN answers in well under a millisecond, an absent one never does.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One address's slot in the pool; the cell makes concurrent first calls share a connect.
 type Slot = Arc<OnceCell<Arc<Link>>>;
@@ -47,9 +44,15 @@ impl Links {
 }
 
 impl Peer {
-    /// Remembers a link (either direction) for shutdown and counting. An incoming link
-    /// from a serving peer also joins the pool, so that calls back to it reuse it rather
-    /// than opening a second one, and the services hear of the peer.
+    /// Remembers a link (either direction) for shutdown and counting, and tells the
+    /// services of a serving peer that called in.
+    ///
+    /// An incoming link never joins the pool: the id its hello claims is only a claim (a
+    /// process on the same host could claim a neighbour's port, and with NET_SECRET a
+    /// recorded first message could be replayed by an outsider, who would never answer),
+    /// so calls to that peer go over a link this peer opened to the address itself. The
+    /// caller's own link still serves callbacks (`.on(&caller)`), and discovery, told of
+    /// the claim, checks it by probing that address.
     pub(crate) fn adopt(&self, link: &Arc<Link>, incoming: bool) {
         {
             let mut all = lock(&self.inner.links.all);
@@ -59,35 +62,22 @@ impl Peer {
         if !incoming {
             return;
         }
-        // Only an id whose host is where the link comes from: otherwise any client could
-        // claim another peer's address and receive calls meant for it.
+        // Only an id whose host is where the link comes from is worth probing.
         let claimed = link
             .remote()
             .id
             .as_ref()
             .filter(|id| id.host() == link.remote_addr().ip());
         if let Some(id) = claimed {
-            {
-                let mut pool = lock(&self.inner.links.pool);
-                let fresh = pool
-                    .get(&id.addr())
-                    .is_none_or(|cell| cell.get().is_none_or(|l| !l.is_open()));
-                if fresh {
-                    pool.insert(id.addr(), Arc::new(OnceCell::new_with(Some(link.clone()))));
-                }
-            }
             // A peer that contacted us is a peer we know (on loopback, where there is no
             // mDNS, this is how existing peers hear of a newcomer).
-            self.publish(&News::Incoming {
-                id,
-                from: link.remote_addr(),
-            });
+            self.publish(&News::Incoming { id, link });
         }
     }
 
-    /// The open link to `addr`, connecting if there is none. Concurrent callers share one
-    /// connect attempt.
-    pub(crate) async fn link_to(&self, addr: SocketAddr, budget: Duration) -> Result<Arc<Link>> {
+    /// The open link to `addr`, connecting if there is none, by `deadline`. Concurrent
+    /// callers share one connect attempt (within the first one's deadline).
+    pub(crate) async fn link_to(&self, addr: SocketAddr, deadline: Instant) -> Result<Arc<Link>> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::Shutdown);
         }
@@ -104,9 +94,7 @@ impl Peer {
                 .entry(addr)
                 .or_default()
                 .clone();
-            let result = cell
-                .get_or_try_init(|| self.open(addr, budget.min(CONNECT_TIMEOUT)))
-                .await;
+            let result = cell.get_or_try_init(|| self.open(addr, deadline)).await;
             match result {
                 Ok(link) if link.is_open() => return Ok(link.clone()),
                 // A dead link: forget it and connect afresh.

@@ -12,6 +12,7 @@
 //! | `inline.rs` | running a quick synchronous function on the reader, under a watch |
 //! | `pool.rs` | the handler threads for the other synchronous functions |
 //! | `caller.rs` | `net::Caller`, what a handler learns of who called |
+//! | `state.rs` | `net::State<T>`, the shared state a handler takes |
 //! | `outcome.rs`, `flags.rs`, `panic.rs` | what a run produced; named responses; caught panics |
 //! | `listen.rs` | binding the port range, the accept loop with its connection limit |
 //! | `slots.rs` | the connection slots, what each connection does with its own, reclaiming idle ones |
@@ -28,6 +29,7 @@ mod registry;
 mod run;
 mod slots;
 mod speed;
+mod state;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub use registry::{
     Args, BoxFuture, Entry, EventDecl, FlagHandler, Handler, Subscription, ENTRIES, EVENTS, FLAGS,
     SUBSCRIPTIONS,
 };
+pub use state::State;
 
 pub(crate) use flags::dispatch as dispatch_flag;
 pub(crate) use inbound::Server;

@@ -203,11 +203,22 @@ impl<'a> Args<'a> {
                     text => text,
                 };
                 return serde_json::from_str(positional).map_err(|e| {
-                    format!(
-                        "arguments {} do not fit the parameters ({}): {e}",
-                        truncate(self.positional.get()),
-                        params.join(", ")
-                    )
+                    // A count that differs says more than serde's "trailing characters".
+                    let given = serde_json::from_str::<Vec<&RawValue>>(self.positional.get())
+                        .map(|values| values.len());
+                    match given {
+                        Ok(given) if given != params.len() => format!(
+                            "{given} argument{} given, the function takes {} ({})",
+                            if given == 1 { "" } else { "s" },
+                            params.len(),
+                            params.join(", ")
+                        ),
+                        _ => format!(
+                            "arguments {} do not fit the parameters ({}): {e}",
+                            truncate(self.positional.get()),
+                            params.join(", ")
+                        ),
+                    }
                 });
             }
         };

@@ -54,3 +54,41 @@ pub struct Info {
     /// The wire protocol version.
     pub protocol: u32,
 }
+
+impl Info {
+    /// The peer's own functions, each once, without net's built-ins: the paths of
+    /// functions with a default tag (every `#[net::connect]` function has one, whatever
+    /// its custom tag), or, for a Python app-net peer, its tags without app-net's
+    /// `net.defaults.*` handlers.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> net::Result<()> {
+    /// #[net::connect("demo.double")]
+    /// fn double(x: i64) -> i64 { 2 * x }
+    ///
+    /// let peer = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+    /// let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+    /// let info = net::info().on(&peer).via(&me).await?;
+    /// assert!(info.functions().iter().any(|f| f.ends_with("::double")));
+    /// assert!(!info.functions().iter().any(|f| f.starts_with("net::builtins::")));
+    /// # Ok(()) }
+    /// ```
+    pub fn functions(&self) -> Vec<String> {
+        let mut functions: Vec<String> = if self.protocol == 0 {
+            self.connections
+                .iter()
+                .filter(|tag| !tag.starts_with("net.defaults."))
+                .cloned()
+                .collect()
+        } else {
+            self.connections
+                .iter()
+                .filter_map(|tag| crate::id::tag_path(tag))
+                .filter(|path| !crate::id::is_builtin_path(path))
+                .collect()
+        };
+        functions.sort();
+        functions.dedup();
+        functions
+    }
+}

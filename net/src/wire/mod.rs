@@ -17,7 +17,7 @@ pub(crate) use fast::{decode, encode_call, encode_reply};
 pub(crate) use frame::{
     CallIn, CallRef, Frame, Hello, Incoming, ReplyIn, WireOutcome, PROTOCOL_VERSION,
 };
-pub(crate) use handshake::handshake;
+pub(crate) use handshake::{check_hello, handshake};
 pub use info::Info;
 pub(crate) use info::INFO_TAG;
 pub use payload::Payload;

@@ -1,5 +1,6 @@
 //! The command line's shape: subcommands, their arguments and help text.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -7,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// See and poke the mesh of net peers.
 ///
 /// Settings come from the NET_* environment variables (NET_PORT, NET_PORT_RANGE,
-/// NET_LOOPBACK, NET_TIMEOUT, ...), as for any net program.
+/// NET_LOOPBACK, NET_TIMEOUT, NET_SECRET, ...), as for any net program. A mesh without
+/// NET_SECRET is open: anything that can reach its ports can call every function.
 #[derive(Debug, Parser)]
 #[command(name = "net", version, about, long_about = None)]
 #[command(
@@ -17,6 +19,10 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Read the mesh secret from this file (as NET_SECRET_FILE does): only peers with the
+    /// same secret can call, or be called by, this command.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,7 +35,11 @@ pub(crate) enum Command {
     )]
     Peers(PeersArgs),
     /// Run every discovery path and say what each found, or why it found nothing.
-    #[command(after_help = "Examples:\n  net doctor\n  NET_GROUP=render net doctor")]
+    #[command(
+        after_help = "Examples:\n  net doctor\n  NET_GROUP=render net doctor\n  net doctor \
+                            --json\n  net doctor --arp   # also probe the neighbours' ports \
+                            (LAN only)"
+    )]
     Doctor(DoctorArgs),
     /// Show a peer's info: id, address, group, user, program, functions, flags.
     #[command(
@@ -38,9 +48,13 @@ pub(crate) enum Command {
     Info(InfoArgs),
     /// Call a function on a peer and print the result as JSON.
     #[command(
-        after_help = "Each ARG is a JSON value; text that is not JSON is taken as a \
-                            string.\nTAG is a tag, a function's path, or its name when that \
-                            is unique on the peer.\n\nExamples:\n  net call 127.0.0.1:3010 \
+        after_help = "Each ARG is a JSON value (5, 2.5, true, null, '[1, 2]', '{\"a\": 1}', \
+                            '\"quoted text\"'); a plain word that is not JSON is taken as a \
+                            string, and text that starts like JSON but is not valid JSON is an \
+                            error. Options may come before or after the arguments; put -- \
+                            before an argument that starts with --.\nTAG is a tag, a \
+                            function's path, or its name when that is unique on the \
+                            peer.\n\nExamples:\n  net call 127.0.0.1:3010 \
                             multiply 5 10\n  net call 127.0.0.1:3010 pass_through '{\"a\": [1, \
                             2]}'\n  net call 127.0.0.1:3010 registry.get arrakis --timeout 2s\n  \
                             net call 127.0.0.1:3010 multiply --args '[5, 10]'"
@@ -82,9 +96,16 @@ pub(crate) struct PeersArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
-    /// Skip the ARP-neighbour port scan.
+    /// Also probe the ARP neighbours' ports (what intrusion detection may flag); off
+    /// unless asked, as in the library.
     #[arg(long)]
+    pub arp: bool,
+    /// The ARP-neighbour scan is off already; kept so that old scripts still run.
+    #[arg(long, hide = true)]
     pub no_arp: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -102,8 +123,8 @@ pub(crate) struct CallArgs {
     pub peer: String,
     /// The function: a tag, a path such as `app::multiply`, or a unique name.
     pub tag: String,
-    /// Arguments, each a JSON value (non-JSON text is a string).
-    #[arg(allow_hyphen_values = true, conflicts_with = "args")]
+    /// Arguments, each a JSON value (a plain word is a string).
+    #[arg(allow_negative_numbers = true, conflicts_with = "args")]
     pub arg: Vec<String>,
     /// All arguments as one JSON array instead.
     #[arg(long, value_name = "JSON")]

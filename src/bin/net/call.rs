@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::args::CallArgs;
@@ -49,12 +50,26 @@ fn arguments(args: &CallArgs) -> Result<Value, Failure> {
             Err(e) => Err(Failure::Error(format!("--args is not valid JSON: {e}"))),
         };
     }
-    Ok(Value::Array(
-        args.arg
-            .iter()
-            .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
-            .collect(),
-    ))
+    args.arg
+        .iter()
+        .enumerate()
+        .map(|(i, text)| argument(i + 1, text))
+        .collect::<Result<Vec<Value>, Failure>>()
+        .map(Value::Array)
+}
+
+/// One ARG: JSON, or a plain word taken as a string. Text that starts like a JSON object,
+/// array or string but does not parse is a mistake to point out, not a string to send.
+fn argument(position: usize, text: &str) -> Result<Value, Failure> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(e) if text.trim_start().starts_with(['{', '[', '"']) => Err(Failure::Error(format!(
+            "argument {position} `{text}` is not valid JSON ({e}); write JSON such as \
+             '{{\"a\": 1}}', or quote text as '\"{}\"'",
+            text.replace('"', "\\\"")
+        ))),
+        Err(_) => Ok(Value::String(text.to_owned())),
+    }
 }
 
 /// A tag the peer has: `wanted` itself, or the tag of the one function whose path or name
@@ -82,6 +97,9 @@ async fn resolve_tag(
         .collect();
     match matches.as_slice() {
         [(_, tags)] => Ok(tags[0].to_owned()),
+        // A path the peer lacks: ask for its default tag, so that the peer's answer (and
+        // the error it becomes) names that function, with what to do about it.
+        [] if wanted.contains("::") => Ok(base64::engine::general_purpose::STANDARD.encode(wanted)),
         [] => Ok(wanted.to_owned()),
         several => Err(Failure::Error(format!(
             "`{wanted}` names several functions on the peer ({}); give a tag or a full path",

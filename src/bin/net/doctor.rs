@@ -1,16 +1,17 @@
 //! `net doctor`: run every discovery path and explain what each found, or why not.
 
 use crate::args::DoctorArgs;
-use crate::{client_peer_with, progress, Failure};
+use crate::{client_peer_with, output, progress, Failure};
 
 pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
-    let no_arp = args.no_arp;
+    // As in the library: the ARP-neighbour scan only when asked for.
+    let arp = args.arp && !args.no_arp;
     let me = client_peer_with(|config| {
         let all = net::DiscoveryPaths::all();
-        let paths = if no_arp {
-            all.without(net::Discovery::Arp)
-        } else {
+        let paths = if arp {
             all
+        } else {
+            all.without(net::Discovery::Arp)
         };
         config.discovery(paths)
     })
@@ -23,6 +24,26 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
     let report = report?;
 
     let last = config.port.saturating_add(config.port_range);
+    if args.json {
+        let paths: Vec<serde_json::Value> = report
+            .paths
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "path": p.path.name(), "ran": p.ran, "found": p.found, "detail": p.detail,
+                })
+            })
+            .collect();
+        output::json(&serde_json::json!({
+            "group": config.group,
+            "ports": [config.port, last],
+            "loopback": config.loopback,
+            "secured": config.secret.is_some(),
+            "paths": paths,
+            "peers": report.peers,
+        }));
+        return Ok(());
+    }
     println!(
         "this peer: group {}, ports {}..={} (NET_PORT, NET_PORT_RANGE), {}",
         config.group.as_deref().unwrap_or("none"),
@@ -34,6 +55,16 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Failure> {
             "on the LAN"
         }
     );
+    if config.secret.is_some() {
+        println!("security: secured (NET_SECRET); only peers with the same secret are listed");
+    } else {
+        println!(
+            "security: none; any program that can reach ports {}..={} can call every \
+             function of the peers there, and read what they send. Set NET_SECRET (or \
+             NET_SECRET_FILE) on every peer to close the mesh",
+            config.port, last
+        );
+    }
     for path in &report.paths {
         let verdict = match (path.ran, path.found) {
             (false, _) => "skipped",

@@ -39,8 +39,16 @@ async fn show(me: &net::Peer, target: net::Target, json: bool) -> Result<(), Fai
             format!("{} (protocol {})", info.version, info.protocol),
         ),
         ("flags", info.flags.join(", ")),
+        ("events", list_or_dash(&info.events)),
         ("subscriptions", list_or_dash(&info.subscriptions)),
-        ("functions", functions_by_path(&functions).len().to_string()),
+        (
+            "functions",
+            format!(
+                "{} of its own, {} in all with net's built-ins",
+                info.functions().len(),
+                functions_by_path(&functions).len()
+            ),
+        ),
     ]);
     // Each function once, by its shortest tag (a custom one when it has one); every tag
     // is in `--json` and `net call` accepts any of them, the path or the name.

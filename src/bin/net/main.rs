@@ -11,7 +11,9 @@ mod serve;
 mod target;
 mod watch;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::Parser;
 
@@ -37,6 +39,10 @@ impl From<net::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `net peers --json | head` closes stdout early: that ends the command quietly, as
+    // for any Unix tool, instead of a panic about a broken pipe.
+    #[cfg(unix)]
+    reset_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -72,7 +78,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--secret-file`, for every peer this command starts.
+static SECRET_FILE: OnceLock<PathBuf> = OnceLock::new();
+
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Some(path) = cli.secret_file {
+        let _ = SECRET_FILE.set(path);
+    }
     match cli.command {
         Command::Peers(args) => peers::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -93,8 +105,17 @@ pub(crate) async fn client_peer() -> Result<net::Peer, Failure> {
 pub(crate) async fn client_peer_with(
     change: impl FnOnce(net::Config) -> net::Config,
 ) -> Result<net::Peer, Failure> {
-    let config = change(net::Config::from_env()?.client(true));
+    let config = change(settings()?.client(true));
     Ok(net::Peer::start(config).await?)
+}
+
+/// The `NET_*` settings with the command line's global options applied.
+pub(crate) fn settings() -> Result<net::Config, Failure> {
+    let config = net::Config::from_env()?;
+    Ok(match SECRET_FILE.get() {
+        Some(path) => config.secret(net::Secret::from_file(path)?),
+        None => config,
+    })
 }
 
 /// The command explains what it finds (or not) itself; library logs show only errors,
@@ -102,9 +123,31 @@ pub(crate) async fn client_peer_with(
 fn quiet_logs() {
     let dev =
         std::env::var("NET_DEV").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
-    let filter = if dev { "net=debug" } else { "net=error" };
+    // Warnings meant for the user (an unknown NET_* variable, say) still show.
+    let filter = if dev {
+        "net=debug"
+    } else {
+        "net=error,net::logging=warn"
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Restores the default SIGPIPE action (Rust ignores it), so that writing to a closed
+/// pipe ends the process as it ends `cat` or `grep`.
+#[cfg(unix)]
+fn reset_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and
+    // happens before any thread is started.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
 }

@@ -38,16 +38,18 @@ pub(crate) async fn run(args: PeersArgs) -> Result<(), Failure> {
         eprintln!("{report}");
         return Ok(());
     }
-    let rows: Vec<[String; 7]> = report
+    let rows: Vec<[String; 8]> = report
         .peers
         .iter()
         .map(|p| {
             [
                 p.id.to_string(),
                 p.addr.to_string(),
+                if p.app_net { "app-net" } else { "net" }.into(),
                 p.group.clone().unwrap_or_else(|| "-".into()),
                 if p.hub { "yes" } else { "no" }.into(),
-                p.info.connections.len().to_string(),
+                // The program's own functions, each once: not the built-ins, not aliases.
+                p.info.functions().len().to_string(),
                 p.found_by.name().to_owned(),
                 format!("{:.1} ms", p.rtt.as_secs_f64() * 1000.0),
             ]
@@ -57,6 +59,7 @@ pub(crate) async fn run(args: PeersArgs) -> Result<(), Failure> {
         &[
             "ID",
             "ADDRESS",
+            "KIND",
             "GROUP",
             "HUB",
             "FUNCTIONS",

@@ -1,7 +1,7 @@
 //! `net serve`: a peer with the built-ins and a few demo functions, until Ctrl-C.
 
 use crate::args::ServeArgs;
-use crate::Failure;
+use crate::{settings, Failure};
 
 /// Multiplies two numbers: a demo function to call by hand.
 #[net::connect("multiply")]
@@ -19,7 +19,7 @@ fn hello(name: String, caller: net::Caller) -> String {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
-    let mut config = net::Config::from_env()?;
+    let mut config = settings()?;
     if args.hub {
         config = config.hub(true);
     }
@@ -32,6 +32,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         peer.addr(),
         peer.id()
     );
+    if peer.is_secured() {
+        println!("secured: only peers with the same NET_SECRET can call it");
+    } else {
+        println!(
+            "not secured: anything that can reach {} can call every function here; set \
+             NET_SECRET (or --secret-file) on every peer to close the mesh",
+            peer.addr()
+        );
+    }
     stopped().await;
     peer.shutdown().await;
     println!("stopped");

@@ -25,14 +25,18 @@ async fn watch(me: &net::Peer, args: &WatchArgs) -> Result<(), Failure> {
     let (tx, mut events) = mpsc::unbounded_channel::<(SocketAddr, Value)>();
     let mut watched = BTreeSet::new();
     let mut rescan = tokio::time::interval(RESCAN);
+    let mut said_waiting = false;
     let stop = crate::serve::stopped();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = rescan.tick() => {
                 let found = watch_new(me, args, &mut watched, &tx).await?;
-                if found > 0 {
+                if found.added > 0 {
                     eprintln!("watching {:?} on {} peer(s)", args.event, watched.len());
+                } else if watched.is_empty() && !said_waiting {
+                    said_waiting = true;
+                    eprintln!("{}", waiting(args, &found.published));
                 }
             }
             Some((from, payload)) = events.recv() => print(args, from, payload),
@@ -41,21 +45,52 @@ async fn watch(me: &net::Peer, args: &WatchArgs) -> Result<(), Failure> {
     }
 }
 
-/// Subscribes to the event on every matching peer not watched yet; returns how many.
+/// What one look for publishers found.
+struct Found {
+    /// Peers newly watched.
+    added: usize,
+    /// Every event the peers found publish, for a "did you mean".
+    published: BTreeSet<String>,
+}
+
+/// Why nothing prints yet: no peer publishes the event (with the closest event that
+/// peers do publish).
+fn waiting(args: &WatchArgs, published: &BTreeSet<String>) -> String {
+    let mut text = format!("no peer found publishes {:?} yet", args.event);
+    let closest = published
+        .iter()
+        .map(|e| (e, strsim::normalized_damerau_levenshtein(&args.event, e)))
+        .filter(|(_, score)| *score >= 0.6)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((event, _)) = closest {
+        text.push_str(&format!("; did you mean {event:?}?"));
+    }
+    if !published.is_empty() {
+        let list: Vec<&str> = published.iter().map(String::as_str).collect();
+        text.push_str(&format!(" (the peers found publish {})", list.join(", ")));
+    }
+    text.push_str("; waiting for one to start (Ctrl-C stops)");
+    text
+}
+
+/// Subscribes to the event on every matching peer that publishes it and is not watched
+/// yet. (A Python app-net peer does not say what it publishes: it is watched anyway.)
 async fn watch_new(
     me: &net::Peer,
     args: &WatchArgs,
     watched: &mut BTreeSet<SocketAddr>,
     tx: &mpsc::UnboundedSender<(SocketAddr, Value)>,
-) -> Result<usize, Failure> {
-    let peers = me
-        .peers()
-        .groups(args.groups.iter().cloned())
-        .refresh()
-        .await?;
+) -> Result<Found, Failure> {
+    // The table the background refresh keeps current.
+    let peers = me.peers().groups(args.groups.iter().cloned()).await?;
     let mut added = 0;
+    let published = peers
+        .iter()
+        .flat_map(|p| p.info.events.iter().cloned())
+        .collect();
     for peer in peers {
-        if watched.contains(&peer.addr) {
+        let publishes = peer.app_net || peer.info.events.contains(&args.event);
+        if watched.contains(&peer.addr) || !publishes {
             continue;
         }
         match me.watch(&args.event, peer.addr).await {
@@ -75,7 +110,7 @@ async fn watch_new(
             Err(e) => eprintln!("net: cannot watch {}: {e}", peer.addr),
         }
     }
-    Ok(added)
+    Ok(Found { added, published })
 }
 
 fn print(args: &WatchArgs, from: SocketAddr, payload: Value) {

@@ -81,8 +81,11 @@ impl TestPeer {
             ready_pid: 0,
         };
         let ready: Value = peer.expect("READY", Duration::from_secs(20));
-        peer.id = serde_json::from_value(ready["id"].clone()).expect("READY has an id");
-        peer.addr = serde_json::from_value(ready["addr"].clone()).expect("READY has an addr");
+        // A lazy peer (TEST_PEER_LAZY=1) has no id or address until it starts by itself.
+        if !ready["id"].is_null() {
+            peer.id = serde_json::from_value(ready["id"].clone()).expect("READY has an id");
+            peer.addr = serde_json::from_value(ready["addr"].clone()).expect("READY has an addr");
+        }
         peer.ready_ms = ready["ms"].as_u64().expect("READY has ms");
         peer.ready_pid = ready["pid"].as_u64().expect("READY has pid") as u32;
         peer
@@ -104,6 +107,14 @@ impl TestPeer {
         let (first, rest) = line.split_once(' ').unwrap_or((&line, "null"));
         assert_eq!(first, word, "unexpected answer: {line}");
         serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad JSON in {line:?}: {e}"))
+    }
+
+    /// `self`: its process-wide peer's address and whether it is a client.
+    pub fn whoami(&mut self) -> (SocketAddr, bool) {
+        self.send("self");
+        let me = self.expect("SELF", Duration::from_secs(30));
+        let addr = serde_json::from_value(me["addr"].clone()).expect("SELF has an addr");
+        (addr, me["client"].as_bool().expect("SELF has client"))
     }
 
     /// `peers ARGS`: the peers it knows.
@@ -175,6 +186,13 @@ impl TestPeer {
             result["pid"].as_u64().unwrap() as u32,
             serde_json::from_value(result["id"].clone()).unwrap(),
         )
+    }
+
+    /// `echo TARGET TEXT`: `pass_through(TEXT)` on `target`; what came back.
+    pub fn echo(&mut self, target: SocketAddr, text: &str) -> String {
+        self.send(&format!("echo {target} {text}"));
+        let back = self.expect("ECHOED", Duration::from_secs(30));
+        back.as_str().unwrap_or_default().to_owned()
     }
 
     /// The OS process id.

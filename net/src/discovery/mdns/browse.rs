@@ -160,6 +160,19 @@ fn learned(
         tracing::warn!(%note, "incompatible peer on mDNS");
         return mdns.note(note);
     }
+    // A peer on the other side of the shared secret is not even probed (peers before the
+    // secure flag existed never had a secret).
+    let secured = txt.get("secure") == Some("1");
+    if secured != peer.is_secured() {
+        return mdns.note(format!(
+            "{fullname} {}: ignored (NET_SECRET)",
+            if secured {
+                "requires a shared secret, which this peer has not"
+            } else {
+                "has no shared secret, which this peer requires"
+            }
+        ));
+    }
     // The id's host first: it is the address the peer itself considers its own.
     let mut ips: Vec<IpAddr> = vec![id.host()];
     ips.extend(seen_at);

@@ -170,6 +170,12 @@ impl Mdns {
             ("hub", if config.hub { "1" } else { "0" }.to_owned()),
             ("proto", PROTOCOL_VERSION.to_string()),
             ("version", crate::config::VERSION.to_owned()),
+            // Whether it has a shared secret: peers on the other side of it need not
+            // connect to find out. (Nothing else is said: no functions, no user.)
+            (
+                "secure",
+                if peer.is_secured() { "1" } else { "0" }.to_owned(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -195,10 +201,13 @@ impl Mdns {
             info.set_interfaces(named);
         }
         let fullname = info.get_fullname().to_owned();
-        daemon
-            .register(info)
-            .map_err(|e| format!("advertising {fullname}: {e}"))?;
-        tracing::debug!(%fullname, ?ips, "mDNS advertising");
+        // A client only browses: it serves nothing others should find.
+        if !config.client {
+            daemon
+                .register(info)
+                .map_err(|e| format!("advertising {fullname}: {e}"))?;
+            tracing::debug!(%fullname, ?ips, "mDNS advertising");
+        }
         let mdns = Mdns {
             daemon,
             service: config.mdns_service.clone(),

@@ -2,10 +2,16 @@
 //! to do about it; an OS error behind it is kept as its [`source`](std::error::Error::source),
 //! so code decides by [`Error::io_kind`], never by searching the text.
 
+mod unknown;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::id::readable_tag;
+
+pub(crate) use unknown::closest;
 
 /// `Result` with [`net::Error`](Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -15,6 +21,34 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A typed error returned by a remote function (`Result<T, E>`) is *not* one of these: it
 /// comes back as the `Err(E)` of the call's value, so `f(x).on(&peer).await` has the type
 /// `Result<Result<T, E>, net::Error>`.
+///
+/// ```
+/// #[net::connect]
+/// fn lookup(key: String) -> Result<String, String> {
+///     Err(format!("no {key}"))
+/// }
+///
+/// # #[tokio::main] async fn main() -> net::Result<()> {
+/// let me = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// let server = net::Peer::start(net::Config::default().loopback(true).port(0)).await?;
+/// // The call worked; the function said no: the typed error.
+/// assert_eq!(lookup("x".into()).on(&server).via(&me).await?, Err("no x".to_owned()));
+///
+/// // The call itself failed: a net::Error, decided on by variant or kind.
+/// let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+/// match lookup("x".into()).on(nobody).via(&me).await {
+///     Err(net::Error::Unreachable { addr, .. }) => assert_eq!(addr, nobody.to_string()),
+///     other => panic!("expected Unreachable, got {other:?}"),
+/// }
+/// let err = net::call_tag::<i64>("no.such.function", net::serde_json::json!([]))
+///     .on(&server)
+///     .via(&me)
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, net::Error::UnknownTag { .. }));
+/// assert!(!err.is_transient(), "calling again will not help: {err}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -76,23 +110,39 @@ pub enum Error {
 
     /// The call took longer than its timeout. The remote work was cancelled.
     #[error(
-        "call to {tag} on {peer} timed out after {after:?}; the remote work was cancelled \
-         (raise it with .timeout() or NET_TIMEOUT)"
+        "call to {} on {peer} timed out after {after:?} {step}; the remote work was \
+         cancelled (raise it with .timeout() or NET_TIMEOUT)",
+        readable_tag(.tag)
     )]
     Timeout {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The timeout that ran out.
         after: Duration,
+        /// Which step of the call it ran out in.
+        step: TimeoutStep,
+    },
+
+    /// The secure handshake (NET_SECRET) with a peer failed: one side has no secret, or
+    /// the two hold different ones, or the handshake broke. The message says which side
+    /// and what to do.
+    #[error("{message}")]
+    Secure {
+        /// The peer.
+        peer: String,
+        /// What failed.
+        kind: SecureFailure,
+        /// What failed, what to do.
+        message: String,
+        /// The handshake's own error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The peer has no function under this tag (app-net's INVALID_CONNECTION).
-    #[error(
-        "INVALID_CONNECTION: peer {peer} has no function tagged {tag:?}; it has {}",
-        list_tags(available)
-    )]
+    #[error("INVALID_CONNECTION: {}", unknown::message(.peer, .tag, .available))]
     UnknownTag {
         /// The peer called.
         peer: String,
@@ -103,11 +153,11 @@ pub enum Error {
     },
 
     /// The remote function failed: it panicked or its result could not be encoded.
-    #[error("remote error in {tag} on {peer}: {message} (at {location})")]
+    #[error("remote error in {} on {peer}: {message} (at {location})", readable_tag(.tag))]
     Remote {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The panic or failure message.
         message: String,
@@ -116,20 +166,20 @@ pub enum Error {
     },
 
     /// The arguments did not fit the remote function's parameters.
-    #[error("peer {peer} rejected the arguments for {tag}: {message}")]
+    #[error("peer {peer} rejected the arguments for {}: {message}", readable_tag(.tag))]
     BadArguments {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// What did not fit.
         message: String,
     },
 
     /// The arguments could not be encoded as JSON on this side.
-    #[error("cannot encode the arguments for {tag}: {message}")]
+    #[error("cannot encode the arguments for {}: {message}", readable_tag(.tag))]
     Encode {
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// serde_json's message.
         message: String,
@@ -138,24 +188,25 @@ pub enum Error {
     /// The reply did not decode into the function's return type: the two sides disagree
     /// on the function's signature.
     #[error(
-        "the reply of {tag} from {peer} does not fit the expected return type: {message}; do \
-         both sides run the same version of the function?"
+        "the reply of {} from {peer} does not fit the expected return type: {message}; do \
+         both sides run the same version of the function?",
+        readable_tag(.tag)
     )]
     Decode {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// serde_json's message.
         message: String,
     },
 
     /// The remote function answered with a flag that has no meaning as a value.
-    #[error("peer {peer} answered {tag} with the flag {name}")]
+    #[error("peer {peer} answered {} with the flag {name}", readable_tag(.tag))]
     Flag {
         /// The peer called.
         peer: String,
-        /// The function's tag.
+        /// The function's tag as sent (messages show a default tag as the function's path).
         tag: String,
         /// The flag's name.
         name: String,
@@ -237,12 +288,42 @@ pub enum Error {
     },
 }
 
-fn list_tags(tags: &[String]) -> String {
-    if tags.is_empty() {
-        "none".to_owned()
-    } else {
-        tags.join(", ")
+/// The step of a call its timeout ran out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutStep {
+    /// Connecting to the peer (TCP).
+    Connect,
+    /// The hello (and, with NET_SECRET, the secure handshake) on a new connection.
+    Handshake,
+    /// Waiting for the reply.
+    Reply,
+}
+
+impl std::fmt::Display for TimeoutStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutStep::Connect => "while connecting",
+            TimeoutStep::Handshake => "during the handshake of a new connection",
+            TimeoutStep::Reply => "waiting for the reply",
+        })
     }
+}
+
+/// Why a secure handshake failed ([`Error::Secure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecureFailure {
+    /// The other peer requires a shared secret and this one has none.
+    SecretRequired,
+    /// This peer requires a shared secret and the other has none.
+    NoSecret,
+    /// Both have a secret, and they differ.
+    SecretsDiffer,
+    /// The other peer offers another version of the secure handshake.
+    Unsupported,
+    /// The handshake broke: a malformed or refused message, a closed socket, a bad secret.
+    Handshake,
 }
 
 impl Error {
