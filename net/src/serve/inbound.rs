@@ -133,6 +133,11 @@ impl Inbound for Server {
                         link.finish(id);
                         return;
                     }
+                    // Replies deferred on this thread go out first unless this run is
+                    // known to be quick.
+                    if !speed.quick() {
+                        run::flush_deferred();
+                    }
                     let started = Instant::now();
                     let outcome = match raw_args(&args) {
                         Some(positional) => {
