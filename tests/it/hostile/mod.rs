@@ -12,6 +12,8 @@
 //! peer without them (the limits' absence then fails them).
 
 mod appnet;
+mod claims;
+mod frozen;
 mod healthy;
 mod links;
 mod subscriptions;
@@ -142,6 +144,21 @@ impl Server {
         }
     }
 
+    /// Sends the server process `signal` (`STOP`, `CONT`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The id the server's hello gives (loopback, no group: the tests set none).
+    pub fn id(&self) -> net::PeerId {
+        net::PeerId::new(self.addr.ip(), self.addr.port(), None)
+    }
+
     /// The server's resident memory, in bytes.
     pub fn rss(&self) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -197,13 +214,15 @@ impl Fixture {
         let (count, answered) = watch::channel(0);
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(std::sync::Mutex::new(None));
-        let run = good_client(server.addr, good.clone(), count, stop.clone());
-        let failed = failure.clone();
+        let (addr, me, stopped, failed) =
+            (server.addr, good.clone(), stop.clone(), failure.clone());
         let task = tokio::spawn(async move {
-            let result = run.await;
+            let result = good_client(addr, me, &count, stopped).await;
             if let Err(e) = &result {
-                *failed.lock().unwrap() = Some(e.clone());
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
             }
+            // Only now, with the failure recorded, do the waiters hear that it stopped.
+            drop(count);
             result
         });
         let fixture = Fixture {
@@ -231,10 +250,17 @@ impl Fixture {
             .map(|got| got.is_ok());
         match waited {
             Ok(true) => {}
-            Ok(false) => panic!(
-                "the well-behaved client stopped: {}",
-                self.failure.lock().unwrap().clone().unwrap_or_default()
-            ),
+            Ok(false) => {
+                let failure = self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                panic!(
+                    "the well-behaved client stopped: {}",
+                    failure.unwrap_or_default()
+                )
+            }
             Err(_) => panic!(
                 "the well-behaved client got {} of {n} replies in {PATIENCE:?}",
                 *answered.borrow() + n - target
@@ -257,7 +283,7 @@ impl Fixture {
 async fn good_client(
     server: SocketAddr,
     me: net::Peer,
-    answered: watch::Sender<u64>,
+    answered: &watch::Sender<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<u64, String> {
     let mut first_from = None;

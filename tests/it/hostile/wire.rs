@@ -17,8 +17,13 @@ pub fn frame(message: &Value) -> Vec<u8> {
 }
 
 pub fn hello() -> Vec<u8> {
+    hello_claiming(Value::Null)
+}
+
+/// A hello that claims the peer id `id` (JSON null: none).
+pub fn hello_claiming(id: Value) -> Vec<u8> {
     frame(
-        &json!({"hello": {"protocol": 1, "id": null, "group": null, "hub": false,
+        &json!({"hello": {"protocol": 1, "id": id, "group": null, "hub": false,
                             "version": "hostile", "max_frame": 1 << 20}}),
     )
 }
@@ -31,6 +36,16 @@ pub fn call(id: u64, tag: &str, args: Value) -> Vec<u8> {
 pub async fn said_hello(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(&hello()).await.unwrap();
+    stream
+}
+
+/// Connects and says hello claiming to be `id` (the server's hello is left unread).
+pub async fn said_hello_as(addr: SocketAddr, id: &net::PeerId) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(&hello_claiming(json!(id.to_string())))
+        .await
+        .unwrap();
     stream
 }
 
