@@ -1,7 +1,7 @@
 //! The limits a peer holds every connection to, since a LAN it does not control may hold
 //! hostile clients: how long a remote may make it wait, how much it may make it buffer,
 //! and how much of its threads and connection slots one connection may take. Read from
-//! `NET_*` variables like the other settings; docs/PROTOCOL.md section 14 says what each
+//! `NET_*` variables like the other settings; docs/PROTOCOL.md section 14.1 says what each
 //! limit does to a connection that passes it.
 
 use std::time::Duration;
