@@ -34,19 +34,28 @@ async fn idle_connections_lock_nobody_out_and_are_closed() {
         }));
     }
     // Once the guard has seen them idle (a few of its ticks, which nothing outside the
-    // server can observe), newcomers are served within a short timeout (with the
-    // connections held for good, they were not served in 12 s): the slot of an idle one
-    // is taken back, which takes its goodbye and close.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    for _ in 0..3 {
+    // server can observe; until then a newcomer is refused at once, "none idle"), every
+    // newcomer is served within a short timeout: the slot of an idle one is taken back.
+    // With the connections held for good, none was served in 12 s.
+    let deadline = Instant::now() + IDLE;
+    for n in 0..3 {
         let newcomer = net::Peer::start(loopback()).await.unwrap();
-        let (got, _) = echo(7)
-            .on(fx.addr())
-            .via(&newcomer)
-            .timeout(Duration::from_secs(2))
-            .await
-            .expect("a newcomer was locked out by idle connections");
-        assert_eq!(got, 7);
+        let got = loop {
+            let call = echo(7)
+                .on(fx.addr())
+                .via(&newcomer)
+                .timeout(Duration::from_secs(2))
+                .await;
+            match call {
+                Err(net::Error::Protocol { message, .. })
+                    if n == 0 && message.contains("none idle") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other.expect("a newcomer was locked out by idle connections"),
+            }
+        };
+        assert_eq!(got.0, 7);
         newcomer.shutdown().await;
     }
     fx.carries_on(10).await;
