@@ -145,8 +145,8 @@ pub use appnet::AppNetInfo;
 pub use builtins::{connections, info, null, pass_through};
 pub use call::{call_tag, Broadcast, ByTag, Call, Failure, RemoteCall, Target};
 pub use config::{
-    AppNetAccess, Config, Discovery, DiscoveryPaths, Secret, DEFAULT_MDNS_SERVICE, DEFAULT_PORT,
-    DEFAULT_TABLE_REPLICAS, VERSION,
+    AppNetAccess, Config, Discovery, DiscoveryPaths, Limits, Secret, DEFAULT_MDNS_SERVICE,
+    DEFAULT_PORT, DEFAULT_TABLE_REPLICAS, VERSION,
 };
 pub use discovery::{
     known_peers, membership, peer_group, peers, KnownPeer, Membership, PathReport, PeerInfo, Peers,

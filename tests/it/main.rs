@@ -28,6 +28,7 @@ mod events;
 mod events_appnet;
 mod events_macros;
 mod events_processes;
+mod hostile;
 mod lan;
 mod layering;
 mod macros_hygiene;

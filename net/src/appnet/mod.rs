@@ -11,6 +11,8 @@
 //! route.rs. info.rs holds the `info` dict app-net's discovery reads.
 
 mod client;
+#[cfg(test)]
+mod fuzz;
 mod info;
 mod json;
 mod route;

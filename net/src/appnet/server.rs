@@ -1,23 +1,29 @@
 //! Serving app-net requests on the peer's own port: telling them from our protocol by the
 //! first byte, reading one unframed JSON request, running it, answering as app-net does.
+//!
+//! A request is held to the peer's limits like a frame: it must be whole within
+//! `NET_FRAME_TIMEOUT` plus its size at `NET_MIN_RATE` (a byte now and then does not keep
+//! it open), what it buffers counts against `NET_PEER_MEMORY`, and its function must end
+//! within `NET_TIMEOUT`. While it is read, its connection slot may be taken back for a
+//! newcomer when the peer is full.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::info::app_net_info;
 use super::json::{self, ObjectEnd, Parsed, Request};
 use super::{CONNECTIONS_TAG, INFO_TAG, NULL_TAG, PASS_THROUGH_TAG};
+use crate::config::Limits;
+use crate::link::Budget;
 use crate::peer::Peer;
 use crate::serve::{self, Args, Caller, Registry, INVALID_CONNECTION, NULL};
 use crate::wire::WireOutcome;
-
-/// The longest pause allowed between two pieces of a request: a slow client is fine, a
-/// stalled one must not hold a connection slot.
-const READ_IDLE: Duration = Duration::from_secs(5);
 
 /// How much to read at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -32,8 +38,10 @@ enum Read {
     Request(Vec<u8>),
     /// More than the limit arrived without the value ending (bytes seen).
     TooLarge(usize),
-    /// The client paused longer than [`READ_IDLE`] mid-request (bytes seen).
-    Idle(usize),
+    /// The request did not keep up the minimum rate (bytes seen, time taken).
+    Slow(usize, Duration),
+    /// The peer's memory budget had no room for more of it within its time (bytes seen).
+    Busy(usize),
     /// The client closed or failed before the value ended (bytes seen).
     Gone(usize),
 }
@@ -44,19 +52,33 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max = peer.config().max_frame;
+    let limits = peer.config().limits.clone();
     let shutdown = peer.shutdown_token().clone();
+    // What the request buffers, taken from the peer's budget and given back at the end.
+    let mut held = Held {
+        budget: peer.guard().map(|g| g.budget.clone()),
+        bytes: 0,
+    };
     let read = tokio::select! {
-        read = read_request(&mut stream, max) => read,
+        read = read_request(&mut stream, max, &limits, &mut held) => read,
         _ = shutdown.cancelled() => return,
     };
+    serve::appnet_request(false);
     let mut drain = false;
     let reply = match read {
         Read::Request(bytes) => {
             // Cancelled by shutdown: a synchronous handler sees it through the Caller; an
             // async one is dropped with this future.
             let cancel = shutdown.child_token();
+            let budget = peer.config().timeout;
+            let run = tokio::time::timeout(budget, answer(&bytes, from, &peer, cancel.clone()));
             tokio::select! {
-                reply = answer(&bytes, from, &peer, cancel) => reply,
+                reply = run => reply.unwrap_or_else(|_| {
+                    cancel.cancel();
+                    error_packet(&peer, "", "TimeoutError", &format!(
+                        "the function did not finish within {budget:?} (NET_TIMEOUT of this peer)"
+                    ))
+                }),
                 _ = shutdown.cancelled() => error_packet(&peer, "", "RuntimeError", "the peer shut down before the function finished"),
             }
         }
@@ -73,16 +95,30 @@ where
                 ),
             )
         }
-        Read::Idle(size) => {
-            tracing::debug!(%from, size, "app-net client stalled mid-request");
+        Read::Slow(size, took) => {
+            tracing::debug!(%from, size, "app-net client too slow with its request");
             error_packet(
                 &peer,
                 "",
                 "TimeoutError",
                 &format!(
-                    "no complete JSON request after {size} bytes and {READ_IDLE:?} of silence; \
-                     send one JSON object {{\"connection\": TAG, \"args\": [...], \"kwargs\": \
-                     {{...}}}} and wait for the reply"
+                    "no complete JSON request after {size} bytes in {took:.1?}: a request must \
+                     arrive within {:?} (NET_FRAME_TIMEOUT) plus its size at {} bytes/s \
+                     (NET_MIN_RATE), without a pause that long; send one JSON object {{\"connection\": TAG, \"args\": \
+                     [...], \"kwargs\": {{...}}}} and wait for the reply",
+                    limits.frame_timeout, limits.min_rate
+                ),
+            )
+        }
+        Read::Busy(size) => {
+            tracing::warn!(%from, size, "app-net request held back by the memory budget");
+            error_packet(
+                &peer,
+                "",
+                "MemoryError",
+                &format!(
+                    "this peer's memory budget (NET_PEER_MEMORY) has no room for the rest of \
+                     the request after {size} bytes; try again later"
                 ),
             )
         }
@@ -108,8 +144,16 @@ where
     }
 }
 
-/// Reads until one JSON value is complete, at most `max` bytes.
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Read {
+/// Reads until one JSON value is complete, at most `max` bytes, within the grace of
+/// `NET_FRAME_TIMEOUT` plus its bytes so far at `NET_MIN_RATE` and with no silence as
+/// long as the grace, taking what it buffers from the peer's budget into `held`.
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+    limits: &Limits,
+    held: &mut Held,
+) -> Read {
+    let started = Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut end = ObjectEnd::default();
     loop {
@@ -124,11 +168,50 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Read 
         if buf.len() > max {
             return Read::TooLarge(buf.len());
         }
+        let rate = Duration::from_secs_f64(buf.len() as f64 / limits.min_rate.max(1) as f64);
+        let deadline = started + limits.frame_timeout + rate;
+        if !held.cover(buf.len() + READ_CHUNK, deadline).await {
+            return Read::Busy(buf.len());
+        }
         buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(READ_IDLE, stream.read_buf(&mut buf)).await {
-            Err(_) => return Read::Idle(buf.len()),
+        // Nor may it stall for a whole grace, however far ahead of the rate it is.
+        let deadline = deadline.min(Instant::now() + limits.frame_timeout);
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Err(_) => return Read::Slow(buf.len(), started.elapsed()),
             Ok(Ok(0)) | Ok(Err(_)) => return Read::Gone(buf.len()),
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => serve::appnet_request(true),
+        }
+    }
+}
+
+/// What one request holds of the peer's memory budget, given back when dropped.
+struct Held {
+    budget: Option<Arc<Budget>>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Holds at least `bytes`, waiting until `deadline` for room; false if there was none.
+    async fn cover(&mut self, bytes: usize, deadline: Instant) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        if bytes <= self.bytes {
+            return true;
+        }
+        let more = bytes - self.bytes;
+        let reserved = tokio::time::timeout_at(deadline, budget.reserve(more)).await;
+        if reserved.is_ok() {
+            self.bytes = bytes;
+        }
+        reserved.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(budget), true) = (&self.budget, self.bytes > 0) {
+            budget.release(self.bytes);
         }
     }
 }
@@ -239,8 +322,6 @@ fn encode_outcome(outcome: WireOutcome, peer: &Peer, tag: &str) -> Vec<u8> {
     }
 }
 
-/// app-net's error packet, `{"payload": "error", "traceback": "..."}`. app-net's client
-/// raises `Exception("RemoteError\n" + traceback)` from it.
 /// Answers one app-net request with the error that app-net is not served here (a peer with
 /// a shared secret), and closes; the request itself is not read past its first bytes.
 pub(crate) async fn refuse<S>(mut stream: S, from: SocketAddr, peer: Peer)
@@ -256,10 +337,15 @@ where
         "this peer does not serve app-net requests (NET_APPNET=deny)"
     };
     let packet = error_packet(&peer, "", "PermissionError", message);
-    let _ = tokio::time::timeout(READ_IDLE, stream.write_all(&packet)).await;
+    // The refusal is small: a client that does not take it within the grace of a frame
+    // is not waited for.
+    let grace = peer.config().limits.frame_timeout;
+    let _ = tokio::time::timeout(grace, stream.write_all(&packet)).await;
     let _ = stream.shutdown().await;
 }
 
+/// app-net's error packet, `{"payload": "error", "traceback": "..."}`. app-net's client
+/// raises `Exception("RemoteError\n" + traceback)` from it.
 fn error_packet(peer: &Peer, tag: &str, kind: &str, message: &str) -> Vec<u8> {
     let what = if tag.is_empty() {
         "the request".to_owned()

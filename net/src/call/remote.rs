@@ -204,14 +204,15 @@ impl<R: DeserializeOwned + Send + 'static, M: 'static> RemoteCall<R, M> {
             },
             other => other,
         };
-        let (conn, left) = match back_channel {
+        let mut addr = None;
+        let (mut conn, left) = match back_channel {
             Some(conn) => (conn, budget),
             None => {
-                let addr = self.target.addr().await?;
-                match home.pooled(addr) {
+                let to = *addr.insert(self.target.addr().await?);
+                match home.pooled(to) {
                     Some(link) => (link, budget),
                     None => {
-                        let link = home.link_to(addr, deadline).await.map_err(whole)?;
+                        let link = home.link_to(to, deadline).await.map_err(whole)?;
                         (link, deadline.saturating_duration_since(Instant::now()))
                     }
                 }
@@ -225,11 +226,29 @@ impl<R: DeserializeOwned + Send + 'static, M: 'static> RemoteCall<R, M> {
                 step: TimeoutStep::Handshake,
             });
         }
-        let outcome = conn
-            .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
-            .await
-            // Report the whole budget the caller gave, not what was left of it.
-            .map_err(whole)?;
+        let mut outcome = conn
+            .call_until(
+                &self.tag,
+                &args,
+                self.kwargs.clone(),
+                left,
+                deadline,
+                self.oneway,
+            )
+            .await;
+        if let (Err(Error::ConnectionClosed { .. }), Some(to)) = (&outcome, addr) {
+            if conn.parted_idle() {
+                // The link parted for idleness as the call went out: the call never ran
+                // (docs/PROTOCOL.md section 7), so it goes again on a new link.
+                conn = home.link_to(to, deadline).await.map_err(whole)?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                outcome = conn
+                    .call_until(&self.tag, &args, self.kwargs, left, deadline, self.oneway)
+                    .await;
+            }
+        }
+        // Report the whole budget the caller gave, not what was left of it.
+        let outcome = outcome.map_err(whole)?;
         match outcome {
             Some(outcome) => decode(outcome, conn.label(), &self.tag, self.returns_result),
             None => decode_json("null", conn.label(), &self.tag),

@@ -144,12 +144,13 @@ impl Config {
         if let Some(v) = get("NET_APPNET") {
             config.app_net = super::AppNetAccess::parse(&v)?;
         }
+        config.limits.read(&get)?;
         config.validate()?;
         Ok(config)
     }
 }
 
-fn parse_num<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T> {
+pub(crate) fn parse_num<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T> {
     value.trim().parse().map_err(|_| Error::Config {
         var,
         value: value.to_owned(),
@@ -201,7 +202,7 @@ pub(crate) fn parse_duration(var: &'static str, value: &str) -> Result<Duration>
 }
 
 /// Parses `1048576`, `64K`, `16M`, `1G` (binary multiples; `KiB`/`MB` spellings accepted).
-fn parse_size(var: &'static str, value: &str) -> Result<usize> {
+pub(crate) fn parse_size(var: &'static str, value: &str) -> Result<usize> {
     let err = || Error::Config {
         var,
         value: value.to_owned(),

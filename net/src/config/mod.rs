@@ -10,11 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod env;
+mod limits;
 mod paths;
 mod secret;
 mod state;
 mod vars;
 
+pub use limits::Limits;
 pub use paths::{Discovery, DiscoveryPaths};
 pub use secret::{AppNetAccess, Secret};
 pub(crate) use state::StateMap;
@@ -95,6 +97,9 @@ pub struct Config {
     /// table), so that a restarted member comes back with them. Default none: replicas live
     /// in memory and go with the process.
     pub table_dir: Option<PathBuf>,
+    /// Deadlines, memory budgets and fair shares for every connection (`NET_HELLO_TIMEOUT`,
+    /// `NET_IDLE_TIMEOUT`, `NET_CONN_MEMORY`, ...): see [`Limits`].
+    pub limits: Limits,
     /// `NET_SECRET`, or the contents of the file `NET_SECRET_FILE` names: the mesh's
     /// shared secret. With it every connection is encrypted and authenticated
     /// (docs/PROTOCOL.md section 17) and a peer without it learns nothing. Default none:
@@ -161,6 +166,7 @@ impl Default for Config {
             mdns_service: DEFAULT_MDNS_SERVICE.to_owned(),
             table_replicas: DEFAULT_TABLE_REPLICAS,
             table_dir: None,
+            limits: Limits::default(),
             secret: None,
             app_net: AppNetAccess::Auto,
             states: StateMap::default(),
@@ -199,6 +205,7 @@ impl Config {
         if !(1..=MAX_TABLE_REPLICAS).contains(&self.table_replicas) {
             return Err(table_replicas_error(self.table_replicas.to_string()));
         }
+        self.limits.validate(self.max_frame)?;
         if self.loopback && !self.host.is_loopback() {
             return Err(Error::Config {
                 var: "NET_HOST",

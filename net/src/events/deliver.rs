@@ -144,12 +144,28 @@ fn classify(outcome: WireOutcome) -> ItemResult {
     }
 }
 
-/// Why a call's error means the subscriber is gone (pruned) rather than failing once.
+/// Why a call's error means the subscriber is gone (pruned) rather than failing once:
+/// nothing there, or something there that never answered the call in time (a subscriber
+/// that makes every publication wait is as good as gone).
 fn gone(error: &Error) -> bool {
     matches!(
         error,
-        Error::Unreachable { .. } | Error::ConnectionClosed { .. } | Error::Incompatible { .. }
+        Error::Unreachable { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::Incompatible { .. }
+            | Error::Timeout { .. }
     )
+}
+
+/// Fails a batch whose subscriber could not be connected to: whatever went wrong (no
+/// answer, no hello in time, a refusal, a broken hello), it is gone.
+fn fail_connect(peer: &Peer, addr: SocketAddr, batch: Vec<Item>, error: Error) -> Verdict {
+    let error = match error {
+        Error::Shutdown | Error::InvalidTarget { .. } => error,
+        other if gone(&other) => other,
+        other => Error::unreachable_because(addr, format!("its hello failed: {other}")),
+    };
+    fail_all(peer, addr, batch, error)
 }
 
 /// Finishes every item of `batch` with the error's status and says what to do next.
@@ -194,7 +210,7 @@ pub(crate) async fn send_batch(peer: &Peer, addr: SocketAddr, mut batch: Vec<Ite
         .await
     {
         Ok(conn) => conn,
-        Err(e) => return fail_all(peer, addr, batch, e),
+        Err(e) => return fail_connect(peer, addr, batch, e),
     };
     let room = conn
         .remote()
@@ -271,6 +287,8 @@ async fn send_fitting(
     let outcome = match conn.call(DELIVER_TAG, &args, None, budget, false).await {
         Ok(Some(outcome)) => outcome,
         Ok(None) => return fail_all(peer, addr, batch, missing_reply(conn)),
+        // The link parted for idleness as the call went out: nothing ran; again, anew.
+        Err(Error::ConnectionClosed { .. }) if conn.parted_idle() => return Verdict::Retry(batch),
         Err(e) => return fail_all(peer, addr, batch, e),
     };
     let results: Vec<ItemResult> = match outcome {
@@ -337,7 +355,7 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
         .await
     {
         Ok(conn) => conn,
-        Err(e) => return fail_all(peer, addr, batch, e),
+        Err(e) => return fail_connect(peer, addr, batch, e),
     };
     let mut items = batch.into_iter();
     while let Some(item) = items.next() {
@@ -360,6 +378,9 @@ pub(crate) async fn send_direct(peer: &Peer, addr: SocketAddr, batch: Vec<Item>)
             Err(e) => {
                 let mut rest = vec![item];
                 rest.extend(items);
+                if matches!(e, Error::ConnectionClosed { .. }) && conn.parted_idle() {
+                    return Verdict::Retry(rest);
+                }
                 return fail_all(peer, addr, rest, e);
             }
         }

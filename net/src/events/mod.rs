@@ -35,6 +35,13 @@
 //!   `#[net::subscribe]` functions of a program are linked into every peer it starts, so
 //!   if every peer subscribed on its own, several peers in one process (tests, and
 //!   programs that start one peer per role) would all subscribe to everything found.
+//! - **Who may register what** — a LAN holds strangers, so a registration may name only
+//!   the caller's own address (its host is where the call came from; over loopback, any
+//!   address of this machine), or the very connection it came over, which then carries
+//!   the events; only a caller from that address may withdraw it. A host holds at most
+//!   1,000 subscriptions on a peer and a peer 10,000 in all (`subs.rs`), each added or
+//!   removed in constant time. A subscriber that cannot be reached, never answers the
+//!   hello or lets a delivery time out is pruned.
 //! - **Filters** — `groups`, `hubs_only`, `on_host` and `peers` are checked against the
 //!   publisher's address, group and hub flag, whichever way it became known (an explicit
 //!   target, a seed, discovery). A subscription without `groups` accepts any group.
@@ -43,6 +50,7 @@ mod deliver;
 mod handlers;
 mod mismatch;
 mod publish;
+mod subs;
 mod subscriber;
 mod table;
 mod watch;
@@ -143,14 +151,43 @@ pub(crate) fn register_subscriber(
     if event.is_empty() || tag.is_empty() {
         return Err("the event name and the handler's tag must not be empty".into());
     }
+    own_address(addr, caller)?;
+    if caller.addr() == Some(addr) {
+        // The connection it came over: deliveries go back over it while it lasts.
+        if let Some(link) = caller.link() {
+            server.offer(addr, link);
+        }
+    }
     if server
         .events()
         .table
-        .register(event, addr, tag, caller.is_app_net())
+        .register(event, addr, tag, caller.is_app_net())?
     {
         tracing::info!(event, subscriber = %addr, tag, "new subscriber");
     }
     Ok(())
+}
+
+/// Refuses a subscriber address that is not the caller's own: its host must be where the
+/// call came from, or, for a caller on this machine (over loopback), an address of this
+/// machine (a peer advertises its LAN address and may call a neighbour over loopback).
+/// Local calls name what they like: they are this program.
+fn own_address(addr: SocketAddr, caller: &Caller) -> Result<(), String> {
+    let Some(from) = caller.addr() else {
+        return Ok(());
+    };
+    let (named, from) = (addr.ip().to_canonical(), from.ip().to_canonical());
+    let this_machine = || {
+        named == std::net::IpAddr::from([127, 0, 0, 1])
+            || named == std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            || crate::addrs::own_ips().contains(&named)
+    };
+    if named == from || (from.is_loopback() && this_machine()) {
+        return Ok(());
+    }
+    Err(format!(
+        "a subscriber may name only its own address: the call came from {from}, not {named}"
+    ))
 }
 
 /// `unsubscription_handler`: forgets a subscriber.
@@ -163,6 +200,8 @@ pub(crate) fn unregister_subscriber(
     caller: &Caller,
 ) -> Result<(), String> {
     let addr = subscriber_addr(host, port, caller)?;
+    // Only from where it was registered from: nobody withdraws another's subscription.
+    own_address(addr, caller)?;
     if server.events().table.unregister(event, addr, tag) {
         tracing::info!(event, subscriber = %addr, tag, "subscriber left");
     }

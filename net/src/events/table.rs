@@ -2,7 +2,7 @@
 //! delivery lane per subscriber, drained by a worker that sends what has queued up in
 //! batches, with at most `NET_THREAD_LIMIT` deliveries of the peer in flight.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::deliver;
 use super::publish::{Delivery, DeliveryStatus};
+use super::subs::Subs;
 use crate::peer::Peer;
 use crate::sync::lock;
 
@@ -47,7 +48,7 @@ pub(crate) struct Table {
 #[derive(Default)]
 struct Inner {
     /// Event name to its subscribers: address and handler tag, without repeats.
-    by_event: BTreeMap<String, Vec<(SocketAddr, Arc<str>)>>,
+    subs: Subs,
     /// One lane per subscriber address, shared by all its events so that they arrive in
     /// the order they were published.
     lanes: HashMap<SocketAddr, Arc<Lane>>,
@@ -126,32 +127,26 @@ impl Table {
     }
 
     /// Records a subscriber (`app_net`: one that registered in app-net's format); false
-    /// when it was already recorded.
-    pub(crate) fn register(&self, event: &str, addr: SocketAddr, tag: &str, app_net: bool) -> bool {
+    /// when it was already recorded, `Err` past a cap (`subs.rs`).
+    pub(crate) fn register(
+        &self,
+        event: &str,
+        addr: SocketAddr,
+        tag: &str,
+        app_net: bool,
+    ) -> Result<bool, String> {
         let mut inner = lock(&self.inner);
+        let added = inner.subs.add(event, addr, tag)?;
         if app_net {
             inner.app_net.insert(addr);
         }
-        let list = inner.by_event.entry(event.to_owned()).or_default();
-        if list.iter().any(|(a, t)| *a == addr && **t == *tag) {
-            return false;
-        }
-        list.push((addr, tag.into()));
-        true
+        Ok(added)
     }
 
     /// Forgets a subscriber; false when it was not recorded.
     pub(crate) fn unregister(&self, event: &str, addr: SocketAddr, tag: &str) -> bool {
         let mut inner = lock(&self.inner);
-        let Some(list) = inner.by_event.get_mut(event) else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|(a, t)| !(*a == addr && **t == *tag));
-        let removed = list.len() != before;
-        if list.is_empty() {
-            inner.by_event.remove(event);
-        }
+        let removed = inner.subs.remove(event, addr, tag);
         inner.forget_idle_lane(addr);
         removed
     }
@@ -161,13 +156,7 @@ impl Table {
     pub(crate) fn prune_addr(&self, addr: SocketAddr, reason: &str) {
         let (lane, subscribed) = {
             let mut inner = lock(&self.inner);
-            let mut subscribed = false;
-            inner.by_event.retain(|_, list| {
-                let before = list.len();
-                list.retain(|(a, _)| *a != addr);
-                subscribed |= list.len() != before;
-                !list.is_empty()
-            });
+            let subscribed = inner.subs.remove_addr(addr, None);
             inner.app_net.remove(&addr);
             (inner.lanes.remove(&addr), subscribed)
         };
@@ -184,26 +173,27 @@ impl Table {
 
     /// Removes the subscriptions of `addr` with handler `tag`, which it no longer has.
     pub(crate) fn prune_tag(&self, addr: SocketAddr, tag: &str) {
-        let mut inner = lock(&self.inner);
-        inner.by_event.retain(|_, list| {
-            list.retain(|(a, t)| !(*a == addr && **t == *tag));
-            !list.is_empty()
-        });
+        lock(&self.inner).subs.remove_addr(addr, Some(tag));
         tracing::info!(subscriber = %addr, tag, "pruned a subscription: the handler is gone");
     }
 
     /// The subscribers of `event`.
     pub(crate) fn subscribers(&self, event: &str) -> Vec<(SocketAddr, String)> {
         lock(&self.inner)
-            .by_event
-            .get(event)
-            .map(|list| list.iter().map(|(a, t)| (*a, t.to_string())).collect())
+            .subs
+            .of(event)
+            .map(|subs| {
+                subs.list()
+                    .iter()
+                    .map(|(a, t)| (*a, t.to_string()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Every event with at least one subscriber, sorted.
     pub(crate) fn events(&self) -> Vec<String> {
-        lock(&self.inner).by_event.keys().cloned().collect()
+        lock(&self.inner).subs.events()
     }
 
     /// Queues `payload` for every subscriber of `event` and starts the workers of idle
@@ -217,10 +207,10 @@ impl Table {
         reporter: Option<Reporter>,
     ) -> Vec<(SocketAddr, Arc<str>)> {
         let mut inner = lock(&self.inner);
-        let Some(list) = inner.by_event.get(event) else {
+        let Some(subs) = inner.subs.of(event) else {
             return Vec::new();
         };
-        let targets = list.clone();
+        let targets = subs.list().to_vec();
         for (addr, tag) in &targets {
             let mode = if inner.app_net.contains(addr) {
                 Mode::AppNet
@@ -273,11 +263,7 @@ impl Table {
 impl Inner {
     /// Drops the lane of an address that has no subscription left and nothing queued.
     fn forget_idle_lane(&mut self, addr: SocketAddr) {
-        let subscribed = self
-            .by_event
-            .values()
-            .any(|list| list.iter().any(|(a, _)| *a == addr));
-        if subscribed {
+        if self.subs.has_addr(addr) {
             return;
         }
         let idle = self.lanes.get(&addr).is_some_and(|lane| {

@@ -21,6 +21,8 @@ pub(super) struct Serving {
     abort: Option<AbortHandle>,
     /// When a synchronous call's budget runs out: the sweep then cancels it.
     deadline: Option<Instant>,
+    /// The bytes of its frame, counted in the link's `inflight_bytes` while it runs.
+    bytes: usize,
 }
 
 impl Serving {
@@ -37,13 +39,14 @@ impl Serving {
 pub(crate) struct Duplicate;
 
 impl Link {
-    /// Registers call `id` from the other side and returns the token that cancels it. A
-    /// `deadline` (synchronous calls with a budget) is enforced by the sweep; async calls
-    /// are bounded by their task's timer instead.
+    /// Registers call `id` from the other side, whose frame is `bytes` long, and returns
+    /// the token that cancels it. A `deadline` (synchronous calls with a budget) is
+    /// enforced by the sweep; async calls are bounded by their task's timer instead.
     pub(crate) fn begin(
         self: &Arc<Self>,
         id: u64,
         deadline: Option<Duration>,
+        bytes: usize,
     ) -> Result<CancellationToken, Duplicate> {
         let mut serving = lock(&self.serving);
         if serving.contains_key(&id) {
@@ -58,8 +61,10 @@ impl Link {
                 cancel: cancel.clone(),
                 abort: None,
                 deadline,
+                bytes,
             },
         );
+        self.counted(serving.len(), bytes as isize);
         if deadline.is_some() && !self.sweeping.swap(true, Ordering::AcqRel) {
             self.tracker.spawn(sweep(Arc::downgrade(self)));
         }
@@ -93,11 +98,31 @@ impl Link {
     /// link came first), so its reply should be sent.
     pub(crate) fn finish(&self, id: u64) -> bool {
         let mut serving = lock(&self.serving);
-        let wanted = serving.remove(&id).is_some();
-        if wanted && serving.is_empty() {
+        let Some(ended) = serving.remove(&id) else {
+            return false;
+        };
+        self.counted(serving.len(), -(ended.bytes as isize));
+        if serving.is_empty() {
             self.drained.notify_waiters();
         }
-        wanted
+        drop(serving);
+        self.relieve();
+        true
+    }
+
+    /// Keeps the counts the reader and the guard read without the lock (called under
+    /// it): `calls` running, and `bytes` more (or fewer) of their frames.
+    fn counted(&self, calls: usize, bytes: isize) {
+        self.watched.serving.store(calls, Ordering::SeqCst);
+        if bytes > 0 {
+            self.watched
+                .inflight_bytes
+                .fetch_add(bytes as usize, Ordering::SeqCst);
+        } else if bytes < 0 {
+            self.watched
+                .inflight_bytes
+                .fetch_sub(bytes.unsigned_abs(), Ordering::SeqCst);
+        }
     }
 
     /// The other side cancelled call `id`.
@@ -105,6 +130,9 @@ impl Link {
         let stopped = {
             let mut serving = lock(&self.serving);
             let stopped = serving.remove(&id);
+            if let Some(stopped) = &stopped {
+                self.counted(serving.len(), -(stopped.bytes as isize));
+            }
             if serving.is_empty() {
                 self.drained.notify_waiters();
             }
@@ -112,12 +140,19 @@ impl Link {
         };
         if let Some(serving) = stopped {
             serving.stop();
+            self.relieve();
         }
     }
 
     /// The link ended: every call of the other side stops.
     pub(super) fn cancel_all_inbound(&self) {
-        let stopped: Vec<Serving> = lock(&self.serving).drain().map(|(_, s)| s).collect();
+        let stopped: Vec<Serving> = {
+            let mut serving = lock(&self.serving);
+            let stopped: Vec<Serving> = serving.drain().map(|(_, s)| s).collect();
+            let bytes: usize = stopped.iter().map(|s| s.bytes).sum();
+            self.counted(0, -(bytes as isize));
+            stopped
+        };
         self.drained.notify_waiters();
         for serving in stopped {
             serving.stop();
@@ -155,9 +190,11 @@ async fn sweep(link: Weak<Link>) {
         let mut left = false;
         {
             let mut serving = lock(&link.serving);
+            let mut freed = 0;
             serving.retain(|_, call| match call.deadline {
                 Some(deadline) if deadline <= now => {
                     expired.push(call.cancel.clone());
+                    freed += call.bytes;
                     false
                 }
                 Some(_) => {
@@ -166,6 +203,7 @@ async fn sweep(link: Weak<Link>) {
                 }
                 None => true,
             });
+            link.counted(serving.len(), -(freed as isize));
             if serving.is_empty() {
                 link.drained.notify_waiters();
             }
@@ -173,6 +211,9 @@ async fn sweep(link: Weak<Link>) {
                 // Under the lock, so a call inserted next sees it and starts a new sweep.
                 link.sweeping.store(false, Ordering::Release);
             }
+        }
+        if !expired.is_empty() {
+            link.relieve();
         }
         for cancel in expired {
             cancel.cancel();

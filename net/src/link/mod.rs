@@ -9,10 +9,13 @@
 //! themselves. `inbound.rs` keeps the other side's calls running here, for cancels,
 //! budgets and drain.
 
+mod guard;
 mod inbound;
+mod meter;
 mod outbox;
 mod pending;
 mod read;
+mod share;
 mod transport;
 
 use std::collections::HashMap;
@@ -32,10 +35,14 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, TimeoutStep};
 use crate::sync::lock;
 use crate::wire::{self, CallIn, CallRef, Frame, Hello, Payload, WireOutcome};
+use guard::Watched;
 use inbound::Serving;
+use meter::Metered;
 use outbox::{with_scratch, Outbox, HIGH_WATER};
 
+pub(crate) use guard::{Budget, Guard};
 pub(crate) use outbox::Flush;
+pub(crate) use share::Job;
 pub(crate) use transport::{ReadHalf, Transport, WriteHalf};
 
 /// What a link hands upward: calls from the other side, and its goodbye. Implemented by
@@ -48,6 +55,14 @@ pub(crate) trait Inbound: Send + Sync + 'static {
 
     /// The other side said goodbye: it is shutting down.
     fn goodbye(&self, link: &Link);
+
+    /// The limits the links of this handler are held to; `None`: none (tests).
+    fn guard(&self) -> Option<Arc<Guard>> {
+        None
+    }
+
+    /// A link of this handler has started, in the task that shook hands.
+    fn opened(&self, _link: &Arc<Link>) {}
 }
 
 /// Calls by request id. Ids are a counter, so a multiplication spreads them well enough;
@@ -137,6 +152,13 @@ pub(crate) struct Link {
     /// Whose turn it is to read: bumped when the reading moves to a fresh task, so that
     /// the one it moved from stops once its call is served.
     reader_turn: AtomicU64,
+    /// The limits it is held to, and the guard that watches its deadlines.
+    guard: Option<Arc<Guard>>,
+    /// What the guard, the reader and the calls share (`guard.rs`).
+    watched: Watched,
+    /// The other side's synchronous calls on handler threads, and those waiting their
+    /// turn (`share.rs`).
+    share: share::Share,
 }
 
 impl Link {
@@ -149,12 +171,24 @@ impl Link {
         tracker: &TaskTracker,
     ) -> Arc<Link> {
         let Handshaken {
-            reader,
+            mut reader,
             writer,
             remote,
             remote_addr,
             max_in,
         } = transport;
+        let guard = handler.guard();
+        let watched = Watched::new();
+        // The frame reader reads through a meter from now on; what it has buffered
+        // already (read past the hello) starts at a frame boundary.
+        let io = std::mem::replace(reader.get_mut(), Box::new(tokio::io::empty()));
+        *reader.get_mut() = Box::new(Metered::new(
+            io,
+            watched.meter.clone(),
+            guard.as_ref().map(|g| g.budget.clone()),
+            max_in,
+            reader.read_buffer(),
+        ));
         let label = match &remote.id {
             Some(id) => format!("{} ({})", id.addr(), id),
             None => remote_addr.to_string(),
@@ -182,7 +216,14 @@ impl Link {
             runtime: tokio::runtime::Handle::current(),
             reader: Mutex::new(reader),
             reader_turn: AtomicU64::new(0),
+            guard,
+            watched,
+            share: share::Share::default(),
         });
+        if let Some(guard) = &link.guard {
+            guard.watch(&link);
+        }
+        link.handler.opened(&link);
         let weak = Arc::downgrade(&link);
         // Batching pays only when several calls are in flight; a lone call goes at once.
         let batch = move || weak.upgrade().is_some_and(|link| link.in_flight() > 1);
@@ -225,10 +266,10 @@ impl Link {
     /// Ends the link: tells the other side why, fails our waiting calls, stops the work
     /// we run for it.
     pub(crate) fn close(&self, reason: &str) {
-        self.shut(reason, Some(Frame::Goodbye));
+        self.shut(reason, Some(&Frame::Goodbye));
     }
 
-    fn shut(&self, reason: &str, last_words: Option<Frame>) {
+    fn shut(&self, reason: &str, last_words: Option<&Frame>) {
         {
             let mut slot = lock(&self.close_reason);
             if slot.is_some() {
@@ -238,7 +279,7 @@ impl Link {
         }
         self.open.store(false, Ordering::Release);
         if let Some(frame) = last_words {
-            self.push(&frame, Flush::Task);
+            self.push(frame, Flush::Task);
         }
         self.closed.cancel();
         let waiting: Vec<ReplySlot> = lock(&self.pending).drain().map(|(_, tx)| tx).collect();
@@ -313,6 +354,8 @@ impl Link {
         }
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
+        // A reader held back must read again: this call's reply will come.
+        self.relieve();
         let guard = CancelGuard {
             link: self,
             id,
@@ -424,6 +467,7 @@ impl Link {
                 let _ = self.queue(buf, &[], flush);
             }
         });
+        self.check_backlog();
     }
 
     /// Makes sure replies queued with [`Flush::Caller`] go out: `defer` is handed the

@@ -10,7 +10,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -50,6 +50,9 @@ pub(crate) struct Outbox {
     flush_promised: AtomicBool,
     /// `buf.len()`, readable without the lock, for back-pressure checks per frame.
     queued: AtomicUsize,
+    /// Bytes handed to the transport so far: the guard checks that the other side takes
+    /// them at the minimum rate.
+    written: AtomicU64,
 }
 
 struct State {
@@ -61,6 +64,9 @@ struct State {
     writer: Writer,
     /// The connection ended: frames are refused.
     closed: bool,
+    /// The link parted for idleness: its goodbye is queued, and frames after it refused
+    /// (the other side would not read them).
+    parting: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -117,6 +123,7 @@ impl Outbox {
                 buf: Pending::default(),
                 writer: Writer::Nobody,
                 closed: false,
+                parting: false,
             }),
             socket: Mutex::new(socket),
             wake: Notify::new(),
@@ -124,6 +131,7 @@ impl Outbox {
             room: Notify::new(),
             flush_promised: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
+            written: AtomicU64::new(0),
         }
     }
 
@@ -140,6 +148,55 @@ impl Outbox {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Bytes waiting while a writer is at them (the task, woken or waiting for the
+    /// socket; a thread writing): what the other side is slow to take, if it stays.
+    pub(crate) fn waiting_on_socket(&self) -> usize {
+        let state = self.lock();
+        match state.writer {
+            Writer::Nobody => 0,
+            Writer::Task | Writer::Thread => state.buf.len().max(1),
+        }
+    }
+
+    /// Drops what is queued and not yet handed to the socket: the link ends because the
+    /// other side does not take it, and holding it until the socket gives up would keep
+    /// the memory for nothing. (A frame a writer had begun may be cut short, which makes
+    /// the error frame after it unreadable to a side that was not reading anyway.)
+    pub(crate) fn discard_queued(&self) {
+        self.lock().buf.clear();
+    }
+
+    /// Bytes handed to the transport so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Queues `body` as the last frame if `quiet()` holds, checked under the lock so that
+    /// no frame is queued between the check and it; frames after it are refused, and
+    /// `parted` is set before any is. False if the outbox is closing already or `quiet()`
+    /// fails.
+    pub(crate) fn part_if(
+        &self,
+        quiet: impl FnOnce() -> bool,
+        body: &[u8],
+        parted: &AtomicBool,
+    ) -> bool {
+        let mut state = self.lock();
+        if state.closed || state.parting || !quiet() {
+            return false;
+        }
+        parted.store(true, Ordering::Release);
+        state.buf.put_u32(body.len() as u32);
+        state.buf.put_slice(body);
+        state.parting = true;
+        if state.writer == Writer::Nobody {
+            state.writer = Writer::Task;
+            drop(state);
+            self.wake.notify_one();
+        }
+        true
+    }
+
     /// Queues one frame's body (the length prefix is added here).
     pub(crate) fn push(&self, body: &[u8], flush: Flush) -> Result<(), Closed> {
         self.push_parts(body, &[], flush)
@@ -154,7 +211,7 @@ impl Outbox {
     ) -> Result<(), Closed> {
         let len = head.len() + tail.iter().map(bytes::Bytes::len).sum::<usize>();
         let mut state = self.lock();
-        if state.closed {
+        if state.closed || state.parting {
             return Err(Closed);
         }
         // Callers check bodies against the frame limit, which is below u32::MAX.
@@ -319,8 +376,15 @@ impl Outbox {
                 state.buf.take()
             };
             // The task holds the responsibility, so it alone locks the socket.
-            let result =
-                poll_fn(|cx| write_all(&mut lock_socket(&self.socket), &mut chunks, cx)).await;
+            let result = poll_fn(|cx| {
+                write_all(
+                    &mut lock_socket(&self.socket),
+                    &mut chunks,
+                    &self.written,
+                    cx,
+                )
+            })
+            .await;
             if let Err(e) = result {
                 let mut state = self.lock();
                 state.closed = true;
@@ -336,7 +400,7 @@ impl Outbox {
     fn write_now(&self, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
         let mut socket = lock_socket(&self.socket);
         let mut cx = Context::from_waker(Waker::noop());
-        match write_all(&mut socket, chunks, &mut cx) {
+        match write_all(&mut socket, chunks, &self.written, &mut cx) {
             Poll::Ready(result) => result,
             // The noop waker is dropped; the writer task polls again with its own.
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
@@ -349,6 +413,7 @@ impl Outbox {
 fn write_all(
     socket: &mut WriteHalf,
     chunks: &mut VecDeque<Bytes>,
+    written: &AtomicU64,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
     while let Some(chunk) = chunks.front_mut() {
@@ -358,7 +423,10 @@ fn write_all(
         }
         match Pin::new(&mut **socket).poll_write(cx, chunk) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => chunk.advance(n),
+            Poll::Ready(Ok(n)) => {
+                chunk.advance(n);
+                written.fetch_add(n as u64, Ordering::Relaxed);
+            }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,

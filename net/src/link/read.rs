@@ -1,6 +1,11 @@
 //! The reader of a link: frames from the other side until it ends. It serves every frame
 //! that has arrived before it writes the replies that queued meanwhile, in one write, just
 //! before it would wait for more; so a burst of calls costs one read and one write.
+//!
+//! It is also where the link pushes back: it stops reading while the other side has too
+//! many calls running here or leaves its replies unread (`guard.rs`), steps aside for the
+//! runtime's other tasks every [`FLUSH_EVERY`] frames served in a row, and parts when
+//! the guard finds the link idle (only the reader knows that no frame is half-served).
 
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
@@ -18,35 +23,68 @@ use crate::wire::{self, Frame, Incoming, ReplyIn, WireOutcome};
 /// peer that never lets the reader wait still gets its replies.
 const FLUSH_EVERY: u32 = 64;
 
+/// What the reader found when it looked.
+enum Next<T> {
+    /// The next frame, an error, or the end of the stream.
+    Frame(Option<T>),
+    /// Another reader has the frames now.
+    Moved,
+    /// The link parted for idleness.
+    Parted,
+}
+
 /// Reads frames while it is reader `turn` and the link is open, then closes it.
 pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
     let mut served = 0u32;
     let reason = loop {
+        if link.pressure() {
+            // What the frames so far queued goes out first: it may be what relieves it.
+            link.outbox.flush_now();
+            served = 0;
+            tokio::select! {
+                _ = link.relief() => {}
+                _ = link.closed.cancelled() => break None,
+            }
+            continue;
+        }
         let ready = poll_fn(|cx| {
             let mut frames = lock(&link.reader);
             if link.reader_turn.load(Ordering::Acquire) != turn {
                 // Moved on: another reader has the frames.
-                return Poll::Ready(None);
+                return Poll::Ready(Next::Moved);
+            }
+            if link.asked_to_part() && link.part() {
+                return Poll::Ready(Next::Parted);
             }
             match frames.poll_next_unpin(cx) {
                 Poll::Pending => {
+                    link.reader_waits(cx.waker());
                     drop(frames);
                     // About to wait: what the frames so far queued goes out now.
                     link.outbox.flush_now();
                     served = 0;
                     Poll::Pending
                 }
-                Poll::Ready(next) => Poll::Ready(Some(next)),
+                Poll::Ready(next) => Poll::Ready(Next::Frame(next)),
             }
         });
         let next = tokio::select! {
             next = ready => next,
             _ = link.closed.cancelled() => break None,
         };
-        let Some(next) = next else {
-            link.outbox.flush_now();
-            return;
+        let next = match next {
+            Next::Frame(next) => next,
+            Next::Moved => {
+                link.outbox.flush_now();
+                return;
+            }
+            Next::Parted => return,
         };
+        if !link.is_open() {
+            // Closed while the frame came (the guard, or a part): frames after the last
+            // words are not served, as the other side was told.
+            break None;
+        }
         match next {
             None => break Some(("the peer closed the connection".to_owned(), None)),
             Some(Err(e)) => {
@@ -80,11 +118,14 @@ pub(super) async fn read_loop(link: Arc<Link>, turn: u64) {
         if served >= FLUSH_EVERY {
             link.outbox.flush_now();
             served = 0;
+            // A peer whose calls never let the reader wait must not keep this worker
+            // from the other links' readers.
+            tokio::task::yield_now().await;
         }
     };
     link.outbox.flush_now();
     match reason {
-        Some((reason, last_words)) => link.shut(&reason, last_words),
+        Some((reason, last_words)) => link.shut(&reason, last_words.as_ref()),
         None => link.shut("closed", None),
     }
 }
@@ -93,6 +134,8 @@ impl Link {
     /// Moves the reading to a fresh task: the current reader is serving a call that runs
     /// long, and the link's other frames must not wait for it.
     pub(crate) fn move_reader(self: &Arc<Self>) {
+        // Not quiet until that run ends (`unstuck_inline`), whatever happens to the link.
+        self.stuck_inline();
         if !self.is_open() {
             return;
         }
@@ -137,6 +180,18 @@ fn receive(
         Incoming::Goodbye => {
             link.handler.goodbye(link);
             Err("the peer shut down".to_owned())
+        }
+        Incoming::Parting { reason } if reason.as_deref() == Some("idle") => {
+            // Still running: no goodbye news, and the calls it left unanswered never ran.
+            link.parted_by_other_side();
+            Err("the peer closed the idle connection; a new call reconnects".to_owned())
+        }
+        Incoming::Parting { reason } => {
+            link.handler.goodbye(link);
+            Err(format!(
+                "the peer said goodbye ({})",
+                reason.unwrap_or_default()
+            ))
         }
         Incoming::Hello(_) => Err("a second hello on an open connection".to_owned()),
     }

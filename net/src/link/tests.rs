@@ -23,7 +23,7 @@ struct Echo {
 
 impl Inbound for Echo {
     fn call(&self, link: &Arc<Link>, call: CallIn<'_>, _frame: &Bytes, _: Vec<Bytes>) {
-        let Ok(cancel) = link.begin(call.id, None) else {
+        let Ok(cancel) = link.begin(call.id, None, 0) else {
             return;
         };
         if call.tag == "hang" {

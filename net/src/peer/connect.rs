@@ -4,7 +4,8 @@
 //! start with `{`, which never starts one of our frames).
 //!
 //! Every wait here has a deadline: a caller's connect and handshake come out of its
-//! call's budget, and an accepted connection gets [`HELLO_TIMEOUT`] for its handshake.
+//! call's budget, and an accepted connection gets `NET_HELLO_TIMEOUT` for its handshake
+//! (a caller's handshake never takes longer either).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,10 +26,6 @@ use crate::wire::{self, Frame, Hello};
 /// How long a TCP connect may take at most, whatever the call's budget: a live host on a
 /// LAN answers in well under a millisecond, an absent one never does.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How long the handshake of a new connection may take at most (and all an accepted
-/// connection gets): a silent or slow client must not hold a connection slot for long.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a new connection may stay silent before we decide it is ours: an app-net
 /// client sends its request in the same breath as its connect; a client of ours may wait
@@ -80,7 +77,7 @@ impl Peer {
         if let Some(claim) = claim {
             return (claim.serve)(self, stream, from).await;
         }
-        let deadline = Instant::now() + HELLO_TIMEOUT;
+        let deadline = Instant::now() + self.inner.config.limits.hello_timeout;
         let accepted = self.handshake(stream, false, deadline).await;
         match accepted.and_then(|handshaken| self.start_link(handshaken)) {
             Ok(link) => {
@@ -132,8 +129,9 @@ impl Peer {
 
     /// The handshake of a new connection, as the side that opened it (`initiator`) or
     /// accepted it: the secure one when this peer has a NET_SECRET, else the plain hello
-    /// exchange. It must end by `deadline` (and within [`HELLO_TIMEOUT`]); past a caller's
-    /// deadline it is that call's timeout.
+    /// exchange. It must end by `deadline` (and within `NET_HELLO_TIMEOUT`: a silent or
+    /// slow client must not hold a connection slot for long); past a caller's deadline it
+    /// is that call's timeout.
     async fn handshake(
         &self,
         stream: TcpStream,
@@ -143,7 +141,8 @@ impl Peer {
         let remote_addr = stream
             .peer_addr()
             .map_err(|e| Error::io("reading a connection's address", e))?;
-        let limit = deadline.min(Instant::now() + HELLO_TIMEOUT);
+        let hello_timeout = self.inner.config.limits.hello_timeout;
+        let limit = deadline.min(Instant::now() + hello_timeout);
         let work = async {
             match &self.inner.key {
                 Some(key) => {
@@ -164,7 +163,7 @@ impl Peer {
             }
             Err(_) => Err(Error::Protocol {
                 peer: remote_addr.to_string(),
-                message: format!("no hello within {HELLO_TIMEOUT:?}"),
+                message: format!("no hello within {hello_timeout:?} (NET_HELLO_TIMEOUT)"),
             }),
         }
     }

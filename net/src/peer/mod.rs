@@ -35,9 +35,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::id::PeerId;
-use crate::link::Link;
+use crate::link::{Guard, Link};
 use crate::secure::MeshKey;
-use crate::serve::{Registry, Server};
+use crate::serve::{Registry, Server, Slots};
 use crate::sync::lock;
 use crate::wire::{Hello, PROTOCOL_VERSION};
 
@@ -147,12 +147,23 @@ impl Peer {
         };
         let news = Arc::downgrade(&peer.inner);
         let host: std::sync::Weak<dyn std::any::Any + Send + Sync> = news.clone();
-        let server = Server::new(host, peer.inner.tracker.clone(), move |link: &Link| {
+        // The limits and deadlines of every link of the peer, and the task enforcing them.
+        let guard = Guard::new(peer.inner.config.limits.clone());
+        let goodbye = move |link: &Link| {
             if let (Some(inner), Some(id)) = (news.upgrade(), &link.remote().id) {
                 // A peer that says goodbye leaves discovery's table at once.
                 Peer { inner }.publish(&News::Goodbye { addr: id.addr() });
             }
-        });
+        };
+        let server = Server::new(
+            host,
+            peer.inner.tracker.clone(),
+            goodbye,
+            Some(guard.clone()),
+        );
+        peer.inner
+            .tracker
+            .spawn_on(guard.clone().run(peer.inner.shutdown.clone()), &runtime);
         // Set once, here, before anything can connect.
         let _ = peer.inner.server.set(Arc::new(server));
         let listener = {
@@ -163,8 +174,9 @@ impl Peer {
         let accepting = peer.inner.accepting.clone();
         let tracker = peer.inner.tracker.clone();
         let serving = peer.clone();
+        let slots = Arc::new(Slots::new(guard));
         let accept =
-            crate::serve::accept_loop(listener, accepting, tracker, move |stream, from| {
+            crate::serve::accept_loop(listener, accepting, tracker, slots, move |stream, from| {
                 serving.clone().serve_stream(stream, from)
             });
         peer.inner.tracker.spawn_on(accept, &runtime);
@@ -223,6 +235,12 @@ impl Peer {
 
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    /// The limits and memory budget its links are held to.
+    pub(crate) fn guard(&self) -> Option<Arc<Guard>> {
+        use crate::link::Inbound;
+        self.inner.server.get()?.guard()
     }
 
     /// The peer as the serving layer holds it, for handlers' `Caller`s.

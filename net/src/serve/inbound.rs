@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::registry::{Args, Handler};
 use super::{inline, run, Caller, Host};
-use crate::link::{Flush, Inbound, Link};
+use crate::link::{Flush, Guard, Inbound, Job, Link};
 use crate::wire::{CallIn, WireOutcome};
 
 /// Serves the functions of this program to the links of one peer.
@@ -29,6 +29,8 @@ pub(crate) struct Server {
     tracker: TaskTracker,
     /// Told when a link's other side says goodbye: the peer passes the news up.
     goodbye: Box<dyn Fn(&Link) + Send + Sync>,
+    /// The peer's limits, which its links are held to; `None` in tests of this layer.
+    guard: Option<Arc<Guard>>,
 }
 
 impl Server {
@@ -36,18 +38,36 @@ impl Server {
         host: Weak<dyn std::any::Any + Send + Sync>,
         tracker: TaskTracker,
         goodbye: impl Fn(&Link) + Send + Sync + 'static,
+        guard: Option<Arc<Guard>>,
     ) -> Server {
         Server {
             host,
             tracker,
             goodbye: Box::new(goodbye),
+            guard,
         }
+    }
+
+    /// Most handler threads one link's calls may hold (`NET_CONN_THREADS`).
+    fn thread_share(&self) -> usize {
+        self.guard
+            .as_ref()
+            .map_or(usize::MAX, |g| g.limits.conn_threads)
     }
 }
 
 impl Inbound for Server {
     fn goodbye(&self, link: &Link) {
         (self.goodbye)(link);
+    }
+
+    fn guard(&self) -> Option<Arc<Guard>> {
+        self.guard.clone()
+    }
+
+    fn opened(&self, link: &Arc<Link>) {
+        // An accepted connection's slot now holds a link (outgoing links hold none).
+        super::slots::became_link(link);
     }
 
     /// Runs a call from the other side and replies. A quick synchronous function runs
@@ -88,9 +108,11 @@ impl Inbound for Server {
             Handler::Sync(_) => {
                 let budget = call.timeout_ms.map(Duration::from_millis);
                 // The budget is enforced by the link's sweep.
-                let Some(cancel) = self.begin(link, id, oneway, budget) else {
+                let size = frame_size(bytes, &attachments);
+                let Some(cancel) = self.begin(link, id, oneway, budget, size) else {
                     return;
                 };
+                let detached = oneway.then(|| Detached::new(link));
                 let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
                 let link = link.clone();
                 // Counts as a task of the peer, so that shutdown waits for it.
@@ -99,14 +121,22 @@ impl Inbound for Server {
                 // handler thread copies them out: memory allocated and freed on one
                 // thread is much cheaper than memory passed between threads.
                 let args = bytes.slice_ref(call.args.get().as_bytes());
-                run::on_handler_thread(move || {
+                let job_link = link.clone();
+                let job: Job = Box::new(move || {
+                    let link = job_link;
                     let _running = running;
+                    let _detached = detached;
                     // Given up on (cancel, budget spent, link gone) before it could
                     // start: skip it. A one-way call runs whatever happens to the link,
                     // as its sender was told it was delivered.
                     if !oneway && cancel.is_cancelled() {
                         link.finish(id);
                         return;
+                    }
+                    // Replies deferred on this thread go out first unless this run is
+                    // known to be quick.
+                    if !speed.quick() {
+                        run::flush_deferred();
                     }
                     let started = Instant::now();
                     let outcome = match raw_args(&args) {
@@ -127,12 +157,24 @@ impl Inbound for Server {
                     // Sent once this thread has no more queued calls, with their replies.
                     link.promise_flush(run::when_idle);
                 });
+                // Within the link's share of the threads; past it, after its earlier calls.
+                let share = link.clone();
+                link.on_thread(self.thread_share(), job, move |job| {
+                    run::on_handler_thread(move || {
+                        job();
+                        while let Some(next) = share.thread_done() {
+                            next();
+                        }
+                    })
+                });
             }
             Handler::Async(_) => {
                 // The budget is enforced by the task's timer, below.
-                let Some(cancel) = self.begin(link, id, oneway, None) else {
+                let size = frame_size(bytes, &attachments);
+                let Some(cancel) = self.begin(link, id, oneway, None, size) else {
                     return;
                 };
+                let detached = oneway.then(|| Detached::new(link));
                 let caller = Caller::remote(link.clone(), host, Some(cancel.clone()));
                 let args = Args::borrowed(call.args, named, attachments);
                 let mut work = run::start_async(entry, args, caller);
@@ -150,6 +192,7 @@ impl Inbound for Server {
                 let task_link = link.clone();
                 let task = self.tracker.spawn(async move {
                     let link = task_link;
+                    let _detached = detached;
                     let outcome = match budget {
                         Some(budget) => match tokio::time::timeout(budget, work).await {
                             Ok(outcome) => outcome,
@@ -187,11 +230,12 @@ impl Server {
         id: u64,
         oneway: bool,
         deadline: Option<Duration>,
+        size: usize,
     ) -> Option<CancellationToken> {
         if oneway {
             return Some(link.oneway_token());
         }
-        match link.begin(id, deadline) {
+        match link.begin(id, deadline, size) {
             Ok(cancel) => Some(cancel),
             Err(_duplicate) => {
                 link.reply(id, duplicate(id), String::new, Flush::Caller);
@@ -199,6 +243,27 @@ impl Server {
             }
         }
     }
+}
+
+/// A one-way call running off the reader: the link is not idle until it ends.
+struct Detached(Arc<Link>);
+
+impl Detached {
+    fn new(link: &Arc<Link>) -> Detached {
+        link.detached();
+        Detached(link.clone())
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.detached_done();
+    }
+}
+
+/// The bytes a call's frame holds while it runs: its JSON and its attachments.
+fn frame_size(json: &Bytes, attachments: &[Bytes]) -> usize {
+    json.len() + attachments.iter().map(Bytes::len).sum::<usize>()
 }
 
 /// Answers call `id` that its id is already in flight, if it is: its reply would be
@@ -302,7 +367,12 @@ mod tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_server_runs_what_a_link_hands_it() {
             let host: Arc<dyn Any + Send + Sync> = Arc::new(());
-            let server = Server::new(Arc::downgrade(&host), TaskTracker::new(), |_: &Link| {});
+            let server = Server::new(
+                Arc::downgrade(&host),
+                TaskTracker::new(),
+                |_: &Link| {},
+                None,
+            );
             let (caller, _served) =
                 memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
 
@@ -359,7 +429,12 @@ mod tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_long_inline_run_does_not_hold_its_links_other_calls() {
             let host: Arc<dyn Any + Send + Sync> = Arc::new(());
-            let server = Server::new(Arc::downgrade(&host), TaskTracker::new(), |_: &Link| {});
+            let server = Server::new(
+                Arc::downgrade(&host),
+                TaskTracker::new(),
+                |_: &Link| {},
+                None,
+            );
             let (caller, _served) =
                 memory_links(Arc::new(Nothing), Arc::new(server), 1 << 20).await;
             // Learns that it is quick.

@@ -79,7 +79,10 @@ pub(crate) fn run<T>(link: &Arc<Link>, speed: &'static Speed, f: impl FnOnce() -
     });
     wake_watch();
     let out = f();
-    SLOT.with(|slot| lock(&slot.running).take());
+    if SLOT.with(|slot| lock(&slot.running).take()).is_none() {
+        // The watch found it stuck and moved the reading on (`move_reader`), counting it.
+        link.unstuck_inline();
+    }
     if let Some(started) = started {
         speed.record(started.elapsed());
     }

@@ -15,6 +15,7 @@
 //! | `state.rs` | `net::State<T>`, the shared state a handler takes |
 //! | `outcome.rs`, `flags.rs`, `panic.rs` | what a run produced; named responses; caught panics |
 //! | `listen.rs` | binding the port range, the accept loop with its connection limit |
+//! | `slots.rs` | the connection slots, what each connection does with its own, reclaiming idle ones |
 
 mod caller;
 mod flags;
@@ -26,6 +27,7 @@ mod panic;
 mod pool;
 mod registry;
 mod run;
+mod slots;
 mod speed;
 mod state;
 
@@ -46,6 +48,7 @@ pub(crate) use inbound::Server;
 pub(crate) use listen::{accept_loop, bind};
 pub(crate) use registry::{event_names, flag_names, Registry};
 pub(crate) use run::{blocking, run, run_here, run_inline};
+pub(crate) use slots::{request as appnet_request, Slots};
 
 /// The peer a call is served for, erased: this layer is below the peer's, which attaches
 /// `Caller::server` from above and is the only one to look inside.

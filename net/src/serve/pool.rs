@@ -63,8 +63,8 @@ pub(crate) fn when_idle(f: Deferred) {
     }
 }
 
-/// Runs the work deferred on this thread.
-fn run_deferred() {
+/// Runs the work deferred on this thread (nothing on other threads).
+pub(crate) fn run_deferred() {
     loop {
         let list = DEFERRED.with(|deferred| {
             deferred

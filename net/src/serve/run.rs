@@ -73,6 +73,13 @@ pub(crate) fn when_idle(f: Box<dyn FnOnce()>) {
     pool::when_idle(f);
 }
 
+/// Runs now what [`when_idle`] deferred on this thread: before a run that may take long,
+/// so that the replies of the quick calls before it are not held for as long as it takes
+/// (a caller's quick call would otherwise wait for another caller's slow one).
+pub(crate) fn flush_deferred() {
+    pool::run_deferred();
+}
+
 /// Runs `job` on a handler thread (see `pool`), never on an async worker, with the current
 /// runtime entered: a handler may use tokio there (`Handle::current`, `tokio::spawn`, a
 /// nested `.wait()`) as it could on tokio's blocking pool.

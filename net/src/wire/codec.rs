@@ -32,6 +32,13 @@ pub(crate) fn encode(frame: &Frame) -> Bytes {
     buf.into_inner().freeze()
 }
 
+/// Whether a read failed because a frame announced more than the limit.
+pub(crate) fn is_too_long(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
+}
+
 /// Says what was wrong with an unreadable frame: over the size limit (and what to do), or
 /// the socket's own error.
 pub(crate) fn describe_read_error(error: &std::io::Error, max_frame: usize) -> String {

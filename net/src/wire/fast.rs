@@ -85,8 +85,27 @@ pub(crate) fn decode(json: &Bytes) -> Result<Incoming<'_>, String> {
     };
     match fast {
         Some(frame) => Ok(frame),
-        None => serde_json::from_str(text).map_err(|e| e.to_string()),
+        None => serde_json::from_str(text).or_else(|e| parting(text).ok_or(e.to_string())),
     }
+}
+
+/// `{"goodbye":{"reason":R}}`, the goodbye of a peer that closes an idle connection (a
+/// unit variant's object form, which serde does not read).
+fn parting(text: &str) -> Option<Incoming<'static>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Parting {
+        goodbye: Reason,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reason {
+        #[serde(default)]
+        reason: Option<String>,
+    }
+    let parting: Parting = serde_json::from_str(text).ok()?;
+    Some(Incoming::Parting {
+        reason: parting.goodbye.reason,
+    })
 }
 
 /// `{"call":{"id":N,"tag":"T","args":A[,"timeout_ms":N][,"oneway":true]}}` with a tag

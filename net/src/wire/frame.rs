@@ -100,6 +100,13 @@ pub(crate) enum Incoming<'a> {
     },
     /// As [`Frame::Goodbye`].
     Goodbye,
+    /// A goodbye with a reason: `{"goodbye":{"reason":"idle"}}`, a peer that closes an
+    /// idle connection but still runs (read by `fast::decode`, not by serde).
+    #[serde(skip_deserializing)]
+    Parting {
+        /// Why, e.g. `idle`.
+        reason: Option<String>,
+    },
 }
 
 /// [`CallFrame`], borrowed from the frame's bytes.

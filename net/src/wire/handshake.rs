@@ -10,10 +10,14 @@ use super::{encode, Frame, Hello, PROTOCOL_VERSION};
 use crate::error::Error;
 use crate::secure::{self, FirstFrame, Refusal};
 
+/// The longest hello read: a real one is a few hundred bytes, and a connection that has
+/// not said who it is must not make the peer buffer a frame of `NET_MAX_FRAME`.
+pub(crate) const MAX_HELLO: usize = 64 * 1024;
+
 /// Sends our hello, reads theirs and checks it. On a mismatch or a malformed first frame
 /// the other side is told why before the error is returned; a secure handshake request
 /// (the other side has a NET_SECRET and this one has not) is answered with the refusal
-/// that says so.
+/// that says so. The first frame may be at most [`MAX_HELLO`] bytes.
 pub(crate) async fn handshake<R, W>(
     reader: &mut FramedRead<R, LengthDelimitedCodec>,
     writer: &mut FramedWrite<W, LengthDelimitedCodec>,
@@ -32,10 +36,22 @@ where
         .send(encode(&Frame::Hello(ours.clone())))
         .await
         .map_err(|e| closed(format!("while sending hello: {e}")))?;
-    let first = match reader.next().await {
+    let limit = reader.decoder().max_frame_length();
+    reader
+        .decoder_mut()
+        .set_max_frame_length(limit.min(MAX_HELLO));
+    let first = reader.next().await;
+    reader.decoder_mut().set_max_frame_length(limit);
+    let first = match first {
         None => return Err(closed("closed during the handshake".into())),
         Some(Err(e)) => {
-            let message = super::codec::describe_read_error(&e, ours.max_frame);
+            let message = match super::codec::is_too_long(&e) && limit > MAX_HELLO {
+                true => format!(
+                    "the first frame exceeds the {MAX_HELLO}-byte limit of a hello (see \
+                     docs/PROTOCOL.md)"
+                ),
+                false => super::codec::describe_read_error(&e, limit),
+            };
             let _ = writer
                 .send(encode(&Frame::Error {
                     message: message.clone(),

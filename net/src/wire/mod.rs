@@ -6,6 +6,8 @@ mod binary;
 mod codec;
 mod fast;
 mod frame;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod handshake;
 mod info;
 mod payload;

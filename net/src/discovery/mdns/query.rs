@@ -194,6 +194,31 @@ mod tests {
         assert!(parse_txt(b"\xff\xff", "_netpeer._tcp.local.").is_empty());
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::wire::fuzz::config(256))]
+
+        /// Any packet, and answers with bytes changed or cut anywhere, are read without
+        /// panicking (`scripts/fuzz` runs this longer).
+        #[test]
+        fn any_packet_is_read_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flips in proptest::collection::vec(
+                (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let _ = parse_txt(&bytes, "_netpeer._tcp.local.");
+            let mut packet = answer();
+            for (at, byte) in flips {
+                let at = at % packet.len();
+                packet[at] = byte;
+            }
+            packet.truncate(cut % (packet.len() + 1));
+            for found in parse_txt(&packet, "_netpeer._tcp.local.") {
+                proptest::prop_assert!(found.instance.len() < 600);
+            }
+        }
+    }
+
     #[test]
     fn query_names_the_service() {
         let q = build_query("_netpeer._tcp.local.", 9);

@@ -1,0 +1,76 @@
+//! A hello that claims another local peer's id: the impostor connects from the same
+//! host, so only the port gives it away. Calls to that id must still reach the real peer,
+//! over the link to its own address, never the impostor's connection, and a link that
+//! works is never replaced by a claim.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::wire::{hello_claiming, said_hello_as, their_hello};
+use super::{echo, Fixture};
+use crate::support::loopback;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_id_never_takes_the_real_peers_calls() {
+    let fx = Fixture::start(&[]).await;
+    let real = fx.server.id();
+    let victim = net::Peer::start(loopback()).await.unwrap();
+    let call = |i: u64| {
+        echo(i)
+            .on(&real)
+            .via(&victim)
+            .timeout(Duration::from_secs(2))
+    };
+    // The victim talks to the real peer first: that link works.
+    let (_, first_from) = call(1).await.expect("the real peer does not answer");
+
+    // Impostors say hello to the victim as the real peer, from the same host; one opens
+    // with it before the victim's hello, the other after it.
+    let mut early = said_hello_as(victim.addr(), &real).await;
+    let mut late = tokio::net::TcpStream::connect(victim.addr()).await.unwrap();
+    their_hello(&mut late).await;
+    late.write_all(&hello_claiming(json!(real.to_string())))
+        .await
+        .unwrap();
+    their_hello(&mut early).await;
+
+    // Calls to that id go on as before: answered by the real peer, over the same link.
+    for i in 2..20 {
+        let (got, from) = call(i).await.expect("a call to the claimed id failed");
+        assert_eq!(got, i);
+        assert_eq!(
+            from, first_from,
+            "the victim's link to the real peer was replaced"
+        );
+    }
+    // A victim that had no link yet opens one to the id's own address, not the claim's.
+    let fresh = net::Peer::start(loopback()).await.unwrap();
+    let mut third = said_hello_as(fresh.addr(), &real).await;
+    their_hello(&mut third).await;
+    let (got, _) = echo(99)
+        .on(&real)
+        .via(&fresh)
+        .timeout(Duration::from_secs(2))
+        .await
+        .expect("a new victim's call to the claimed id failed");
+    assert_eq!(got, 99);
+
+    // Had a call gone to an impostor, it would have timed out (they never answer); what
+    // they were sent says so plainly. (The victims' discovery may ask them about
+    // themselves over their own link, an `info` call, which is not one of these.)
+    for (name, stream) in [("early", &early), ("late", &late), ("third", &third)] {
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = stream.try_read(&mut buf) {
+            let seen = String::from_utf8_lossy(&buf[..n]);
+            assert!(
+                !seen.contains("hostile.echo"),
+                "{name} impostor got a call: {seen}"
+            );
+        }
+    }
+    fresh.shutdown().await;
+    victim.shutdown().await;
+    fx.finish().await;
+}
