@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::json;
-use super::{APP_NET_BUILTINS, INFO_TAG, PYTHON_READ_LIMIT};
+use super::{APP_NET_BUILTINS, APP_NET_EVENT_TAGS, INFO_TAG, PYTHON_READ_LIMIT};
 use crate::call::Target;
 use crate::id::PeerId;
 use crate::peer::Peer;
@@ -116,8 +116,9 @@ const NET_MARKER: &str = "net_protocol";
 /// Our `info` in app-net's shape, for Python discovery. It is at most one 1,024-byte
 /// chunk, because app-net's client reads no more and would otherwise fail to parse it and
 /// stop scanning: when the peer has many functions, the list of tags is cut short (the
-/// app-net built-ins and custom tags first, then default tags), and `connections` on the
-/// `net` side lists them all.
+/// app-net built-ins and the events handlers Python calls by name first, then the
+/// program's custom tags, then default tags), and `connections` on the `net` side lists
+/// them all.
 pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
     // Custom tags (readable, app-net style) before default ones (base64 of the path).
     let mut custom = Vec::new();
@@ -131,10 +132,12 @@ pub(crate) fn app_net_info(peer: &Peer) -> Vec<u8> {
     }
     // This crate's own services' built-ins (`net.table.*`, `net.events.deliver`) after the
     // program's tags: a Python peer has no use for them.
+    custom.retain(|t| !APP_NET_EVENT_TAGS.contains(&t.as_str()));
     let (ours, program): (Vec<String>, Vec<String>) =
         custom.into_iter().partition(|t| t.starts_with("net."));
     let candidates: Vec<String> = APP_NET_BUILTINS
         .iter()
+        .chain(&APP_NET_EVENT_TAGS)
         .map(|t| (*t).to_owned())
         .chain(program)
         .chain(ours)

@@ -68,6 +68,15 @@ const NULL_TAG: &str = "net.defaults.handlers.null";
 const CONNECTIONS_TAG: &str = "net.defaults.handlers.connections";
 
 /// The app-net built-ins our peer answers in app-net's way (server.rs), listed in our
-/// app-net `info` so that Python peers see them. `subscription_handler` belongs to events.
+/// app-net `info` so that Python peers see them.
 pub(crate) const APP_NET_BUILTINS: [&str; 4] =
     [CONNECTIONS_TAG, INFO_TAG, NULL_TAG, PASS_THROUGH_TAG];
+
+/// The events built-ins Python peers call by name (`peer.subscription_handler(...)`,
+/// events/handlers.rs registers them): listed in our app-net `info` before the program's
+/// own tags, which a program with many functions would otherwise cut them behind.
+pub(crate) const APP_NET_EVENT_TAGS: [&str; 3] = [
+    "subscription_handler",
+    "unsubscription_handler",
+    "net.defaults.handlers.subscription_handler",
+];
