@@ -29,7 +29,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::meter::Meter;
-use super::outbox::HIGH_WATER;
 use super::Link;
 use crate::config::Limits;
 use crate::sync::lock;
@@ -39,7 +38,7 @@ use crate::wire::Frame;
 pub(super) const IDLE_GOODBYE: &[u8] = br#"{"goodbye":{"reason":"idle"}}"#;
 
 /// `quiet_since` of a link that is not quiet.
-const NOT_QUIET: u64 = u64::MAX;
+pub(super) const NOT_QUIET: u64 = u64::MAX;
 
 /// Bytes the peer's connections may make it hold, shared by all of them: large frames
 /// take their size before their body is read and give it back once read; app-net
@@ -115,23 +114,23 @@ pub(super) struct Watched {
     pub(super) meter: Arc<Meter>,
     /// The guard's clock (ms) when the link last became quiet, or [`NOT_QUIET`]; the
     /// listener reclaims the quiet-longest link when the peer is full.
-    quiet_since: AtomicU64,
+    pub(super) quiet_since: AtomicU64,
     /// The guard asks the reader to part for idleness (only the reader may: it alone knows
     /// that no frame is half-served).
-    idle_close: AtomicBool,
+    pub(super) idle_close: AtomicBool,
     /// Wakes the reader for that.
-    reader: AtomicWaker,
+    pub(super) reader: AtomicWaker,
     /// The link ended with an idle goodbye, from either side: calls it failed had not
     /// run, and may be sent again on a new link.
-    parted_idle: AtomicBool,
+    pub(super) parted_idle: AtomicBool,
     /// The other side's calls registered here (`serving.len()`), readable without the lock.
     pub(super) serving: AtomicUsize,
     /// Bytes of the frames of those calls.
     pub(super) inflight_bytes: AtomicUsize,
     /// The reader waits for relief (calls to end, replies to be taken).
-    paused: AtomicBool,
+    pub(super) paused: AtomicBool,
     /// Signalled when a call ends while the reader waits.
-    relief: Notify,
+    pub(super) relief: Notify,
     /// Inline runs that turned long and still run (not in `serving`).
     pub(super) stuck_inline: AtomicUsize,
     /// One-way calls running on threads or tasks (not in `serving` either).
@@ -410,164 +409,4 @@ impl Guard {
 /// How long `bytes` take at `rate` bytes per second.
 fn rate_time(bytes: usize, rate: usize) -> Duration {
     Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64)
-}
-
-impl Link {
-    /// True when the reader should stop taking frames: too many calls of the other side
-    /// run here, their frames hold too much, or replies are not being taken; and this
-    /// side waits for no reply on the link (it must read those, or the two would wait
-    /// for each other).
-    pub(super) fn pressure(&self) -> bool {
-        let Some(guard) = &self.guard else {
-            return false;
-        };
-        let w = &self.watched;
-        let over = w.serving.load(Ordering::SeqCst) >= guard.limits.max_calls
-            || w.inflight_bytes.load(Ordering::SeqCst) >= guard.limits.conn_memory / 2
-            || self.outbox.backlog() >= HIGH_WATER;
-        over && lock(&self.pending).is_empty()
-    }
-
-    /// Closes the link if the replies waiting for the other side to take them are over
-    /// its budget (`NET_CONN_MEMORY`): the reader stopped taking calls long before, so
-    /// the other side keeps calls in flight and reads nothing.
-    pub(super) fn check_backlog(&self) {
-        let Some(guard) = &self.guard else { return };
-        let backlog = self.outbox.backlog();
-        if backlog > guard.limits.conn_memory {
-            let message = format!(
-                "{backlog} bytes of replies wait for a peer that does not read them, over \
-                 this connection's budget of {} bytes (NET_CONN_MEMORY)",
-                guard.limits.conn_memory
-            );
-            tracing::warn!(peer = %self.label, %message, "closing connection");
-            self.outbox.discard_queued();
-            self.shut(
-                &message,
-                Some(&Frame::Error {
-                    message: message.clone(),
-                }),
-            );
-        }
-    }
-
-    /// Waits until [`Link::pressure`] is gone.
-    pub(super) async fn relief(&self) {
-        let w = &self.watched;
-        loop {
-            let relief = w.relief.notified();
-            tokio::pin!(relief);
-            relief.as_mut().enable();
-            w.paused.store(true, Ordering::SeqCst);
-            if !self.pressure() {
-                break;
-            }
-            if self.outbox.backlog() >= HIGH_WATER {
-                tokio::select! {
-                    _ = relief => {}
-                    _ = self.outbox.room() => {}
-                }
-            } else {
-                relief.await;
-            }
-        }
-        w.paused.store(false, Ordering::SeqCst);
-    }
-
-    /// Something the reader may wait for has changed: a call ended, or this side now
-    /// waits for a reply.
-    pub(super) fn relieve(&self) {
-        if self.watched.paused.load(Ordering::SeqCst) {
-            self.watched.relief.notify_one();
-        }
-    }
-
-    /// Nothing in flight in either direction.
-    pub(super) fn quiet(&self) -> bool {
-        let w = &self.watched;
-        w.serving.load(Ordering::SeqCst) == 0
-            && w.stuck_inline.load(Ordering::SeqCst) == 0
-            && w.detached.load(Ordering::SeqCst) == 0
-            && lock(&self.pending).is_empty()
-    }
-
-    /// Asks the reader to part for idleness.
-    fn ask_to_part(&self) {
-        self.watched.idle_close.store(true, Ordering::Release);
-        self.watched.reader.wake();
-    }
-
-    /// Whether the guard asked the reader to part; the reader registers `waker` to hear
-    /// the next ask.
-    pub(super) fn asked_to_part(&self) -> bool {
-        self.watched.idle_close.load(Ordering::Acquire)
-    }
-
-    /// The reader will wait: it hears the guard through `waker`.
-    pub(super) fn reader_waits(&self, waker: &Waker) {
-        if self.guard.is_some() {
-            self.watched.reader.register(waker);
-        }
-    }
-
-    /// Parts for idleness, from the reader, if the link is still quiet: the goodbye goes
-    /// out after every reply already queued, and no frame queued after it is sent, so
-    /// every call of either side that got no reply never ran. False (and the ask
-    /// forgotten) if something came up meanwhile.
-    pub(super) fn part(&self) -> bool {
-        self.watched.idle_close.store(false, Ordering::Release);
-        let parted = &self.watched.parted_idle;
-        if !self.outbox.part_if(|| self.quiet(), IDLE_GOODBYE, parted) {
-            return false;
-        }
-        let idle = self.guard.as_ref().map(|g| g.limits.idle_timeout);
-        self.shut(
-            &format!("closed after {idle:?} idle (NET_IDLE_TIMEOUT); a new call reconnects"),
-            None,
-        );
-        true
-    }
-
-    /// The other side parted for idleness.
-    pub(super) fn parted_by_other_side(&self) {
-        self.watched.parted_idle.store(true, Ordering::Release);
-    }
-
-    /// The link ended with an idle goodbye: the calls it failed never ran, and may be sent
-    /// again on a new link.
-    pub(crate) fn parted_idle(&self) -> bool {
-        self.watched.parted_idle.load(Ordering::Acquire)
-    }
-
-    /// Since when (the guard's clock, ms) the link has been idle; `None` if it is not.
-    pub(crate) fn idle_since(&self) -> Option<u64> {
-        let since = self.watched.quiet_since.load(Ordering::Relaxed);
-        (since != NOT_QUIET && self.is_open()).then_some(since)
-    }
-
-    /// Closes an idle link to make room for a new connection (politely, as for idleness).
-    pub(crate) fn reclaim(&self) {
-        self.ask_to_part();
-    }
-
-    /// An inline run of this link turned long: until it ends the link is not quiet.
-    pub(crate) fn stuck_inline(&self) {
-        self.watched.stuck_inline.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A run counted by [`Link::stuck_inline`] ended.
-    pub(crate) fn unstuck_inline(&self) {
-        self.watched.stuck_inline.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// A one-way call of the other side starts running off the reader (on a thread or a
-    /// task); `detached_done` when it ends. Until then the link is not quiet.
-    pub(crate) fn detached(&self) {
-        self.watched.detached.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// See [`Link::detached`].
-    pub(crate) fn detached_done(&self) {
-        self.watched.detached.fetch_sub(1, Ordering::SeqCst);
-    }
 }
