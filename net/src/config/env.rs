@@ -221,10 +221,12 @@ pub(crate) fn parse_size(var: &'static str, value: &str) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::config) mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Result<Config> {
+    /// A configuration read from `pairs` as if they were the environment (the other
+    /// config modules' tests use it too).
+    pub(in crate::config) fn env(pairs: &[(&str, &str)]) -> Result<Config> {
         let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
