@@ -8,11 +8,15 @@
 //! 2. 100 members in one process (one 2-worker runtime), 10,000 keys: one more joins
 //!    (the fraction of all copies it receives, about 1/101), then one vanishes as a
 //!    killed process would (the time until it is dropped, and until every key has R
-//!    copies again).
+//!    copies again). Its set-up is bounded ([`SET_UP_LIMIT`]): on this project's 2-core VM
+//!    100 members now take ~75 s to join and a non-member then sees none of them within
+//!    the limit, so the part reports that and stops (an open scale problem: every view
+//!    change rebuilds each member's placement of 4,096 buckets); `--quick`'s 20 members
+//!    set up in under a second.
 //!
 //! `NET_BENCH_SHARED=1` puts part 1's peers on one 2-worker runtime instead.
 //!
-//! `cargo bench --bench table` (about a minute once built); `--quick` (or
+//! `cargo bench --bench table` (two to three minutes once built); `--quick` (or
 //! `NET_BENCH_QUICK=1`) is a smoke run with 20 members and 2,000 keys; `NET_BENCH_ONLY=cost`
 //! (or `scale`) runs one part alone, for profiling.
 
@@ -317,6 +321,9 @@ fn held(members: &[net::Peer]) -> (usize, usize) {
         .fold((0, 0), |(live, pending), (l, p)| (live + l, pending + p))
 }
 
+/// How long the simulation's members may take to join and be seen.
+const SET_UP_LIMIT: Duration = Duration::from_secs(90);
+
 fn membership_at_scale(plan: Plan) {
     let rt = runtime("sim", 2);
     let n = plan.members;
@@ -326,8 +333,20 @@ fn membership_at_scale(plan: Plan) {
         .expect("joins");
     let seeds = [first.addr().to_string()];
     let mut members = vec![first];
+    // The set-up is bounded like everything else here: on a machine too slow for `n`
+    // members in one process it says so and stops, rather than running on.
+    let set_up_by = started + SET_UP_LIMIT;
+    let too_slow = |what: &str| {
+        println!(
+            "\n2. {n} members in one process: not set up within {SET_UP_LIMIT:?} ({what}); \
+             skipped (--quick runs 20)"
+        );
+    };
     // Joined ten at a time: each says hello to every member its seed knows.
     while members.len() < n {
+        if Instant::now() > set_up_by {
+            return too_slow(&format!("{} of {n} joined", members.len()));
+        }
         let batch = (n - members.len()).min(10);
         let joined: Vec<net::Peer> = rt.block_on(async {
             let joins = (0..batch).map(|_| async {
@@ -358,10 +377,19 @@ fn membership_at_scale(plan: Plan) {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    rt.block_on(async {
-        while table.members().await.map_or(0, |m| m.len()) < n {
+    let seen = rt.block_on(async {
+        loop {
+            let seen = table.members().await.map_or(0, |m| m.len());
+            if seen >= n || Instant::now() > set_up_by {
+                break seen;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    });
+    if seen < n {
+        return too_slow(&format!("a client sees {seen} of {n} members"));
+    }
+    rt.block_on(async {
         table
             .update((0..keys).map(|i| (format!("k{i}"), Value::from(i))))
             .await
