@@ -155,12 +155,11 @@ impl View {
 
     /// The placement the alive members other than `id` would have.
     pub fn placement_without(&self, id: &MemberId) -> Placement {
-        Placement::new(
+        self.placement.updated(
             self.entries
                 .iter()
                 .filter(|(m, e)| e.alive && *m != id)
                 .map(|(m, _)| m.clone()),
-            replicas(self.terms),
         )
     }
 
@@ -226,11 +225,13 @@ impl View {
             .filter(|(_, e)| e.alive)
             .map(|(id, _)| id)
             .collect();
-        if alive.iter().copied().ne(self.placement.members().iter()) {
+        if self.placement.replicas() != replicas(self.terms) {
             self.placement = Arc::new(Placement::new(
                 alive.into_iter().cloned(),
                 replicas(self.terms),
             ));
+        } else if alive.iter().copied().ne(self.placement.members().iter()) {
+            self.placement = Arc::new(self.placement.updated(alive.into_iter().cloned()));
         }
         self.rehash();
     }
