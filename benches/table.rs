@@ -9,14 +9,13 @@
 //!    (the fraction of all copies it receives, about 1/101), then one vanishes as a
 //!    killed process would (the time until it is dropped, and until every key has R
 //!    copies again). Its set-up is bounded ([`SET_UP_LIMIT`]), and on this project's
-//!    2-core VM 100 members do not make it: every view change makes every member rebuild
-//!    its placement (4,096 buckets ranked over all members: 1.0 ms at 20 members, 3.4 ms
-//!    at 100), and with all of them in one process that is 100 members' CPU on 2 cores.
-//!    Set-up measured 0.6 s at 20 members, 2.0 s at 40, 8.0 s at 60, 30.7 s at 80; at 100
-//!    the joins take ~75 s and a non-member sees 62 of them after 240 s. A member in a
-//!    process of its own pays one rebuild per change; an incremental placement (rank only
-//!    the member that came or went) is the fix the simulation needs. `--quick`'s 20
-//!    members set up in under a second.
+//!    2-core VM 100 members do not make it within the limit. Before placements were
+//!    updated incrementally, every view change made every member rank 4,096 buckets over
+//!    all members (3.4 ms at 100), and set-up took 0.6 s at 20 members, 2.0 s at 40, 8.0 s
+//!    at 60 and 30.7 s at 80. Now the joins go quickly, but 100 members in one process hold
+//!    ~20,000 sockets (each pair has two links, each dialled by one side), which is this
+//!    VM's open-files limit, and the set-up still runs out of time. `--quick`'s 20 members
+//!    set up in under a second.
 //!
 //! `NET_BENCH_SHARED=1` puts part 1's peers on one 2-worker runtime instead.
 //!
