@@ -155,6 +155,7 @@ impl Placement {
     }
 
     /// The replication factor asked for.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests' own view of it
     pub fn replicas(&self) -> NonZeroUsize {
         self.replicas
     }

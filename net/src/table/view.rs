@@ -225,12 +225,8 @@ impl View {
             .filter(|(_, e)| e.alive)
             .map(|(id, _)| id)
             .collect();
-        if self.placement.replicas() != replicas(self.terms) {
-            self.placement = Arc::new(Placement::new(
-                alive.into_iter().cloned(),
-                replicas(self.terms),
-            ));
-        } else if alive.iter().copied().ne(self.placement.members().iter()) {
+        // The terms are fixed at `new`, so the placement keeps their replication factor.
+        if alive.iter().copied().ne(self.placement.members().iter()) {
             self.placement = Arc::new(self.placement.updated(alive.into_iter().cloned()));
         }
         self.rehash();
