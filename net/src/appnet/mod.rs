@@ -76,7 +76,14 @@ pub(crate) const APP_NET_BUILTINS: [&str; 4] =
 /// events/handlers.rs registers them): listed in our app-net `info` before the program's
 /// own tags, which a program with many functions would otherwise cut them behind.
 pub(crate) const APP_NET_EVENT_TAGS: [&str; 3] = [
-    "subscription_handler",
-    "unsubscription_handler",
-    "net.defaults.handlers.subscription_handler",
+    SUBSCRIPTION_TAG,
+    UNSUBSCRIPTION_TAG,
+    APP_NET_SUBSCRIPTION_TAG,
 ];
+
+/// The tag a subscriber registers with (`subscription_handler`, app-net's name for it).
+pub(crate) const SUBSCRIPTION_TAG: &str = "subscription_handler";
+/// The tag a subscriber withdraws with.
+pub(crate) const UNSUBSCRIPTION_TAG: &str = "unsubscription_handler";
+/// The tag Python app-net peers serve `subscription_handler` under.
+pub(crate) const APP_NET_SUBSCRIPTION_TAG: &str = "net.defaults.handlers.subscription_handler";

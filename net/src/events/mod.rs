@@ -67,9 +67,6 @@ use crate::serve::{Caller, Entry, EventDecl};
 
 pub use handlers::{subscription_handler, unsubscription_handler};
 
-/// The tag Python app-net peers serve `subscription_handler` under.
-pub(crate) const APP_NET_SUBSCRIPTION_TAG: &str = "net.defaults.handlers.subscription_handler";
-
 /// The built-ins this module adds, for the composition root's list of built-ins.
 pub(crate) fn builtins() -> [&'static Entry; 4] {
     [

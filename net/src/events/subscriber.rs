@@ -208,21 +208,22 @@ async fn register(
             return Ok(());
         }
         let args = serde_json::json!([event, host, port, tag]);
-        let _: serde_json::Value = crate::call::call_tag(super::APP_NET_SUBSCRIPTION_TAG, args)
-            .on(Target::app_net(publisher))
-            .via(local)
-            .await?;
+        let _: serde_json::Value =
+            crate::call::call_tag(crate::appnet::APP_NET_SUBSCRIPTION_TAG, args)
+                .on(Target::app_net(publisher))
+                .via(local)
+                .await?;
         return Ok(());
     }
     let (call, name) = if subscribe {
         (
             super::handlers::subscription_handler((*event).to_owned(), host, port, tag.clone()),
-            "subscription_handler",
+            crate::appnet::SUBSCRIPTION_TAG,
         )
     } else {
         (
             super::handlers::unsubscription_handler((*event).to_owned(), host, port, tag.clone()),
-            "unsubscription_handler",
+            crate::appnet::UNSUBSCRIPTION_TAG,
         )
     };
     let mut remote = call.on(publisher).via(local);

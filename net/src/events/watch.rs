@@ -106,7 +106,7 @@ async fn register(
         .await?
         .map_err(|message| Error::Remote {
             peer: publisher.to_string(),
-            tag: "subscription_handler".into(),
+            tag: crate::appnet::SUBSCRIPTION_TAG.into(),
             message,
             location: "the publishing peer's subscriber table".into(),
         })
