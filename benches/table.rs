@@ -21,7 +21,8 @@
 //!
 //! `cargo bench --bench table` (two to three minutes once built); `--quick` (or
 //! `NET_BENCH_QUICK=1`) is a smoke run with 20 members and 2,000 keys; `NET_BENCH_ONLY=cost`
-//! (or `scale`) runs one part alone, for profiling.
+//! (or `scale`) runs one part alone, for profiling; `NET_BENCH_MEMBERS=N` sizes the
+//! simulation.
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -82,6 +83,13 @@ fn main() {
             sim_keys: 10_000,
         }
     };
+    let mut plan = plan;
+    if let Some(n) = std::env::var("NET_BENCH_MEMBERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        plan.members = n;
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()

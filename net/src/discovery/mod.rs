@@ -229,7 +229,7 @@ pub(crate) fn explain_if_empty(peer: &Peer, empty: bool, reports: &[PathReport])
 /// Probes the known peers this round did not see, and drops those that do not answer.
 async fn verify(peer: &Peer, confirmed: &BTreeSet<crate::id::PeerId>) {
     let state = peer.discovery();
-    let stale: Vec<PeerInfo> = state
+    let stale: Vec<std::sync::Arc<PeerInfo>> = state
         .table
         .snapshot()
         .into_iter()

@@ -183,7 +183,7 @@ impl Peers {
             .map_err(|e| Error::io_text("running discovery", e.to_string()))
     }
 
-    fn filter(&self, known: Vec<PeerInfo>) -> Vec<PeerInfo> {
+    fn filter(&self, known: Vec<std::sync::Arc<PeerInfo>>) -> Vec<PeerInfo> {
         let own = if self.on_host {
             addrs::own_ips()
         } else {
@@ -201,6 +201,7 @@ impl Peers {
                     || addrs::is_own(p.addr.ip(), &own)
                     || addrs::is_own(p.id.host(), &own)
             })
+            .map(std::sync::Arc::unwrap_or_clone)
             .collect()
     }
 

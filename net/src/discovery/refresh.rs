@@ -94,7 +94,7 @@ fn known(peer: &Peer) -> BTreeSet<PeerId> {
         .table
         .snapshot()
         .into_iter()
-        .map(|p| p.id)
+        .map(|p| p.id.clone())
         .collect()
 }
 
@@ -150,7 +150,7 @@ async fn others(peer: &Peer) {
         let on_host = known.found_by == Discovery::Scan && !known.app_net;
         let linked = peer.pooled(known.addr).is_some();
         if on_host || linked || known.found_by == Discovery::Mdns {
-            confirmed.insert(known.id);
+            confirmed.insert(known.id.clone());
         }
     }
     verify(peer, &confirmed).await;

@@ -72,7 +72,7 @@ async fn answer(peer: &Peer, caller: &Caller) -> Vec<KnownPeer> {
         .into_iter()
         .filter(|p| Some(&p.id) != asker.as_ref())
         .map(|p| KnownPeer {
-            id: p.id,
+            id: p.id.clone(),
             addr: p.addr,
         })
         .collect()
