@@ -8,15 +8,15 @@
 //! 2. 100 members in one process (one 2-worker runtime), 10,000 keys: one more joins
 //!    (the fraction of all copies it receives, about 1/101), then one vanishes as a
 //!    killed process would (the time until it is dropped, and until every key has R
-//!    copies again). Its set-up is bounded ([`SET_UP_LIMIT`]), and on this project's
-//!    2-core VM 100 members do not make it within the limit. Before placements were
-//!    updated incrementally, every view change made every member rank 4,096 buckets over
-//!    all members (3.4 ms at 100), and set-up took 0.6 s at 20 members, 2.0 s at 40, 8.0 s
-//!    at 60 and 30.7 s at 80. Now the joins go quickly, but 100 members in one process hold
-//!    ~20,000 sockets (each pair has two links, each dialled by one side), which is this
-//!    VM's open-files limit, and the set-up still runs out of time. `--quick`'s 20 members
-//!    set up in under a second.
-//!
+//!    copies again). Its set-up is bounded ([`SET_UP_LIMIT`]); it takes about 15 s on
+//!    this project's 2-core VM. Three things stood in its way: every view change made
+//!    every member rank 4,096 buckets over all members (now `Placement::updated`);
+//!    discovery copied its whole peer table, function lists and all, for every
+//!    `known_peers` answer and probe, O(N³) over the mesh (now shared entries: 80
+//!    members set up in 7.9 s instead of 44.7 s); and each pair of members held two
+//!    links, ~20,000 sockets, this VM's open-files limit (now one link per pair,
+//!    `peer/pairing.rs`: ~11,000 at the peak of the set-up).
+
 //! `NET_BENCH_SHARED=1` puts part 1's peers on one 2-worker runtime instead.
 //!
 //! `cargo bench --bench table` (two to three minutes once built); `--quick` (or
@@ -367,11 +367,11 @@ fn allow_open_files(want: u64) -> u64 {
 }
 
 fn membership_at_scale(plan: Plan) {
-    // Each pair of members holds two links (each dials the other; a link that called in
-    // is not adopted for calls out), four sockets in this one process.
+    // Each pair of members shares one link (`peer/pairing.rs`), two sockets in this one
+    // process, and briefly two links while the second is checked and retired.
     let files = allow_open_files(65_536);
-    // n members: n(n-1)/2 pairs of 4 sockets, about 2n², and a thousand files to spare.
-    let fit = (files.saturating_sub(1_000) as f64 / 2.0).sqrt() as usize;
+    // n members: n(n-1)/2 pairs of 2 sockets, about n², and a thousand files to spare.
+    let fit = (files.saturating_sub(1_000) as f64).sqrt() as usize;
     let n = plan.members.min(fit);
     if n < plan.members {
         println!(

@@ -15,6 +15,7 @@ use crate::serve::{Entry, Registry, ENTRIES, EVENTS, SUBSCRIPTIONS};
 fn builtins() -> Vec<&'static Entry> {
     let mut all = crate::builtins::ALL.to_vec();
     all.push(crate::discovery::known_peers_builtin());
+    all.push(crate::peer::dialled_builtin());
     all.extend(crate::events::builtins());
     all.extend(crate::table::builtins());
     all

@@ -33,6 +33,7 @@ mod lan;
 mod layering;
 mod macros_hygiene;
 mod newcomer;
+mod pairing;
 mod peers_examples;
 mod processes;
 mod protocol_client;

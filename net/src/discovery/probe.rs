@@ -109,11 +109,9 @@ async fn app_net(
 /// connect and handshake run here, inside the caller's timeout, rather than in the pool's
 /// own connect task, which outlives a dropped caller.
 ///
-/// When two peers probe each other at the same moment, each may find the other's incoming
-/// connection pooled first and keep its own as a spare. The spare stays open: the other
-/// side may have pooled it and be calling over it right now, and closing it would fail
-/// that call (a goodbye closes both directions). It costs one idle socket per such pair
-/// and closes with either peer.
+/// When a call to the same address opened a link meanwhile, the probe's link is a spare:
+/// it is retired, parting as soon as nothing is in flight on it (the other side may have
+/// paired it and be calling over it; such a call goes again over the other link).
 async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<Info, Error> {
     if peer.pooled(addr).is_none() {
         let stream = TcpStream::connect(addr)
@@ -122,7 +120,9 @@ async fn ask_info(peer: &Peer, addr: SocketAddr, timeout: Duration) -> Result<In
         let deadline = tokio::time::Instant::now() + timeout;
         let link = peer.link_over_tcp(stream, deadline).await?;
         peer.adopt(&link, false);
-        peer.offer(addr, &link);
+        if !peer.offer(addr, &link) {
+            link.retire();
+        }
     }
     crate::call::call_tag::<Info>(crate::wire::INFO_TAG, serde_json::Value::Array(Vec::new()))
         .on(addr)

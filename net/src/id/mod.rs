@@ -170,9 +170,10 @@ pub(crate) fn tag_path(tag: &str) -> Option<String> {
 
 /// The modules net's own built-in functions live in. (A path that merely starts with
 /// `net::` is not one: the `net` command line's crate is called `net` too.)
-const BUILTIN_MODULES: [&str; 5] = [
+const BUILTIN_MODULES: [&str; 6] = [
     "net::builtins::",
     "net::discovery::",
+    "net::peer::",
     "net::events::",
     "net::appnet::",
     "net::table::",

@@ -9,7 +9,8 @@
 //! - what this side queued must be taken by the other by the same rules, else the same;
 //! - a link with nothing in flight in either direction for `NET_IDLE_TIMEOUT` is asked to
 //!   part: its reader sends `{"goodbye":{"reason":"idle"}}` and closes, and the next call
-//!   opens a new link;
+//!   opens a new link; a retired link (one of two to the same peer) parts at its first
+//!   quiet look;
 //! - all links together hold at most `NET_PEER_MEMORY`: past it the one holding the most
 //!   is closed.
 //!
@@ -120,6 +121,9 @@ pub(super) struct Watched {
     pub(super) idle_close: AtomicBool,
     /// Wakes the reader for that.
     pub(super) reader: AtomicWaker,
+    /// The link is one of two to the same peer and gives way to the other: it parts as
+    /// soon as it is quiet, without waiting for `NET_IDLE_TIMEOUT`.
+    pub(super) retired: AtomicBool,
     /// The link ended with an idle goodbye, from either side: calls it failed had not
     /// run, and may be sent again on a new link.
     pub(super) parted_idle: AtomicBool,
@@ -144,6 +148,7 @@ impl Watched {
             quiet_since: AtomicU64::new(NOT_QUIET),
             idle_close: AtomicBool::new(false),
             reader: AtomicWaker::new(),
+            retired: AtomicBool::new(false),
             parted_idle: AtomicBool::new(false),
             serving: AtomicUsize::new(0),
             inflight_bytes: AtomicUsize::new(0),
@@ -355,7 +360,9 @@ impl Guard {
                 let since = *record.quiet.get_or_insert(now);
                 let since_ms = now_ms.saturating_sub(now.duration_since(since).as_millis() as u64);
                 watched.quiet_since.store(since_ms, Ordering::Relaxed);
-                if now.duration_since(since) >= l.idle_timeout {
+                if now.duration_since(since) >= l.idle_timeout
+                    || watched.retired.load(Ordering::Relaxed)
+                {
                     verdicts.push(Verdict::Part(link.clone()));
                 }
             }

@@ -49,11 +49,13 @@ impl Link {
         if !self.outbox.part_if(|| self.quiet(), IDLE_GOODBYE, parted) {
             return false;
         }
-        let idle = self.guard.as_ref().map(|g| g.limits.idle_timeout);
-        self.shut(
-            &format!("closed after {idle:?} idle (NET_IDLE_TIMEOUT); a new call reconnects"),
-            None,
-        );
+        let reason = if self.watched.retired.load(Ordering::Relaxed) {
+            "closed as the second link to the same peer; calls go over the other".to_owned()
+        } else {
+            let idle = self.guard.as_ref().map(|g| g.limits.idle_timeout);
+            format!("closed after {idle:?} idle (NET_IDLE_TIMEOUT); a new call reconnects")
+        };
+        self.shut(&reason, None);
         true
     }
 
@@ -77,6 +79,12 @@ impl Link {
     /// Closes an idle link to make room for a new connection (politely, as for idleness).
     pub(crate) fn reclaim(&self) {
         self.ask_to_part();
+    }
+
+    /// Gives way to another link to the same peer: the guard parts this one, politely, as
+    /// soon as nothing is in flight on it.
+    pub(crate) fn retire(&self) {
+        self.watched.retired.store(true, Ordering::Relaxed);
     }
 
     /// An inline run of this link turned long: until it ends the link is not quiet.

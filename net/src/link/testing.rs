@@ -13,6 +13,7 @@ use crate::wire::{self, Hello, PROTOCOL_VERSION};
 
 fn hello(max_frame: usize) -> Hello {
     Hello {
+        ticket: None,
         protocol: PROTOCOL_VERSION,
         id: None,
         group: None,

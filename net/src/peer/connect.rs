@@ -78,7 +78,7 @@ impl Peer {
             return (claim.serve)(self, stream, from).await;
         }
         let deadline = Instant::now() + self.inner.config.limits.hello_timeout;
-        let accepted = self.handshake(stream, false, deadline).await;
+        let accepted = self.handshake(stream, self.hello(), false, deadline).await;
         match accepted.and_then(|handshaken| self.start_link(handshaken)) {
             Ok(link) => {
                 self.adopt(&link, true);
@@ -117,14 +117,31 @@ impl Peer {
     }
 
     /// Shakes hands over a TCP stream this peer opened, by `deadline`, and starts a link
-    /// on it.
+    /// on it. Its hello carries a fresh ticket, which this peer remembers so that the
+    /// other side can ask whether this link is ours (`pairing.rs`).
     pub(crate) async fn link_over_tcp(
         &self,
         stream: TcpStream,
         deadline: Instant,
     ) -> Result<Arc<Link>> {
-        let handshaken = self.handshake(stream, true, deadline).await?;
-        self.start_link(handshaken)
+        let ticket = self
+            .serves_others()
+            .then(super::pairing::new_ticket)
+            .flatten();
+        let hello = Hello {
+            ticket: ticket.clone(),
+            ..self.hello()
+        };
+        // Forgets the ticket unless the link starts, also if this future is dropped.
+        let dialling = ticket.map(|ticket| self.dialling(ticket));
+        let link = self
+            .handshake(stream, hello, true, deadline)
+            .await
+            .and_then(|handshaken| self.start_link(handshaken))?;
+        if let Some(dialling) = dialling {
+            dialling.started(&link);
+        }
+        Ok(link)
     }
 
     /// The handshake of a new connection, as the side that opened it (`initiator`) or
@@ -135,6 +152,7 @@ impl Peer {
     async fn handshake(
         &self,
         stream: TcpStream,
+        hello: Hello,
         initiator: bool,
         deadline: Instant,
     ) -> Result<Handshaken> {
@@ -146,13 +164,13 @@ impl Peer {
         let work = async {
             match &self.inner.key {
                 Some(key) => {
-                    self.secure_handshake(stream, remote_addr, key, initiator)
+                    self.secure_handshake(stream, remote_addr, key, &hello, initiator)
                         .await
                 }
                 None => {
                     let transport = Transport::tcp(stream)
                         .map_err(|e| Error::io("preparing a connection", e))?;
-                    self.plain_handshake(transport).await
+                    self.plain_handshake(transport, &hello).await
                 }
             }
         };
@@ -168,8 +186,8 @@ impl Peer {
         }
     }
 
-    /// The plain hello exchange over any transport.
-    pub(crate) async fn plain_handshake(&self, transport: Transport) -> Result<Handshaken> {
+    /// The plain hello exchange over any transport, sending `hello`.
+    async fn plain_handshake(&self, transport: Transport, hello: &Hello) -> Result<Handshaken> {
         let Transport {
             read,
             write,
@@ -178,13 +196,8 @@ impl Peer {
         let max_in = self.inner.config.max_frame;
         let mut reader = FramedRead::new(read, wire::codec(max_in));
         let mut writer = FramedWrite::new(write, wire::codec(u32::MAX as usize));
-        let remote = wire::handshake(
-            &mut reader,
-            &mut writer,
-            &self.hello(),
-            &remote_addr.to_string(),
-        )
-        .await?;
+        let remote =
+            wire::handshake(&mut reader, &mut writer, hello, &remote_addr.to_string()).await?;
         Ok(Handshaken {
             reader,
             writer: writer.into_inner(),
@@ -201,11 +214,12 @@ impl Peer {
         mut stream: TcpStream,
         remote_addr: SocketAddr,
         key: &MeshKey,
+        hello: &Hello,
         initiator: bool,
     ) -> Result<Handshaken> {
         let _ = stream.set_nodelay(true);
         let label = remote_addr.to_string();
-        let hello = wire::encode(&Frame::Hello(self.hello()));
+        let hello = wire::encode(&Frame::Hello(hello.clone()));
         let secured = if initiator {
             secure::connect(stream, key, &hello, &label).await?
         } else {

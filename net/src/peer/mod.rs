@@ -20,6 +20,7 @@ mod bus;
 mod caller;
 mod connect;
 mod default;
+mod pairing;
 mod pool;
 mod services;
 mod state;
@@ -45,6 +46,7 @@ pub(crate) use bus::News;
 pub(crate) use connect::Claim;
 pub use default::local_peer;
 pub(crate) use default::{default_runtime, install_default, running_default, DefaultSlot};
+pub(crate) use pairing::dialled_builtin;
 pub(crate) use services::Service;
 
 /// How long `shutdown` lets calls in progress finish before closing their links.
@@ -260,6 +262,7 @@ impl Peer {
             max_frame: self.inner.config.max_frame,
             // Binary values cross beside the JSON (`wire/payload.rs`).
             attachments: true,
+            ticket: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub(super) struct Links {
     pool: Mutex<HashMap<SocketAddr, Slot>>,
     /// Every link, both directions, for shutdown and the `connections` count.
     all: Mutex<Vec<Weak<Link>>>,
+    /// What pairs the two links of two peers that call each other into one.
+    pub(super) pairing: super::pairing::Pairing,
 }
 
 impl Links {
@@ -47,10 +49,11 @@ impl Peer {
     /// Remembers a link (either direction) for shutdown and counting, and tells the
     /// services of a serving peer that called in.
     ///
-    /// An incoming link never joins the pool: the id its hello claims is only a claim (a
-    /// process on the same host could claim a neighbour's port, and with NET_SECRET a
-    /// recorded first message could be replayed by an outsider, who would never answer),
-    /// so calls to that peer go over a link this peer opened to the address itself. The
+    /// An incoming link does not join the pool on its word: the id its hello claims is
+    /// only a claim (a process on the same host could claim a neighbour's port, and with
+    /// NET_SECRET a recorded first message could be replayed by an outsider, who would
+    /// never answer), so calls to that peer go over a link this peer opened to the address
+    /// itself, until the peer there confirms it opened this one too (`pairing.rs`). The
     /// caller's own link still serves callbacks (`.on(&caller)`), and discovery, told of
     /// the claim, checks it by probing that address.
     pub(crate) fn adopt(&self, link: &Arc<Link>, incoming: bool) {
@@ -69,6 +72,7 @@ impl Peer {
             .as_ref()
             .filter(|id| id.host() == link.remote_addr().ip());
         if let Some(id) = claimed {
+            self.arrived(link, id.addr());
             // A peer that contacted us is a peer we know (on loopback, where there is no
             // mDNS, this is how existing peers hear of a newcomer).
             self.publish(&News::Incoming { id, link });
@@ -139,6 +143,14 @@ impl Peer {
         }
         pool.insert(addr, Arc::new(OnceCell::new_with(Some(link.clone()))));
         true
+    }
+
+    /// Makes `link` the pooled link to `addr`, whatever was there (a check confirmed it
+    /// is the peer's, `pairing.rs`); returns the link it replaces.
+    pub(super) fn pool_instead(&self, addr: SocketAddr, link: &Arc<Link>) -> Option<Arc<Link>> {
+        let slot = Arc::new(OnceCell::new_with(Some(link.clone())));
+        let before = lock(&self.inner.links.pool).insert(addr, slot)?;
+        before.get().cloned()
     }
 
     fn forget(&self, addr: SocketAddr, cell: &Slot) {

@@ -53,6 +53,12 @@ pub(crate) struct Hello {
     /// values are sent to it as base64 text inside the JSON.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attachments: bool,
+    /// A random name the sender gave this connection, sent only by the side that opened
+    /// it: the other side may later ask the sender at its own address whether it opened a
+    /// connection of this name (`net.link.dialled`), and then use this one connection for
+    /// calls both ways (docs/PROTOCOL.md section 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
 }
 
 /// A call of the function registered under `tag`.

@@ -1,7 +1,8 @@
 //! A hello that claims another local peer's id: the impostor connects from the same
 //! host, so only the port gives it away. Calls to that id must still reach the real peer,
 //! over the link to its own address, never the impostor's connection, and a link that
-//! works is never replaced by a claim.
+//! works is never replaced by a claim, even one that carries a ticket (the real peer,
+//! asked, says it opened no such link).
 
 use std::time::Duration;
 
@@ -71,6 +72,61 @@ async fn a_claimed_id_never_takes_the_real_peers_calls() {
         }
     }
     fresh.shutdown().await;
+    victim.shutdown().await;
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_with_a_ticket_is_checked_with_the_real_peer_and_refused() {
+    let fx = Fixture::start(&[]).await;
+    let real = fx.server.id();
+    // Only a peer with a higher id than the one claimed checks a claim (`pairing.rs`).
+    let mut victim = net::Peer::start(loopback()).await.unwrap();
+    while *victim.id() < real {
+        victim.shutdown().await;
+        victim = net::Peer::start(loopback()).await.unwrap();
+    }
+    let call = |i: u64| {
+        echo(i)
+            .on(&real)
+            .via(&victim)
+            .timeout(Duration::from_secs(2))
+    };
+    let (_, first_from) = call(1).await.expect("the real peer does not answer");
+    let links = victim.connection_count();
+
+    // The impostor says hello as the real peer with a ticket, and so asks to be the
+    // link the victim calls the real peer over.
+    let mut impostor = tokio::net::TcpStream::connect(victim.addr()).await.unwrap();
+    let hello = serde_json::json!({"hello": {"protocol": 1, "id": real.to_string(),
+        "group": null, "hub": false, "version": "hostile", "max_frame": 1 << 20,
+        "ticket": "0123456789abcdef0123456789abcdef"}});
+    let body = serde_json::to_vec(&hello).unwrap();
+    impostor
+        .write_all(&[&(body.len() as u32).to_be_bytes()[..], &body].concat())
+        .await
+        .unwrap();
+    their_hello(&mut impostor).await;
+    crate::support::eventually("the victim to hold the impostor's link", || {
+        victim.connection_count() == links + 1
+    })
+    .await;
+    // The check (one round trip to the real peer) has had time many times over; the
+    // victim's link to the real peer is neither replaced nor retired.
+    for i in 2..50 {
+        let (got, from) = call(i).await.expect("a call to the claimed id failed");
+        assert_eq!((got, &from), (i, &first_from), "the claim took the calls");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(victim.connection_count(), links + 1, "a link was dropped");
+    let mut buf = [0u8; 4096];
+    if let Ok(n) = impostor.try_read(&mut buf) {
+        let seen = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !seen.contains("hostile.echo"),
+            "the impostor got a call: {seen}"
+        );
+    }
     victim.shutdown().await;
     fx.finish().await;
 }
