@@ -83,6 +83,11 @@ impl Lanes {
     }
 }
 
+/// Whether a read of `to` is under way from this peer (its read lane has a call out).
+pub fn reading(state: &TableState, to: &Replica) -> bool {
+    lock(&state.lanes.lane(to).gets).sending
+}
+
 /// Queues `item` and says whether the caller must start the lane's sender.
 fn enqueue<R>(queue: &Mutex<Queue<R>>, item: R) -> Result<bool, Failure> {
     let mut queue = lock(queue);

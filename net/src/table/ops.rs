@@ -116,8 +116,14 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
         attempt += 1;
         let (replicas, hash) = owners(state, key);
         let needed = majority(replicas.len());
-        // Every replica is asked (the lanes batch what queues up); the read is decided at
-        // the first majority of ready answers, and the later ones still get repaired.
+        // Alone, every replica is asked: the read is decided at the first majority of
+        // ready answers, and the later ones still get repaired. Under load (every lane
+        // has a call out already), a majority is asked, a rotating one so that the
+        // replicas share the work, and one more replica for each that fails or is still
+        // receiving the bucket: a third fewer replica reads per operation, and waiting
+        // for the slower of two costs little when calls queue anyway. Replicas not asked
+        // are kept up by anti-entropy.
+        let mut spare = asked_later(state, &replicas, needed);
         let ask = |r: &Replica| {
             let (peer, state, key, r) = (peer.clone(), state.clone(), key.clone(), r.clone());
             let get = async move {
@@ -126,7 +132,11 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
             };
             Box::pin(get) as Pin<Box<dyn Future<Output = _> + Send>>
         };
-        let mut asked: Asked = replicas.iter().map(ask).collect();
+        let mut asked: Asked = replicas
+            .iter()
+            .filter(|r| !spare.contains(r))
+            .map(ask)
+            .collect();
         let mut answers: Answers<Option<Record>> = Vec::new();
         let mut held: Vec<(Replica, Option<Record>)> = Vec::new();
         let (mut ready, mut changed) = (0, false);
@@ -155,8 +165,12 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
                 Heard::Catching(record) => {
                     answers.push((id, Err(NOT_READY.to_owned())));
                     held.push((replica, record));
+                    asked.extend(spare.pop().as_ref().map(ask));
                 }
-                Heard::Failed(why) => answers.push((id, Err(why))),
+                Heard::Failed(why) => {
+                    answers.push((id, Err(why)));
+                    asked.extend(spare.pop().as_ref().map(ask));
+                }
             }
             if ready >= needed {
                 break;
@@ -177,6 +191,19 @@ pub async fn read(peer: &Peer, state: &Arc<TableState>, key: &Key) -> Result<Opt
             Err(error) => return Err(no_quorum(state, error)),
         }
     }
+}
+
+/// The replicas a read asks only if one of the others fails: none when a lane to some
+/// replica is idle (the read then costs no more latency than the fastest majority),
+/// else all but a majority, rotating with the read count.
+fn asked_later(state: &TableState, replicas: &[Replica], needed: usize) -> Vec<Replica> {
+    if replicas.len() <= needed || !replicas.iter().all(|r| super::lanes::reading(state, r)) {
+        return Vec::new();
+    }
+    let start = state.reads.fetch_add(1, Ordering::Relaxed) % replicas.len();
+    (0..replicas.len() - needed)
+        .map(|i| replicas[(start + needed + i) % replicas.len()].clone())
+        .collect()
 }
 
 /// Sends `newest` to the replicas that answered with something older, and to those

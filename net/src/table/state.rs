@@ -123,6 +123,8 @@ pub struct TableState {
     pub refreshed: Mutex<Option<std::time::Instant>>,
     /// The reads and writes on their way to each replica.
     pub lanes: super::lanes::Lanes,
+    /// Reads so far, which rotate the majority a read under load asks (`ops.rs`).
+    pub reads: std::sync::atomic::AtomicUsize,
 }
 
 impl TableState {
@@ -139,6 +141,7 @@ impl TableState {
             stale: AtomicBool::new(true),
             refreshed: Mutex::new(None),
             lanes: super::lanes::Lanes::default(),
+            reads: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
