@@ -16,7 +16,7 @@
 //!    members set up in 7.9 s instead of 44.7 s); and each pair of members held two
 //!    links, ~20,000 sockets, this VM's open-files limit (now one link per pair,
 //!    `peer/pairing.rs`: ~11,000 at the peak of the set-up).
-
+//!
 //! `NET_BENCH_SHARED=1` puts part 1's peers on one 2-worker runtime instead.
 //!
 //! `cargo bench --bench table` (two to three minutes once built); `--quick` (or
