@@ -72,6 +72,33 @@ fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
     }
 }
 
+/// A goodbye over a link nobody vouches for (it called in, and was never checked) may
+/// come from an impostor claiming a known peer's id: the peer at that address is asked,
+/// in the background, and dropped only if it no longer answers as itself.
+fn gone_if_silent(peer: &Peer, addr: std::net::SocketAddr) {
+    let known: Vec<_> = peer
+        .discovery()
+        .table
+        .snapshot()
+        .into_iter()
+        .filter(|p| p.id.addr() == addr)
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    let peer2 = peer.clone();
+    let check = async move {
+        let timeout = peer2.config().probe_timeout.max(VERIFY_TIMEOUT);
+        for known in known {
+            match probe::probe(&peer2, known.addr, timeout, known.found_by).await {
+                Probe::Found(info) if info.id == known.id => {}
+                _ => gone(&peer2, known.addr, "it said goodbye"),
+            }
+        }
+    };
+    peer.tracker().spawn_on(check, peer.runtime());
+}
+
 /// A known peer that does not answer within this long during a refresh is dropped.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -142,7 +169,14 @@ impl State {
 pub(crate) fn start(peer: &Peer) {
     peer.listen(|peer, news| match news {
         News::Incoming { id, link } => learn(peer, id, link),
-        News::Goodbye { addr } => gone(peer, *addr, "it said goodbye"),
+        News::Goodbye {
+            addr,
+            vouched: true,
+        } => gone(peer, *addr, "it said goodbye"),
+        News::Goodbye {
+            addr,
+            vouched: false,
+        } => gone_if_silent(peer, *addr),
         News::Unreachable { addr, reason } => gone(peer, *addr, reason),
     });
     let state = mdns::start(peer);

@@ -25,6 +25,10 @@ pub(crate) enum News<'a> {
     Goodbye {
         /// Its serving address.
         addr: SocketAddr,
+        /// The goodbye came over a link this peer opened to `addr`, or one the peer there
+        /// confirmed as its own (`pairing.rs`); otherwise it is only a claim, and the
+        /// peer at `addr` is asked before it is believed gone.
+        vouched: bool,
     },
     /// A call found the peer at `addr` unreachable.
     Unreachable {

@@ -153,8 +153,10 @@ impl Peer {
         let guard = Guard::new(peer.inner.config.limits.clone());
         let goodbye = move |link: &Link| {
             if let (Some(inner), Some(id)) = (news.upgrade(), &link.remote().id) {
-                // A peer that says goodbye leaves discovery's table at once.
-                Peer { inner }.publish(&News::Goodbye { addr: id.addr() });
+                let peer = Peer { inner };
+                let addr = id.addr();
+                let vouched = peer.vouches_for(link, addr);
+                peer.publish(&News::Goodbye { addr, vouched });
             }
         };
         let server = Server::new(

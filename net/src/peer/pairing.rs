@@ -154,6 +154,13 @@ impl Peer {
         })
     }
 
+    /// Whether `link` is known to lead to the peer serving at `addr`: this peer opened it
+    /// there, or it is the pooled link, which a check confirmed.
+    pub(super) fn vouches_for(&self, link: &Link, addr: SocketAddr) -> bool {
+        let same = |l: &Arc<Link>| std::ptr::eq(Arc::as_ptr(l), link);
+        self.pooled_even_closed(addr).is_some_and(|l| same(&l)) || self.own_links().iter().any(same)
+    }
+
     /// Whether this peer opened `link`.
     fn is_own(&self, link: &Arc<Link>) -> bool {
         self.own_links().iter().any(|l| Arc::ptr_eq(l, link))

@@ -129,6 +129,12 @@ impl Peer {
         cell.get().filter(|l| l.is_open()).cloned()
     }
 
+    /// The pooled link to `addr`, open or not (a goodbye arrives as it closes).
+    pub(super) fn pooled_even_closed(&self, addr: SocketAddr) -> Option<Arc<Link>> {
+        let cell = lock(&self.inner.links.pool).get(&addr).cloned()?;
+        cell.get().cloned()
+    }
+
     /// Offers a link opened elsewhere (a discovery probe) to the pool, so later calls
     /// reuse it; false when `addr` already has one.
     pub(crate) fn offer(&self, addr: SocketAddr, link: &Arc<Link>) -> bool {

@@ -247,7 +247,13 @@ use crate::peer::{News, Peer};
 /// heartbeats look at them next.
 pub(crate) fn start(peer: &Peer) {
     peer.listen(|peer, news| match news {
-        News::Goodbye { addr } | News::Unreachable { addr, .. } => failing_at(peer, *addr),
+        // A goodbye nobody vouches for may be an impostor's: the heartbeats will tell.
+        News::Goodbye {
+            addr,
+            vouched: true,
+        }
+        | News::Unreachable { addr, .. } => failing_at(peer, *addr),
+        News::Goodbye { vouched: false, .. } => {}
         News::Incoming { .. } => {}
     });
     let mut changes = peer.membership();

@@ -130,3 +130,46 @@ async fn a_claim_with_a_ticket_is_checked_with_the_real_peer_and_refused() {
     victim.shutdown().await;
     fx.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goodbye_in_a_claimed_name_does_not_make_the_real_peer_leave() {
+    let fx = Fixture::start(&[]).await;
+    let real = fx.server.id();
+    let victim = net::Peer::start(loopback().seeds([real.addr().to_string()]))
+        .await
+        .unwrap();
+    let known = |peers: &[net::PeerInfo]| peers.iter().any(|p| p.id == real);
+    assert!(known(&victim.peers().await.unwrap()), "the seed is known");
+    let mut changes = victim.membership();
+
+    // The impostor says hello as the real peer, then goodbye, and the victim hangs up.
+    let mut impostor = said_hello_as(victim.addr(), &real).await;
+    their_hello(&mut impostor).await;
+    let goodbye = b"\"goodbye\"";
+    impostor
+        .write_all(&[&(goodbye.len() as u32).to_be_bytes()[..], goodbye].concat())
+        .await
+        .unwrap();
+    let closed = super::wire::until_closed(&mut impostor, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "the victim did not close after the goodbye"
+    );
+
+    // The victim asks the real peer, which answers as itself: nobody left.
+    let left = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Ok(net::Membership::Left { peer, reason }) = changes.recv().await {
+                return (peer.id, reason);
+            }
+        }
+    })
+    .await;
+    assert!(left.is_err(), "the real peer was dropped: {left:?}");
+    assert!(
+        known(&victim.peers().await.unwrap()),
+        "the real peer is gone"
+    );
+    victim.shutdown().await;
+    fx.finish().await;
+}
