@@ -132,6 +132,20 @@ impl Receiver {
                 }));
             }
             let needed = match self.message_len() {
+                // A whole message the caller has room for is decrypted straight into its
+                // buffer: zeroing the room first costs less than copying the plaintext.
+                Some(len) if self.end - self.start >= 2 + len && out.remaining() >= len => {
+                    let room = out.initialize_unfilled_to(len.saturating_sub(TAG_LEN));
+                    match self.decrypt_into(len, room) {
+                        Ok(n) => {
+                            out.advance(n);
+                            gave = true;
+                            continue;
+                        }
+                        Err(_) if gave => return Poll::Ready(Ok(())),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
                 Some(len) if self.end - self.start >= 2 + len => match self.decrypt(len) {
                     Ok(()) => continue,
                     Err(_) if gave => return Poll::Ready(Ok(())),
@@ -192,8 +206,23 @@ impl Receiver {
         }
     }
 
-    /// Decrypts the whole message of `len` bytes at `start`.
+    /// Decrypts the whole message of `len` bytes at `start` into `plain`.
     fn decrypt(&mut self, len: usize) -> io::Result<()> {
+        if self.plain.len() < len.saturating_sub(TAG_LEN) {
+            self.plain.resize(len - TAG_LEN, 0);
+        }
+        let mut plain = std::mem::take(&mut self.plain);
+        let decrypted = self.decrypt_into(len, &mut plain);
+        self.plain = plain;
+        let n = decrypted?;
+        self.plain_pos = 0;
+        self.plain_end = n;
+        Ok(())
+    }
+
+    /// Decrypts the whole message of `len` bytes at `start` into `dst` (room for its
+    /// plaintext), and moves past it; returns the plaintext's length.
+    fn decrypt_into(&mut self, len: usize, dst: &mut [u8]) -> io::Result<usize> {
         if len < TAG_LEN {
             self.failed = Some(io::ErrorKind::InvalidData);
             return Err(io::Error::new(
@@ -201,17 +230,12 @@ impl Receiver {
                 format!("a {len}-byte secure message is shorter than its {TAG_LEN}-byte tag"),
             ));
         }
-        if self.plain.len() < len - TAG_LEN {
-            self.plain.resize(len - TAG_LEN, 0);
-        }
         let message = &self.buf[self.start + 2..self.start + 2 + len];
-        match self.keys.read_message(self.nonce, message, &mut self.plain) {
+        match self.keys.read_message(self.nonce, message, dst) {
             Ok(n) => {
-                self.plain_pos = 0;
-                self.plain_end = n;
                 self.nonce += 1;
                 self.start += 2 + len;
-                Ok(())
+                Ok(n)
             }
             Err(snow::Error::State(_)) => {
                 self.failed = Some(io::ErrorKind::Other);
