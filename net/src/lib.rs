@@ -103,7 +103,7 @@
 //! | wire | `wire`, `secure` | frames, the length-prefixed codec with its limit, the handshake, the hand-written fast frames, binary attachments, the `info` description; the secure handshake and encrypted stream of NET_SECRET |
 //! | link | `link` | one multiplexed stream over any transport: request ids, pending calls, cancel, write scheduling, budgets; hands inbound calls to a trait |
 //! | serve | `serve` | the registry, the one place a call becomes a handler run and a reply, the handler threads, [`Caller`], the listener |
-//! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool, the bus, the services' state, the default peer |
+//! | peer | `peer` | the [`Peer`] handle: config, id, runtime, tasks, the link pool (one link per pair of peers), the bus, the services' state, the default peer |
 //! | call | `call` | [`Call`], [`RemoteCall`], [`Target`] and routes, the blocking bridge, [`Broadcast`] |
 //! | services | `discovery`, `events`, `appnet`, `table` | finding peers, events and subscriptions, app-net compatibility, the replicated table |
 //! | built-ins | `builtins` | `info`, `pass_through`, `null`, `connections` |

@@ -10,6 +10,7 @@
 //! | `mod.rs` | the handle, its accessors, bringing the core up and down |
 //! | `pool.rs` | the links by address: reuse, adoption of incoming ones, forgetting dead ones |
 //! | `connect.rs` | opening a link (connect, handshake) and serving an accepted stream |
+//! | `pairing.rs` | one link per pair of peers: tickets, the `net.link.dialled` check, retiring the second link, which goodbyes to believe |
 //! | `bus.rs` | upward news: goodbyes, unreachable peers, incoming peers |
 //! | `services.rs` | the per-peer state of each service, by type |
 //! | `default.rs` | the process-wide default peer and its runtime |
