@@ -112,7 +112,7 @@ async fn good_client(
     answered: watch::Sender<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<u64, String> {
-    let mut first_from = None;
+    let mut steady = crate::support::Steady::default();
     let mut i = 0;
     while !stop.load(Ordering::SeqCst) {
         i += 1;
@@ -122,18 +122,7 @@ async fn good_client(
             .timeout(DEADLINE)
             .await
             .map_err(|e| format!("well-behaved call {i} failed: {e}"))?;
-        if got != i {
-            return Err(format!("well-behaved call {i} was answered {got}"));
-        }
-        match &first_from {
-            None => first_from = Some(from),
-            Some(first) if *first != from => {
-                return Err(format!(
-                    "the well-behaved client's connection changed: {first} then {from}"
-                ))
-            }
-            Some(_) => {}
-        }
+        steady.check(i, got, Some(from))?;
         answered.send_replace(i);
     }
     Ok(i)

@@ -286,20 +286,18 @@ async fn good_client(
     answered: &watch::Sender<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<u64, String> {
-    let mut first_from = None;
+    let mut steady = crate::support::Steady::default();
     let mut i = 0;
     while !stop.load(Ordering::SeqCst) {
         i += 1;
-        if i % 4 == 0 {
+        let (got, from) = if i % 4 == 0 {
             let got = medium(i)
                 .on(server)
                 .via(&me)
                 .timeout(PATIENCE)
                 .await
                 .map_err(|e| format!("well-behaved call {i} (on a thread) failed: {e}"))?;
-            if got != i {
-                return Err(format!("well-behaved call {i} was answered {got}"));
-            }
+            (got, None)
         } else {
             let (got, from) = echo(i)
                 .on(server)
@@ -307,19 +305,9 @@ async fn good_client(
                 .timeout(PATIENCE)
                 .await
                 .map_err(|e| format!("well-behaved call {i} failed: {e}"))?;
-            if got != i {
-                return Err(format!("well-behaved call {i} was answered {got}"));
-            }
-            match &first_from {
-                None => first_from = Some(from),
-                Some(first) if *first != from => {
-                    return Err(format!(
-                        "the well-behaved client's connection changed: {first} then {from}"
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
+            (got, Some(from))
+        };
+        steady.check(i, got, from)?;
         answered.send_replace(i);
     }
     Ok(i)

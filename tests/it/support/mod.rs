@@ -7,6 +7,7 @@ pub mod netns;
 pub mod peer;
 pub mod ports;
 pub mod process;
+pub mod steady;
 pub mod test_peer;
 pub mod wait;
 
@@ -14,4 +15,5 @@ pub use appnet::{appnet_python, python_dir};
 pub use peer::{loopback, runtime, wait_ready};
 pub use ports::{dead_addr, free_ports, free_range};
 pub use process::{confined, example, ok, run, Process, STDERR};
+pub use steady::Steady;
 pub use wait::{eventually, eventually_blocking};
