@@ -73,29 +73,20 @@ fn gone(peer: &Peer, addr: std::net::SocketAddr, reason: &str) {
 }
 
 /// A goodbye over a link nobody vouches for (it called in, and was never checked) may
-/// come from an impostor claiming a known peer's id: the peer at that address is asked,
-/// in the background, and dropped only if it no longer answers as itself.
+/// come from an impostor claiming a known peer's id: the peers known at that address
+/// are verified as a refresh does, in the background, and dropped only if they no
+/// longer answer as themselves.
 fn gone_if_silent(peer: &Peer, addr: std::net::SocketAddr) {
-    let known: Vec<_> = peer
+    let others: BTreeSet<crate::id::PeerId> = peer
         .discovery()
         .table
         .snapshot()
         .into_iter()
-        .filter(|p| p.id.addr() == addr)
+        .filter(|p| p.id.addr() != addr)
+        .map(|p| p.id.clone())
         .collect();
-    if known.is_empty() {
-        return;
-    }
     let peer2 = peer.clone();
-    let check = async move {
-        let timeout = peer2.config().probe_timeout.max(VERIFY_TIMEOUT);
-        for known in known {
-            match probe::probe(&peer2, known.addr, timeout, known.found_by).await {
-                Probe::Found(info) if info.id == known.id => {}
-                _ => gone(&peer2, known.addr, "it said goodbye"),
-            }
-        }
-    };
+    let check = async move { verify(&peer2, &others).await };
     peer.tracker().spawn_on(check, peer.runtime());
 }
 

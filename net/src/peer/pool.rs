@@ -125,8 +125,7 @@ impl Peer {
 
     /// The open pooled link to `addr`, if there is one (discovery probes reuse it).
     pub(crate) fn pooled(&self, addr: SocketAddr) -> Option<Arc<Link>> {
-        let cell = lock(&self.inner.links.pool).get(&addr).cloned()?;
-        cell.get().filter(|l| l.is_open()).cloned()
+        self.pooled_even_closed(addr).filter(|l| l.is_open())
     }
 
     /// The pooled link to `addr`, open or not (a goodbye arrives as it closes).

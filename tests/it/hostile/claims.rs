@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::wire::{hello_claiming, said_hello_as, their_hello};
+use super::wire::{frame, hello_claiming, said_hello_as, their_hello};
 use super::{echo, Fixture};
 use crate::support::loopback;
 
@@ -58,18 +58,8 @@ async fn a_claimed_id_never_takes_the_real_peers_calls() {
         .expect("a new victim's call to the claimed id failed");
     assert_eq!(got, 99);
 
-    // Had a call gone to an impostor, it would have timed out (they never answer); what
-    // they were sent says so plainly. (The victims' discovery may ask them about
-    // themselves over their own link, an `info` call, which is not one of these.)
     for (name, stream) in [("early", &early), ("late", &late), ("third", &third)] {
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = stream.try_read(&mut buf) {
-            let seen = String::from_utf8_lossy(&buf[..n]);
-            assert!(
-                !seen.contains("hostile.echo"),
-                "{name} impostor got a call: {seen}"
-            );
-        }
+        no_call_reached(name, stream);
     }
     fresh.shutdown().await;
     victim.shutdown().await;
@@ -98,14 +88,10 @@ async fn a_claim_with_a_ticket_is_checked_with_the_real_peer_and_refused() {
     // The impostor says hello as the real peer with a ticket, and so asks to be the
     // link the victim calls the real peer over.
     let mut impostor = tokio::net::TcpStream::connect(victim.addr()).await.unwrap();
-    let hello = serde_json::json!({"hello": {"protocol": 1, "id": real.to_string(),
+    let hello = json!({"hello": {"protocol": 1, "id": real.to_string(),
         "group": null, "hub": false, "version": "hostile", "max_frame": 1 << 20,
         "ticket": "0123456789abcdef0123456789abcdef"}});
-    let body = serde_json::to_vec(&hello).unwrap();
-    impostor
-        .write_all(&[&(body.len() as u32).to_be_bytes()[..], &body].concat())
-        .await
-        .unwrap();
+    impostor.write_all(&frame(&hello)).await.unwrap();
     their_hello(&mut impostor).await;
     crate::support::eventually("the victim to hold the impostor's link", || {
         victim.connection_count() == links + 1
@@ -119,14 +105,7 @@ async fn a_claim_with_a_ticket_is_checked_with_the_real_peer_and_refused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(victim.connection_count(), links + 1, "a link was dropped");
-    let mut buf = [0u8; 4096];
-    if let Ok(n) = impostor.try_read(&mut buf) {
-        let seen = String::from_utf8_lossy(&buf[..n]);
-        assert!(
-            !seen.contains("hostile.echo"),
-            "the impostor got a call: {seen}"
-        );
-    }
+    no_call_reached("the", &impostor);
     victim.shutdown().await;
     fx.finish().await;
 }
@@ -145,11 +124,7 @@ async fn a_goodbye_in_a_claimed_name_does_not_make_the_real_peer_leave() {
     // The impostor says hello as the real peer, then goodbye, and the victim hangs up.
     let mut impostor = said_hello_as(victim.addr(), &real).await;
     their_hello(&mut impostor).await;
-    let goodbye = b"\"goodbye\"";
-    impostor
-        .write_all(&[&(goodbye.len() as u32).to_be_bytes()[..], goodbye].concat())
-        .await
-        .unwrap();
+    impostor.write_all(&frame(&json!("goodbye"))).await.unwrap();
     let closed = super::wire::until_closed(&mut impostor, Duration::from_secs(5)).await;
     assert!(
         closed.is_some(),
@@ -172,4 +147,18 @@ async fn a_goodbye_in_a_claimed_name_does_not_make_the_real_peer_leave() {
     );
     victim.shutdown().await;
     fx.finish().await;
+}
+
+/// Had a call gone to an impostor, it would have timed out (they never answer); what
+/// the impostor was sent says so plainly. (The victim's discovery may ask it about
+/// itself over its own link, an `info` call, which is not one of these.)
+fn no_call_reached(name: &str, stream: &tokio::net::TcpStream) {
+    let mut buf = [0u8; 4096];
+    if let Ok(n) = stream.try_read(&mut buf) {
+        let seen = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !seen.contains("hostile.echo"),
+            "{name} impostor got a call: {seen}"
+        );
+    }
 }
