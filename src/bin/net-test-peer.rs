@@ -17,7 +17,6 @@
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -114,25 +113,11 @@ fn main() {
             }
         }
     };
-    let events = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log = events.clone();
-    let membership = peer.as_ref().map(|peer| peer.membership());
-    std::thread::spawn(move || {
-        let Some(mut membership) = membership else {
-            return;
-        };
-        while let Ok(event) = membership.blocking_recv() {
-            let line = match event {
-                net::Membership::Joined(p) => format!("joined {}", p.addr),
-                net::Membership::Updated(p) => format!("updated {}", p.addr),
-                net::Membership::Left { peer, reason } => format!("left {} {reason}", peer.addr),
-                _ => "other".to_owned(),
-            };
-            if let Ok(mut log) = log.lock() {
-                log.push(line);
-            }
-        }
-    });
+    // Drained when `events` is asked, not by a thread of its own: every event the peer
+    // sent before the question is in the answer (a thread could still be behind, and a
+    // test that asks right after a refresh would miss that refresh's events).
+    let mut membership = peer.as_ref().map(|peer| peer.membership());
+    let mut events = Vec::<String>::new();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,8 +186,10 @@ fn main() {
                 Err(e) => say(format!("ERROR {}", json!(e.to_string()))),
             },
             ["events"] => {
-                let list = events.lock().map(|l| l.clone()).unwrap_or_default();
-                say(format!("EVENTS {}", json!(list)));
+                if let Some(membership) = membership.as_mut() {
+                    drain(membership, &mut events);
+                }
+                say(format!("EVENTS {}", json!(events)));
             }
             ["call", target] => {
                 let pid = whoami().on(*target).wait();
@@ -250,5 +237,24 @@ fn main() {
     }
     if let Some(peer) = peer.or_else(|| net::local_peer().ok()) {
         rt.block_on(peer.shutdown());
+    }
+}
+
+/// Everything `membership` holds now, one line per event, onto `log`.
+fn drain(
+    membership: &mut tokio::sync::broadcast::Receiver<net::Membership>,
+    log: &mut Vec<String>,
+) {
+    use tokio::sync::broadcast::error::TryRecvError;
+    loop {
+        let line = match membership.try_recv() {
+            Ok(net::Membership::Joined(p)) => format!("joined {}", p.addr),
+            Ok(net::Membership::Updated(p)) => format!("updated {}", p.addr),
+            Ok(net::Membership::Left { peer, reason }) => format!("left {} {reason}", peer.addr),
+            Ok(_) => "other".to_owned(),
+            Err(TryRecvError::Lagged(n)) => format!("lagged {n}"),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+        };
+        log.push(line);
     }
 }
