@@ -24,12 +24,12 @@ async fn appnet_requests_are_held_to_their_deadline_and_budget() {
     ])
     .await;
     let before = fx.server.rss();
-    let started = Instant::now();
     let mut closing = Vec::new();
     let mut attack = |opening: Vec<u8>, trickle: bool| {
         let addr = fx.addr();
         closing.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
+            let opened = Instant::now();
             let (mut read, mut write) = stream.into_split();
             tokio::spawn(async move {
                 if write.write_all(&opening).await.is_err() {
@@ -45,6 +45,7 @@ async fn appnet_requests_are_held_to_their_deadline_and_budget() {
             // Answered (a TimeoutError or MemoryError packet) or dropped for a newcomer;
             // closed either way.
             until_closed(&mut read, Duration::from_secs(10)).await;
+            opened.elapsed()
         }));
     };
     // One byte every 300 ms, from more connections than the peer has slots.
@@ -75,13 +76,7 @@ async fn appnet_requests_are_held_to_their_deadline_and_budget() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&reply), "5");
         fx.carries_on(10).await;
-        all_closed_within(
-            "slow app-net requests",
-            started,
-            Duration::from_secs(4),
-            closing,
-        )
-        .await;
+        all_closed_within("slow app-net requests", Duration::from_secs(4), closing).await;
     };
     let ((), peak) = peak_rss(&fx.server, served).await;
     assert!(

@@ -23,14 +23,15 @@ async fn idle_connections_lock_nobody_out_and_are_closed() {
     const IDLE: Duration = Duration::from_secs(2);
     let fx = Fixture::start(&[("NET_MAX_CONNECTIONS", "48"), ("NET_IDLE_TIMEOUT", "2s")]).await;
     let before = fx.server.rss();
-    let started = Instant::now();
     let mut closing = Vec::new();
     for _ in 0..MAX + 16 {
         let mut stream = said_hello(fx.addr()).await;
+        let quiet_since = Instant::now();
         closing.push(tokio::spawn(async move {
             // Closed one way or another: parted for idleness, its slot taken back, or
             // refused for a full peer; never left open.
             until_closed(&mut stream, IDLE * 3).await;
+            quiet_since.elapsed()
         }));
     }
     // Once the guard has seen them idle (a few of its ticks, which nothing outside the
@@ -59,8 +60,10 @@ async fn idle_connections_lock_nobody_out_and_are_closed() {
         newcomer.shutdown().await;
     }
     fx.carries_on(10).await;
-    let limit = IDLE + Duration::from_millis(1500);
-    all_closed_within("idle connections", started, limit, closing).await;
+    // The idle limit, plus the guard's tick and the time a loaded machine takes to get
+    // round to it; well short of the 6 s a connection held for good would last here.
+    let limit = IDLE + Duration::from_secs(2);
+    all_closed_within("idle connections", limit, closing).await;
     assert!(fx.server.rss() < before + 32 * MIB);
     fx.finish().await;
 }
@@ -80,7 +83,6 @@ async fn stalled_frames_are_closed_and_hold_no_more_than_the_budget() {
     ])
     .await;
     let before = fx.server.rss();
-    let started = Instant::now();
     let mut closing = Vec::new();
     let big = 4 * MIB - 100;
     // The documented deadline of each: whole by 1 s plus its 3.5 MiB at 4 MiB/s, and
@@ -88,6 +90,7 @@ async fn stalled_frames_are_closed_and_hold_no_more_than_the_budget() {
     // guard's ticks, all are closed within 5 s.
     for n in 0..48 {
         let stream = TcpStream::connect(fx.addr()).await.unwrap();
+        let opened = Instant::now();
         let (mut read, mut write) = stream.into_split();
         let mut attack = Vec::new();
         if n % 6 != 0 {
@@ -108,12 +111,12 @@ async fn stalled_frames_are_closed_and_hold_no_more_than_the_budget() {
             drop(write);
         });
         closing.push(tokio::spawn(async move {
-            let mut sink = vec![0u8; 64 * 1024];
-            use tokio::io::AsyncReadExt;
-            while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
+            // Held open for good, it would last the writer's 30 s; 10 s is proof enough.
+            until_closed(&mut read, Duration::from_secs(10)).await;
+            opened.elapsed()
         }));
     }
-    let wait = all_closed_within("stalled frames", started, Duration::from_secs(5), closing);
+    let wait = all_closed_within("stalled frames", Duration::from_secs(5), closing);
     let ((), peak) = peak_rss(&fx.server, wait).await;
     assert!(
         peak < before + BUDGET + 16 * MIB,

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -314,20 +314,20 @@ async fn good_client(
 }
 
 /// Waits for every task of `closing` (each ends when its hostile connection has been
-/// closed) and fails the test if one took longer than `limit` from `since`.
-pub async fn all_closed_within(
-    what: &str,
-    since: Instant,
-    limit: Duration,
-    closing: Vec<JoinHandle<()>>,
-) {
-    let all = futures_util::future::join_all(closing);
-    match tokio::time::timeout_at((since + limit).into(), all).await {
-        Ok(done) => {
-            for d in done {
-                d.unwrap();
-            }
-        }
-        Err(_) => panic!("{what}: not all closed within {limit:?}"),
+/// closed, or at a cap well past `limit`, and returns how long that connection was open
+/// after its own last word) and fails the test if one was open longer than `limit`. Each
+/// is timed from its own start, not the first one's: on a loaded machine opening dozens
+/// of attackers takes a while, and the deadline the peer promises is per connection.
+pub async fn all_closed_within(what: &str, limit: Duration, closing: Vec<JoinHandle<Duration>>) {
+    let mut open = Vec::new();
+    for task in closing {
+        open.push(task.await.expect("an attacking task panicked"));
     }
+    let late = open.iter().filter(|d| **d > limit).count();
+    let longest = open.iter().max().copied().unwrap_or_default();
+    assert!(
+        late == 0,
+        "{what}: {late} of {} were still open after {limit:?} (the longest {longest:?})",
+        open.len()
+    );
 }
