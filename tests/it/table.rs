@@ -295,16 +295,22 @@ fn a_member_that_leaves_hands_off_every_key_before_it_exits() {
         .wait()
         .expect("writes");
     members[0].terminate();
+    let said = members[0].process.lines();
+    assert!(
+        !said.iter().any(|l| l.contains("leaving the table")),
+        "the handoff failed: {said:#?}"
+    );
     let rest = client.members(table);
     assert_eq!(rest.len(), 3, "{rest:?}");
     // Right as it exits, every key is on its two owners among the three left: the leaver
     // gave them what it held before it said goodbye.
     for i in 0..400 {
-        let copies = rest
+        let held: Vec<Held> = rest
             .iter()
-            .filter(|m| client.held(table, m, &key(i)) == Held::Value(i as i64))
-            .count();
-        assert_eq!(copies, 2, "{}", key(i));
+            .map(|m| client.held(table, m, &key(i)))
+            .collect();
+        let copies = held.iter().filter(|h| **h == Held::Value(i as i64)).count();
+        assert_eq!(copies, 2, "{}: the three left hold {held:?}", key(i));
     }
 }
 

@@ -44,6 +44,25 @@ fn member_of(
     }
 }
 
+/// The member that an exchange (`sync.rs`: anti-entropy, catching up, a handoff) asks
+/// to take records: refused while it unjoins. A member that gets buckets handed to it
+/// by a leaver still lists the leaver as their owner until the leaver's last gossip
+/// arrives; if its own handoff loop ran in between, it would give them straight back to
+/// the leaver (who has them, so the exchange succeeds at once) and drop them, and the
+/// leaver would take them away when it exits (seen under load: the new owner held
+/// nothing right after a clean leave). Refused, the exchange fails and the bucket stays.
+fn syncing(
+    peer: &Peer,
+    table: &str,
+    to: &str,
+) -> Result<(Arc<TableState>, Arc<Member>), WireError> {
+    let (state, member) = member_of(peer, table, Some(to))?;
+    if member.leaving.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(WireError::NotMember);
+    }
+    Ok((state, member))
+}
+
 /// Refuses other terms, loudly on this side too.
 fn check_terms(state: &TableState, from: &str, terms: Terms) -> Result<(), WireError> {
     let from = super::ids::MemberId::from(from);
@@ -299,7 +318,7 @@ pub(crate) fn sync(
     list: Vec<u16>,
     summary: String,
 ) -> Result<Option<Vec<(u16, String)>>, WireError> {
-    let (_, member) = member_of(peer, table, Some(to))?;
+    let (_, member) = syncing(peer, table, to)?;
     let asked = buckets(&list)?;
     let theirs = wire::parse128(&summary)?;
     Ok(member.replicas.peek(|store| {
@@ -320,7 +339,7 @@ pub(crate) fn sync_buckets(
     to: &str,
     list: Vec<u16>,
 ) -> Result<Vec<(u16, String, u32)>, WireError> {
-    let (_, member) = member_of(peer, table, Some(to))?;
+    let (_, member) = syncing(peer, table, to)?;
     let asked = buckets(&list)?;
     Ok(member.replicas.peek(|store| {
         asked
@@ -338,7 +357,7 @@ pub(crate) async fn sync_keys(
     to: &str,
     lists: Vec<(u16, Vec<(Key, WireVersion)>)>,
 ) -> Result<SyncKeysAnswer, WireError> {
-    let (_, member) = member_of(peer, table, Some(to))?;
+    let (_, member) = syncing(peer, table, to)?;
     if lists.len() > BUCKETS as usize
         || lists.iter().map(|(_, l)| l.len()).sum::<usize>() > MAX_BATCH
     {
@@ -384,7 +403,7 @@ pub(crate) async fn transfer(
     to: &str,
     list: Vec<(Key, WireRecord)>,
 ) -> Result<usize, WireError> {
-    let (state, member) = member_of(peer, table, Some(to))?;
+    let (state, member) = syncing(peer, table, to)?;
     let list = records(&state, list)?;
     member
         .replicas

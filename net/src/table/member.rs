@@ -192,6 +192,9 @@ pub async fn unjoin(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
     let Some(member) = state.member() else {
         return Ok(());
     };
+    member
+        .leaving
+        .store(true, std::sync::atomic::Ordering::Release);
     let timing = *lock(&peer.tables().timing);
     let without = lock(&state.view).placement_without(&member.id);
     let held: Vec<Bucket> = member.replicas.peek(|s| {
@@ -208,7 +211,13 @@ pub async fn unjoin(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
             );
         }
     } else {
-        hand_over(peer, state, &member, &without, &held, timing).await?;
+        if let Err(e) = hand_over(peer, state, &member, &without, &held, timing).await {
+            // It stays a member, and takes buckets again.
+            member
+                .leaving
+                .store(false, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
     }
     member.stop.cancel();
     state.set_member(None);

@@ -198,7 +198,11 @@
 //!
 //! **Unjoin**: give every bucket held to its owners without this member (each must reach
 //! a majority of them, or unjoin fails and the member stays), then mark itself dead and
-//! gossip it. Peer shutdown unjoins every table while the links are still open.
+//! gossip it. While it does, it refuses every exchange that would give it records
+//! (`NotMember`): a receiver that still lists the leaver as an owner would otherwise hand
+//! the buckets straight back and drop them before the leaver's last gossip arrives.
+//! Peer shutdown unjoins every table while the links are still open; a failed handoff
+//! there is reported on stderr, and the others restore the copies as after a crash.
 //!
 //! **Death**: a member's loop asks the failing members and two random others for their
 //! view every tick (250 ms); calls failing for 1.5 s drop a member (with a majority in
@@ -296,7 +300,12 @@ fn failing_at(peer: &Peer, addr: std::net::SocketAddr) {
 pub(crate) async fn before_shutdown(peer: &Peer) {
     for state in peer.tables().joined() {
         if let Err(e) = member::unjoin(peer, &state).await {
-            tracing::error!(table = %state.name, error = %e, "leaving the table at shutdown");
+            // Seen without a tracing subscriber too: the others restore its copies as
+            // after a crash, but the user should know the clean leave did not happen.
+            crate::logging::warn_user(&format!(
+                "leaving the table at shutdown: {e}; the other members restore its copies \
+                 as they would after a crash"
+            ));
         }
     }
 }

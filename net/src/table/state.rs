@@ -200,6 +200,8 @@ pub struct Member {
     pub view_dirty: AtomicBool,
     /// Set when the member must tell everyone about itself again (it came back).
     pub announce: AtomicBool,
+    /// Set while it unjoins: it takes no buckets from others (`handlers::syncing`).
+    pub leaving: AtomicBool,
 }
 
 impl Member {
@@ -214,6 +216,7 @@ impl Member {
             stop: CancellationToken::new(),
             view_dirty: AtomicBool::new(true),
             announce: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
         }
     }
 
