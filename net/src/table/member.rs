@@ -210,14 +210,12 @@ pub async fn unjoin(peer: &Peer, state: &Arc<TableState>) -> Result<()> {
                 "the last member leaves: its replicas stay only in NET_TABLE_DIR, if set"
             );
         }
-    } else {
-        if let Err(e) = hand_over(peer, state, &member, &without, &held, timing).await {
-            // It stays a member, and takes buckets again.
-            member
-                .leaving
-                .store(false, std::sync::atomic::Ordering::Release);
-            return Err(e);
-        }
+    } else if let Err(e) = hand_over(peer, state, &member, &without, &held, timing).await {
+        // It stays a member, and takes buckets again.
+        member
+            .leaving
+            .store(false, std::sync::atomic::Ordering::Release);
+        return Err(e);
     }
     member.stop.cancel();
     state.set_member(None);
